@@ -1,0 +1,289 @@
+//! The nightly backup: read every selected node in parallel, then write one
+//! commit holding every node's state.
+//!
+//! Invariants: nothing is encrypted twice (content already in the parent
+//! commit is found by its keyed hash and its blob reused); a node that cannot
+//! be read keeps its previous state; the branch moves only after every object
+//! of the new commit is written.
+
+use crate::inventory::{Inventory, InventoryError};
+use crate::paths::check_node_name;
+use crate::progress::Progress;
+use crate::source::walk::{read_node, NodeRead};
+use crate::source::{Remote, SourceError, SshOptions, Target};
+use crate::vault::crypto::Recipients;
+use crate::vault::manifest::{Entry, Kind, Manifest};
+use crate::vault::message::{NodeStatus, RunRecord};
+use crate::vault::{now_rfc3339, NodeWrite, Vault, VaultError};
+use git2::Oid;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error("inventory host {0}")]
+    BadHost(String),
+    #[error("no node could be read, nothing was committed:\n{0}")]
+    AllFailed(String),
+}
+
+pub struct BackupOptions {
+    pub limit: Option<String>,
+    pub ssh: SshOptions,
+    /// Nodes read at the same time.
+    pub jobs: usize,
+    pub lock_wait: Duration,
+}
+
+/// What happened to one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub entries: usize,
+    pub files: usize,
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub errors: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupReport {
+    pub commit: String,
+    pub nodes: Vec<NodeReport>,
+    pub new_blobs: usize,
+    pub bytes_added: u64,
+    pub partial: bool,
+}
+
+impl BackupReport {
+    /// `3/3 nodes, 41 files, 2 changed`, counting the nodes this run tried.
+    pub fn counts(&self) -> String {
+        let ran: Vec<&NodeReport> = self.nodes.iter().filter(|n| n.status != "carried").collect();
+        let ok = ran.iter().filter(|n| n.status == "ok").count();
+        let files: usize = ran.iter().map(|n| n.files).sum();
+        let changed: usize = ran.iter().map(|n| n.added + n.changed + n.removed).sum();
+        format!("{ok}/{} nodes, {files} files, {changed} changed", ran.len())
+    }
+
+    /// The run's one-line summary.
+    pub fn summary(&self) -> String {
+        format!("{}, commit {}", self.counts(), &self.commit[..self.commit.len().min(10)])
+    }
+}
+
+pub async fn run(vault: &Vault, inventory: &Inventory, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport, BackupError> {
+    let started = now_rfc3339();
+    let hosts = inventory.select(opts.limit.as_deref())?;
+    for h in &hosts {
+        check_node_name(&h.name).map_err(|e| BackupError::BadHost(e.to_string()))?;
+    }
+    let _lock = vault.lock(opts.lock_wait)?;
+    let parent = vault.head()?;
+    let previous = vault.backup(parent)?;
+    let config = previous.config.clone();
+    let recipients = Recipients::parse(&config.recipients).map_err(VaultError::from)?;
+    let key = vault.mac_key()?;
+
+    let reads = read_all(hosts.iter().map(|h| Target::from_host(h)).collect(), &config, &key, opts, progress).await;
+
+    let mut known: HashMap<String, Oid> = HashMap::new();
+    for state in previous.nodes.values() {
+        for e in state.manifest.files() {
+            if let (Some(mac), Some(oid)) = (&e.mac, state.blobs.get(&e.path)) {
+                known.insert(mac.clone(), *oid);
+            }
+        }
+    }
+
+    let mut writes = BTreeMap::new();
+    let mut record = RunRecord::new("backup", String::new());
+    record.started = Some(started);
+    let mut reports = Vec::new();
+    let mut new_blobs = 0;
+    let mut bytes_added = 0u64;
+    let mut failures = Vec::new();
+
+    for (node, result) in reads {
+        let old = previous.nodes.get(&node);
+        match result {
+            Ok(read) => {
+                let (manifest, carried) = merge(read.entries.iter().map(|r| r.entry.clone()).collect(), &read.errors, old.map(|o| &o.manifest));
+                let mut blobs = BTreeMap::new();
+                for r in &read.entries {
+                    if let (Some(content), Some(mac)) = (&r.content, &r.entry.mac) {
+                        let oid = match known.get(mac) {
+                            Some(oid) => *oid,
+                            None => {
+                                let cipher = recipients.encrypt(content).map_err(VaultError::from)?;
+                                bytes_added += cipher.len() as u64;
+                                new_blobs += 1;
+                                let oid = vault.write_blob(&cipher)?;
+                                known.insert(mac.clone(), oid);
+                                oid
+                            }
+                        };
+                        blobs.insert(r.entry.path.clone(), oid);
+                    }
+                }
+                for path in &carried {
+                    if let Some(oid) = old.and_then(|o| o.blobs.get(path)) {
+                        blobs.insert(path.clone(), *oid);
+                    }
+                }
+                let status = if read.errors.is_empty() {
+                    NodeStatus::Ok
+                } else {
+                    NodeStatus::Partial(format!("{} entries could not be read", read.errors.len()))
+                };
+                for (path, why) in &read.errors {
+                    record.errors.push((node.clone(), path.clone(), why.clone()));
+                }
+                reports.push(node_report(&node, &status, &manifest, old.map(|o| &o.manifest), read.errors.clone()));
+                record.nodes.insert(node.clone(), status);
+                writes.insert(node, NodeWrite::New { manifest, blobs });
+            }
+            Err(e) => {
+                let status = NodeStatus::Failed(e.reason());
+                failures.push(e.to_string());
+                if let Some(o) = old {
+                    writes.insert(node.clone(), NodeWrite::Carry(o.tree));
+                }
+                let mut r = node_report(&node, &status, &Manifest::default(), None, vec![]);
+                if let Some(o) = old {
+                    r.entries = o.manifest.entries.len();
+                    r.files = o.manifest.files().count();
+                }
+                reports.push(r);
+                record.nodes.insert(node, status);
+            }
+        }
+    }
+    if !hosts.is_empty() && failures.len() == hosts.len() {
+        return Err(BackupError::AllFailed(failures.join("\n")));
+    }
+    for (node, state) in &previous.nodes {
+        if !writes.contains_key(node) && !record.nodes.contains_key(node) {
+            writes.insert(node.clone(), NodeWrite::Carry(state.tree));
+            record.nodes.insert(node.clone(), NodeStatus::Carried);
+            let mut r = node_report(node, &NodeStatus::Carried, &state.manifest, Some(&state.manifest), vec![]);
+            r.entries = state.manifest.entries.len();
+            reports.push(r);
+        }
+    }
+    reports.sort_by(|a, b| a.node.cmp(&b.node));
+    record.finished = Some(now_rfc3339());
+    let partial = record.is_partial();
+    let mut report = BackupReport { commit: String::new(), nodes: reports, new_blobs, bytes_added, partial };
+    record.summary = format!("backup: {}", report.counts());
+    let commit = vault.commit_backup(parent, &config, writes, &record)?;
+    report.commit = commit.to_string();
+    Ok(report)
+}
+
+/// Reads the nodes with at most `opts.jobs` connections at a time.
+async fn read_all(
+    targets: Vec<Target>,
+    config: &crate::vault::config::VaultConfig,
+    key: &crate::vault::mac::MacKey,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> BTreeMap<String, Result<NodeRead, SourceError>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for t in targets {
+        let sem = Arc::clone(&sem);
+        let config = config.clone();
+        let key = key.clone();
+        let ssh = opts.ssh.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore is never closed");
+            let result = async {
+                let remote = Remote::connect(&t, &ssh).await?;
+                let read = read_node(&remote, &config, &key).await;
+                remote.close().await;
+                read
+            }
+            .await;
+            (t.node, result)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((node, result)) => {
+                match &result {
+                    Ok(r) if r.errors.is_empty() => progress.finish(&node, &format!("{} entries", r.entries.len())),
+                    Ok(r) => progress.warn(&format!("{node}: {} entries, {} could not be read", r.entries.len(), r.errors.len())),
+                    Err(e) => progress.warn(&e.to_string()),
+                }
+                out.insert(node, result);
+            }
+            Err(e) => progress.warn(&format!("a node task failed: {e}")),
+        }
+    }
+    out
+}
+
+/// Combines freshly read entries with the previous manifest: entries that
+/// could not be read now keep their previous record (and everything the
+/// previous backup had below them). Returns the manifest and the carried paths.
+fn merge(fresh: Vec<Entry>, errors: &[(String, String)], old: Option<&Manifest>) -> (Manifest, Vec<String>) {
+    let mut m = Manifest::default();
+    for e in fresh {
+        m.insert(e);
+    }
+    let mut carried = Vec::new();
+    if let Some(old) = old {
+        for (path, _) in errors {
+            for (p, e) in old.entries.range(path.clone()..) {
+                if p != path && !p.starts_with(&format!("{path}/")) {
+                    break;
+                }
+                if !m.entries.contains_key(p) {
+                    m.insert(e.clone());
+                    if e.kind == Kind::File {
+                        carried.push(p.clone());
+                    }
+                }
+            }
+        }
+    }
+    (m, carried)
+}
+
+fn node_report(node: &str, status: &NodeStatus, new: &Manifest, old: Option<&Manifest>, errors: Vec<(String, String)>) -> NodeReport {
+    let (mut added, mut changed, mut removed) = (0, 0, 0);
+    if let Some(old) = old {
+        for (p, e) in &new.entries {
+            match old.entries.get(p) {
+                None => added += 1,
+                Some(o) if !o.same_as(e) => changed += 1,
+                _ => {}
+            }
+        }
+        removed = old.entries.keys().filter(|p| !new.entries.contains_key(*p)).count();
+    } else {
+        added = new.entries.len();
+    }
+    NodeReport {
+        node: node.to_string(),
+        status: status.word().to_string(),
+        reason: status.reason().map(str::to_string),
+        entries: new.entries.len(),
+        files: new.files().count(),
+        added,
+        changed,
+        removed,
+        errors,
+    }
+}

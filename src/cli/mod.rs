@@ -1,0 +1,118 @@
+//! The command line: the only place that knows clap, prints, or checks for a
+//! terminal. Each subcommand lives in its own file and returns an [`Exit`].
+
+mod backup;
+mod init;
+mod inventory;
+mod output;
+mod progress;
+mod restore;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use sprayvault::exit::Exit;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "sprayvault", version, about = "Back up kubespray nodes into an age-encrypted git vault, and restore them onto fresh machines")]
+pub struct Cli {
+    /// The vault: a bare git repository created by `sprayvault init`.
+    #[arg(long, global = true, env = "SPRAYVAULT_VAULT", value_name = "DIR")]
+    vault: Option<PathBuf>,
+    /// Print results as JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print only errors on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a vault encrypted to the given public recipients.
+    Init(init::Args),
+    /// Read a kubespray inventory the way Ansible does and show its hosts.
+    Inventory(inventory::Args),
+    /// Pull every node's state into the vault as one new commit.
+    Backup(backup::Args),
+    /// Put a node's state, as of a backup, back onto a machine.
+    Restore(restore::Args),
+}
+
+/// What every subcommand gets besides its own arguments.
+pub struct Global {
+    pub vault: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Global {
+    pub fn vault_dir(&self) -> anyhow::Result<&PathBuf> {
+        self.vault.as_ref().ok_or_else(|| {
+            anyhow::Error::new(UsageError("no vault given: pass --vault DIR or set SPRAYVAULT_VAULT".into()))
+        })
+    }
+}
+
+/// A mistake on the command line found after parsing (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn main() -> Exit {
+    let parsed = Cli::command().after_help(Exit::table()).try_get_matches().and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Usage } else { Exit::Success };
+        }
+    };
+    let global = Global { vault: cli.vault, json: cli.json, quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Init(a) => init::run(&global, a),
+        Command::Inventory(a) => inventory::run(&global, a),
+        Command::Backup(a) => backup::run(&global, a),
+        Command::Restore(a) => restore::run(&global, a),
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(e) => {
+            let exit = exit_for(&e);
+            eprintln!("error: {}", output::error_chain(&e));
+            exit
+        }
+    }
+}
+
+/// Maps an error to its exit code by looking through its causes.
+fn exit_for(e: &anyhow::Error) -> Exit {
+    use sprayvault::vault::crypto::CryptoError;
+    use sprayvault::vault::VaultError;
+    for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return Exit::Usage;
+        }
+        if let Some(v) = cause.downcast_ref::<VaultError>() {
+            if v.exit() != Exit::Failure {
+                return v.exit();
+            }
+        }
+        if let Some(CryptoError::Decrypt { .. }) = cause.downcast_ref::<CryptoError>() {
+            return Exit::CannotDecrypt;
+        }
+        if let Some(sprayvault::backup::BackupError::Vault(v)) = cause.downcast_ref() {
+            return v.exit();
+        }
+        if let Some(sprayvault::restore::RestoreError::Vault(v)) = cause.downcast_ref() {
+            return v.exit();
+        }
+    }
+    Exit::Failure
+}
+
+/// A tokio runtime for the subcommands that talk to nodes.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}

@@ -1,0 +1,143 @@
+//! `sprayvault restore`: put a node's state back, showing the plan first.
+
+use super::{output, progress, Global};
+use sprayvault::exit::Exit;
+use sprayvault::restore::{Action, Plan};
+use sprayvault::source::{Remote, SshOptions, Target};
+use sprayvault::vault::crypto::Identity;
+use sprayvault::vault::Vault;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The node whose backed-up state to restore.
+    node: String,
+    /// The kubespray inventory, for the node's address, user and become.
+    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
+    inventory: Option<PathBuf>,
+    /// An age identity file or OpenSSH private key that can decrypt the vault.
+    #[arg(long, value_name = "FILE")]
+    identity: PathBuf,
+    /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
+    #[arg(long, value_name = "REV|DATE")]
+    at: Option<String>,
+    /// Restore onto this address instead of the inventory's.
+    #[arg(long, value_name = "ADDRESS")]
+    to: Option<String>,
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Replace entries that differ on the target, and accept a different hostname.
+    #[arg(long)]
+    force: bool,
+    /// ssh configuration file, passed to ssh as -F.
+    #[arg(long, short = 'F', value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+}
+
+pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
+    sprayvault::paths::check_node_name(&a.node).map_err(|e| super::UsageError(e.to_string()))?;
+    let vault = Vault::open(g.vault_dir()?)?;
+    let identity = Identity::load(&a.identity)?;
+    let commit = vault.resolve(a.at.as_deref())?;
+    let backup = vault.backup(commit)?;
+    backup.node(&a.node)?;
+    let mut target = match &a.inventory {
+        Some(path) => {
+            let inv = sprayvault::inventory::load(path)?;
+            match inv.hosts.get(&a.node) {
+                Some(h) => Target::from_host(h),
+                None if a.to.is_some() => bare_target(&a.node),
+                None => {
+                    return Err(super::UsageError(format!(
+                        "node {} is not in inventory {}; add it, or give --to ADDRESS",
+                        a.node,
+                        path.display()
+                    ))
+                    .into())
+                }
+            }
+        }
+        None if a.to.is_some() => bare_target(&a.node),
+        None => return Err(super::UsageError("give -i INVENTORY (or --to ADDRESS) so sprayvault knows where the node is".into()).into()),
+    };
+    if let Some(to) = &a.to {
+        target.address = to.clone();
+    }
+    let ssh = SshOptions { config_file: a.ssh_config.clone(), connect_timeout: Duration::from_secs(15) };
+    let progress = progress::Stderr::new(g.quiet);
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let remote = Remote::connect(&target, &ssh).await?;
+        let result = async {
+            let plan = sprayvault::restore::make_plan(&vault, &backup, &a.node, &identity, &remote).await?;
+            print_plan(g, &plan)?;
+            let conflicts = plan.conflicts();
+            if !conflicts.is_empty() && !a.force {
+                eprintln!("error: restore of {} refused: {}; check that {} is the machine you mean, then re-run with --force", a.node, conflicts.join("; "), target.display());
+                return Ok(Exit::Refused);
+            }
+            if a.dry_run {
+                if !g.json {
+                    println!("dry run: nothing was changed");
+                }
+                return Ok(Exit::Success);
+            }
+            let report = sprayvault::restore::apply(&plan, &remote, &progress).await?;
+            if g.json {
+                output::json(&report)?;
+            } else {
+                for (path, why) in &report.errors {
+                    println!("FAILED {path}: {why}");
+                }
+                println!(
+                    "restored {} from {}: {} created, {} replaced, {} updated, {} unchanged, {} files verified, {} errors",
+                    plan.node,
+                    &plan.commit[..10],
+                    report.created,
+                    report.replaced,
+                    report.updated,
+                    report.left,
+                    report.verified,
+                    report.errors.len()
+                );
+            }
+            anyhow::Ok(if report.errors.is_empty() { Exit::Success } else { Exit::Partial })
+        }
+        .await;
+        remote.close().await;
+        result
+    })
+}
+
+fn bare_target(node: &str) -> Target {
+    Target { node: node.to_string(), address: String::new(), port: None, user: None, key_file: None, become_: false }
+}
+
+fn print_plan(g: &Global, plan: &Plan) -> anyhow::Result<()> {
+    if g.json {
+        return output::json(plan);
+    }
+    println!(
+        "restore plan for {} onto {} (hostname {}) from backup {} ({})",
+        plan.node,
+        plan.target,
+        plan.target_hostname,
+        &plan.commit[..10],
+        sprayvault::vault::rfc3339(plan.backup_time)
+    );
+    let mut t = output::Table::new(&["ACTION", "KIND", "MODE/OWNER", "PATH", "NOTE"]);
+    for i in &plan.items {
+        t.row(vec![i.action.word().to_string(), i.kind.to_string(), i.want.clone(), i.path.clone(), i.detail.clone().unwrap_or_default()]);
+    }
+    t.print();
+    println!(
+        "{} to create, {} to replace, {} to update, {} unchanged",
+        plan.count(Action::Create),
+        plan.count(Action::Replace),
+        plan.count(Action::Update),
+        plan.count(Action::Leave)
+    );
+    Ok(())
+}

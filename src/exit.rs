@@ -1,0 +1,87 @@
+//! The exit codes of the `sprayvault` binary, in one table.
+//!
+//! Cron jobs and systemd units alert on these, so they are part of the
+//! interface: never renumber one, only add.
+
+/// One exit status of the binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Success,
+    /// The run failed and nothing was committed or written.
+    Failure,
+    /// The command line was wrong (clap's own usage errors use it too).
+    Usage,
+    /// Committed, but some nodes or files failed; the commit says which.
+    Partial,
+    /// The vault directory does not exist or is not a sprayvault vault.
+    NoVault,
+    /// Another run holds the vault's lock.
+    Locked,
+    /// The identity given cannot decrypt the vault (wrong key or corrupt object).
+    CannotDecrypt,
+    /// A restore was refused: the target differs from the backup and `--force` was not given.
+    Refused,
+}
+
+impl Exit {
+    /// Every exit status, in table order (the README and `--help` list them).
+    pub const ALL: [Exit; 8] = [
+        Exit::Success,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::Partial,
+        Exit::NoVault,
+        Exit::Locked,
+        Exit::CannotDecrypt,
+        Exit::Refused,
+    ];
+
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Partial => 3,
+            Exit::NoVault => 4,
+            Exit::Locked => 5,
+            Exit::CannotDecrypt => 6,
+            Exit::Refused => 7,
+        }
+    }
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Failure => "failure, nothing committed or written",
+            Exit::Usage => "usage error",
+            Exit::Partial => "partial: committed, but some nodes or files failed",
+            Exit::NoVault => "no vault at the given path",
+            Exit::Locked => "vault locked by another run",
+            Exit::CannotDecrypt => "cannot decrypt: wrong identity or corrupt object",
+            Exit::Refused => "restore refused: target differs from the backup (use --force)",
+        }
+    }
+
+    /// The table as text, for `--help`.
+    pub fn table() -> String {
+        let mut s = String::from("Exit codes:\n");
+        for e in Exit::ALL {
+            s.push_str(&format!("  {}  {}\n", e.code(), e.meaning()));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct() {
+        let mut codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), Exit::ALL.len());
+    }
+}

@@ -1,0 +1,15 @@
+//! sprayvault: back up the state of kubespray-built Kubernetes nodes into an
+//! age-encrypted git vault, and restore it onto fresh machines.
+//!
+//! The library never prints: operations take a [`progress::Progress`] handle and
+//! return report values that the `sprayvault` binary renders.
+
+pub mod backup;
+pub mod exit;
+#[path = "inventory_stub.rs"]
+pub mod inventory;
+pub mod paths;
+pub mod progress;
+pub mod restore;
+pub mod source;
+pub mod vault;

@@ -1,0 +1,28 @@
+//! Putting a node's recorded state back onto a machine, before kubespray runs.
+//!
+//! A restore is two steps: [`plan::make_plan`] compares the backup with the
+//! target and changes nothing; [`apply::apply`] carries the plan out. Every
+//! file is written under a temporary name in its own directory, given its mode
+//! and owner, renamed into place, and read back to check its hash. A restore
+//! never writes outside the paths recorded for the node, and never through a
+//! symlink where the backup recorded a directory.
+
+pub mod apply;
+pub mod plan;
+
+use crate::source::SourceError;
+use crate::vault::VaultError;
+use thiserror::Error;
+
+pub use apply::{apply, RestoreReport};
+pub use plan::{make_plan, Action, Plan, PlanItem};
+
+#[derive(Debug, Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("node {node}: {path}: {why}")]
+    Refused { node: String, path: String, why: String },
+}
