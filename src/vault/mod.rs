@@ -116,6 +116,21 @@ pub enum NodeWrite {
     New { manifest: Manifest, blobs: BTreeMap<String, Oid> },
 }
 
+/// Makes libgit2 fsync every object, index and ref file it writes, so a
+/// crash after the branch moved never leaves it pointing at lost objects.
+fn enable_fsync() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Initializes libgit2 before the raw call below.
+        git2::opts::strict_hash_verification(true);
+        // SAFETY: a documented global libgit2 option taking one int, set once
+        // before any repository is opened by this process.
+        unsafe {
+            libgit2_sys::git_libgit2_opts(libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc::c_int, 1 as libc::c_int);
+        }
+    });
+}
+
 pub struct Vault {
     dir: PathBuf,
     repo: Repository,
@@ -136,14 +151,11 @@ impl Vault {
                 return Err(VaultError::AlreadyExists { dir: dir.to_path_buf() });
             }
         }
+        enable_fsync();
         let mut opts = git2::RepositoryInitOptions::new();
         opts.bare(true).initial_head("main").mkdir(true);
         let repo = Repository::init_opts(dir, &opts).map_err(|source| VaultError::Git { dir: dir.into(), what: "creating the repository".into(), source })?;
         let vault = Vault { dir: dir.to_path_buf(), repo };
-        {
-            let mut cfg = vault.git("configuring", vault.repo.config())?;
-            vault.git("configuring", cfg.set_bool("core.fsyncObjectFiles", true))?;
-        }
         let local = vault.local_dir();
         std::fs::create_dir_all(&local).map_err(|source| VaultError::Io { path: local.clone(), source })?;
         let key = MacKey::generate();
@@ -165,6 +177,7 @@ impl Vault {
         if !dir.exists() {
             return Err(no("the directory does not exist".into()));
         }
+        enable_fsync();
         let repo = Repository::open_bare(dir).map_err(|e| no(format!("not a bare git repository ({})", e.message())))?;
         let vault = Vault { dir: dir.to_path_buf(), repo };
         let head = vault.repo.refname_to_id(BRANCH).map_err(|_| no(format!("it has no {BRANCH} branch")))?;
