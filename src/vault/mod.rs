@@ -278,7 +278,10 @@ impl Vault {
     pub fn decrypt_file(&self, backup: &Backup, node: &str, path: &str, identity: &Identity) -> Result<Vec<u8>, VaultError> {
         let state = backup.node(node)?;
         let oid = state.blobs.get(path).ok_or_else(|| VaultError::Damaged { rev: backup.short_id(), what: format!("node {node}: no content for {path}") })?;
-        let cipher = self.read_blob(*oid)?;
+        let cipher = self.read_blob(*oid).map_err(|e| VaultError::Damaged {
+            rev: backup.short_id(),
+            what: format!("node {node}: the object holding {path} is unreadable ({})", match &e { VaultError::Git { source, .. } => source.message().to_string(), other => other.to_string() }),
+        })?;
         Ok(identity.decrypt(&cipher, &format!("{path} of node {node} in backup {}", backup.short_id()))?)
     }
 

@@ -1,0 +1,172 @@
+//! Shared helpers for the integration tests: a real lab (sshd + etcd in
+//! namespaces, see scripts/lab), the real binary, and the real git/age CLIs.
+//! A missing tool is a test failure that says how to install it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a command, failing the test with its output if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}; run scripts/install-deps"))
+}
+
+pub fn ok(cmd: &mut Command) -> String {
+    let shown = format!("{cmd:?}");
+    let out = run(cmd);
+    assert!(out.status.success(), "{shown} failed ({:?}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+pub fn need(tool: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(found, "{tool} is not installed: run scripts/install-deps (tests never skip a missing tool)");
+}
+
+/// The sprayvault binary under test.
+pub fn sv() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sprayvault"));
+    c.env_remove("SPRAYVAULT_VAULT");
+    c
+}
+
+pub struct Sv {
+    pub out: String,
+    pub err: String,
+    pub code: i32,
+}
+
+pub fn sv_run(args: &[&str]) -> Sv {
+    let out = run(sv().args(args));
+    Sv {
+        out: String::from_utf8_lossy(&out.stdout).to_string(),
+        err: String::from_utf8_lossy(&out.stderr).to_string(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}
+
+impl Sv {
+    pub fn expect(self, code: i32) -> Sv {
+        assert_eq!(self.code, code, "exit {} (want {code})\nstdout:\n{}\nstderr:\n{}", self.code, self.out, self.err);
+        self
+    }
+}
+
+/// An age key pair in a temporary directory.
+pub struct AgeKey {
+    pub identity: PathBuf,
+    pub recipient: String,
+}
+
+pub fn age_key(dir: &Path, name: &str) -> AgeKey {
+    need("age-keygen");
+    let identity = dir.join(format!("{name}.txt"));
+    ok(Command::new("age-keygen").arg("-o").arg(&identity));
+    let recipient = ok(Command::new("age-keygen").arg("-y").arg(&identity)).trim().to_string();
+    AgeKey { identity, recipient }
+}
+
+/// A running lab; `down` on drop.
+pub struct Lab {
+    pub dir: PathBuf,
+    pub nodes: usize,
+}
+
+impl Lab {
+    /// Starts a lab of `nodes` nodes on `127.0.<net>.0/24` in a directory of its own.
+    pub fn up(name: &str, net: u8, nodes: usize) -> Lab {
+        for t in ["sshd", "etcd", "etcdctl", "unshare", "nsenter", "openssl", "age", "git"] {
+            need(t);
+        }
+        let dir = PathBuf::from(format!("/tmp/sprayvault-test-{name}"));
+        let lab = Lab { dir, nodes };
+        ok(lab.cmd().args(["up", "--nodes", &nodes.to_string(), "--net", &format!("127.0.{net}")]));
+        lab
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(root().join("scripts/lab"));
+        c.arg("--dir").arg(&self.dir);
+        c
+    }
+
+    pub fn lab(&self, args: &[&str]) -> String {
+        ok(self.cmd().args(args))
+    }
+
+    pub fn inventory(&self) -> String {
+        self.dir.join("inventory.ini").display().to_string()
+    }
+
+    pub fn ssh_config(&self) -> String {
+        self.dir.join("ssh_config").display().to_string()
+    }
+
+    /// Where the host keeps a node's files: `node_root("node1").join("etc/etcd.env")`.
+    pub fn node_root(&self, node: &str) -> PathBuf {
+        self.dir.join("nodes").join(node).join("root")
+    }
+
+    /// Runs a command inside the node.
+    pub fn exec(&self, node: &str, cmd: &[&str]) -> String {
+        let mut args = vec!["exec", node, "--"];
+        args.extend_from_slice(cmd);
+        self.lab(&args)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("down").output();
+    }
+}
+
+/// A vault in a fresh temporary directory, with one age recipient.
+pub struct TestVault {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub key: AgeKey,
+}
+
+impl TestVault {
+    pub fn new() -> TestVault {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let key = age_key(tmp.path(), "operator");
+        let dir = tmp.path().join("vault");
+        sv_run(&["init", "--vault", dir.to_str().unwrap(), "--recipient", &key.recipient]).expect(0);
+        TestVault { tmp, dir, key }
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        ok(Command::new("git").arg("--git-dir").arg(&self.dir).args(args))
+    }
+
+    /// Every blob id in the repository.
+    pub fn blobs(&self) -> std::collections::BTreeSet<String> {
+        self.git(&["cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectname)"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("blob ").map(str::to_string))
+            .collect()
+    }
+
+    pub fn backup(&self, lab: &Lab, extra: &[&str]) -> Sv {
+        let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+        let mut args = vec!["backup", "--vault", self.path(), "-i", &inv, "--ssh-config", &cfg];
+        args.extend_from_slice(extra);
+        sv_run(&args)
+    }
+
+    pub fn fsck(&self) {
+        let out = run(Command::new("git").arg("--git-dir").arg(&self.dir).args(["fsck", "--full", "--strict"]));
+        assert!(out.status.success(), "git fsck failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
