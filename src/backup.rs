@@ -68,7 +68,11 @@ pub struct BackupReport {
 impl BackupReport {
     /// `3/3 nodes, 41 files, 2 changed`, counting the nodes this run tried.
     pub fn counts(&self) -> String {
-        let ran: Vec<&NodeReport> = self.nodes.iter().filter(|n| n.status != "carried").collect();
+        let ran: Vec<&NodeReport> = self
+            .nodes
+            .iter()
+            .filter(|n| n.status != "carried")
+            .collect();
         let ok = ran.iter().filter(|n| n.status == "ok").count();
         let files: usize = ran.iter().map(|n| n.files).sum();
         let changed: usize = ran.iter().map(|n| n.added + n.changed + n.removed).sum();
@@ -77,11 +81,20 @@ impl BackupReport {
 
     /// The run's one-line summary.
     pub fn summary(&self) -> String {
-        format!("{}, commit {}", self.counts(), &self.commit[..self.commit.len().min(10)])
+        format!(
+            "{}, commit {}",
+            self.counts(),
+            &self.commit[..self.commit.len().min(10)]
+        )
     }
 }
 
-pub async fn run(vault: &Vault, inventory: &Inventory, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport, BackupError> {
+pub async fn run(
+    vault: &Vault,
+    inventory: &Inventory,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupReport, BackupError> {
     let started = now_rfc3339();
     let hosts = inventory.select(opts.limit.as_deref())?;
     for h in &hosts {
@@ -94,7 +107,14 @@ pub async fn run(vault: &Vault, inventory: &Inventory, opts: &BackupOptions, pro
     let recipients = Recipients::parse(&config.recipients).map_err(VaultError::from)?;
     let key = vault.mac_key()?;
 
-    let reads = read_all(hosts.iter().map(|h| Target::from_host(h)).collect(), &config, &key, opts, progress).await;
+    let reads = read_all(
+        hosts.iter().map(|h| Target::from_host(h)).collect(),
+        &config,
+        &key,
+        opts,
+        progress,
+    )
+    .await;
 
     let mut known: HashMap<String, Oid> = HashMap::new();
     for state in previous.nodes.values() {
@@ -117,14 +137,19 @@ pub async fn run(vault: &Vault, inventory: &Inventory, opts: &BackupOptions, pro
         let old = previous.nodes.get(&node);
         match result {
             Ok(read) => {
-                let (manifest, carried) = merge(read.entries.iter().map(|r| r.entry.clone()).collect(), &read.errors, old.map(|o| &o.manifest));
+                let (manifest, carried) = merge(
+                    read.entries.iter().map(|r| r.entry.clone()).collect(),
+                    &read.errors,
+                    old.map(|o| &o.manifest),
+                );
                 let mut blobs = BTreeMap::new();
                 for r in &read.entries {
                     if let (Some(content), Some(mac)) = (&r.content, &r.entry.mac) {
                         let oid = match known.get(mac) {
                             Some(oid) => *oid,
                             None => {
-                                let cipher = recipients.encrypt(content).map_err(VaultError::from)?;
+                                let cipher =
+                                    recipients.encrypt(content).map_err(VaultError::from)?;
                                 bytes_added += cipher.len() as u64;
                                 new_blobs += 1;
                                 let oid = vault.write_blob(&cipher)?;
@@ -146,9 +171,17 @@ pub async fn run(vault: &Vault, inventory: &Inventory, opts: &BackupOptions, pro
                     NodeStatus::Partial(format!("{} entries could not be read", read.errors.len()))
                 };
                 for (path, why) in &read.errors {
-                    record.errors.push((node.clone(), path.clone(), why.clone()));
+                    record
+                        .errors
+                        .push((node.clone(), path.clone(), why.clone()));
                 }
-                reports.push(node_report(&node, &status, &manifest, old.map(|o| &o.manifest), read.errors.clone()));
+                reports.push(node_report(
+                    &node,
+                    &status,
+                    &manifest,
+                    old.map(|o| &o.manifest),
+                    read.errors.clone(),
+                ));
                 record.nodes.insert(node.clone(), status);
                 writes.insert(node, NodeWrite::New { manifest, blobs });
             }
@@ -175,7 +208,13 @@ pub async fn run(vault: &Vault, inventory: &Inventory, opts: &BackupOptions, pro
         if !writes.contains_key(node) && !record.nodes.contains_key(node) {
             writes.insert(node.clone(), NodeWrite::Carry(state.tree));
             record.nodes.insert(node.clone(), NodeStatus::Carried);
-            let mut r = node_report(node, &NodeStatus::Carried, &state.manifest, Some(&state.manifest), vec![]);
+            let mut r = node_report(
+                node,
+                &NodeStatus::Carried,
+                &state.manifest,
+                Some(&state.manifest),
+                vec![],
+            );
             r.entries = state.manifest.entries.len();
             reports.push(r);
         }
@@ -183,7 +222,13 @@ pub async fn run(vault: &Vault, inventory: &Inventory, opts: &BackupOptions, pro
     reports.sort_by(|a, b| a.node.cmp(&b.node));
     record.finished = Some(now_rfc3339());
     let partial = record.is_partial();
-    let mut report = BackupReport { commit: String::new(), nodes: reports, new_blobs, bytes_added, partial };
+    let mut report = BackupReport {
+        commit: String::new(),
+        nodes: reports,
+        new_blobs,
+        bytes_added,
+        partial,
+    };
     record.summary = format!("backup: {}", report.counts());
     let commit = vault.commit_backup(parent, &config, writes, &record)?;
     report.commit = commit.to_string();
@@ -206,7 +251,10 @@ async fn read_all(
         let key = key.clone();
         let ssh = opts.ssh.clone();
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore is never closed");
+            let _permit = sem
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
             let result = async {
                 let remote = Remote::connect(&t, &ssh).await?;
                 let read = read_node(&remote, &config, &key).await;
@@ -222,8 +270,14 @@ async fn read_all(
         match joined {
             Ok((node, result)) => {
                 match &result {
-                    Ok(r) if r.errors.is_empty() => progress.finish(&node, &format!("{} entries", r.entries.len())),
-                    Ok(r) => progress.warn(&format!("{node}: {} entries, {} could not be read", r.entries.len(), r.errors.len())),
+                    Ok(r) if r.errors.is_empty() => {
+                        progress.finish(&node, &format!("{} entries", r.entries.len()))
+                    }
+                    Ok(r) => progress.warn(&format!(
+                        "{node}: {} entries, {} could not be read",
+                        r.entries.len(),
+                        r.errors.len()
+                    )),
                     Err(e) => progress.warn(&e.to_string()),
                 }
                 out.insert(node, result);
@@ -237,7 +291,11 @@ async fn read_all(
 /// Combines freshly read entries with the previous manifest: entries that
 /// could not be read now keep their previous record (and everything the
 /// previous backup had below them). Returns the manifest and the carried paths.
-fn merge(fresh: Vec<Entry>, errors: &[(String, String)], old: Option<&Manifest>) -> (Manifest, Vec<String>) {
+fn merge(
+    fresh: Vec<Entry>,
+    errors: &[(String, String)],
+    old: Option<&Manifest>,
+) -> (Manifest, Vec<String>) {
     let mut m = Manifest::default();
     for e in fresh {
         m.insert(e);
@@ -261,7 +319,13 @@ fn merge(fresh: Vec<Entry>, errors: &[(String, String)], old: Option<&Manifest>)
     (m, carried)
 }
 
-fn node_report(node: &str, status: &NodeStatus, new: &Manifest, old: Option<&Manifest>, errors: Vec<(String, String)>) -> NodeReport {
+fn node_report(
+    node: &str,
+    status: &NodeStatus,
+    new: &Manifest,
+    old: Option<&Manifest>,
+    errors: Vec<(String, String)>,
+) -> NodeReport {
     let (mut added, mut changed, mut removed) = (0, 0, 0);
     if let Some(old) = old {
         for (p, e) in &new.entries {
@@ -271,7 +335,11 @@ fn node_report(node: &str, status: &NodeStatus, new: &Manifest, old: Option<&Man
                 _ => {}
             }
         }
-        removed = old.entries.keys().filter(|p| !new.entries.contains_key(*p)).count();
+        removed = old
+            .entries
+            .keys()
+            .filter(|p| !new.entries.contains_key(*p))
+            .count();
     } else {
         added = new.entries.len();
     }

@@ -6,7 +6,6 @@
 
 pub mod backup;
 pub mod exit;
-#[path = "inventory_stub.rs"]
 pub mod inventory;
 pub mod paths;
 pub mod progress;

@@ -80,11 +80,9 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     fn rec(p: &[u8], t: &[u8]) -> bool {
         match p.first() {
             None => t.is_empty(),
-            Some(b'*') => {
-                (0..=t.len())
-                    .take_while(|&i| i == 0 || t[i - 1] != b'/')
-                    .any(|i| rec(&p[1..], &t[i..]))
-            }
+            Some(b'*') => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != b'/')
+                .any(|i| rec(&p[1..], &t[i..])),
             Some(b'?') => !t.is_empty() && t[0] != b'/' && rec(&p[1..], &t[1..]),
             Some(&c) => !t.is_empty() && t[0] == c && rec(&p[1..], &t[1..]),
         }
@@ -125,7 +123,16 @@ mod tests {
         for ok in ["node1", "k8s-master-01", "a.b_c", "10.0.0.1"] {
             assert!(check_node_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-oProxyCommand=x", ".hidden", "a b", "a;b", "a/b", "a$b", "ä"] {
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            ".hidden",
+            "a b",
+            "a;b",
+            "a/b",
+            "a$b",
+            "ä",
+        ] {
             assert!(check_node_name(bad).is_err(), "{bad}");
         }
     }
@@ -136,7 +143,15 @@ mod tests {
             assert!(check_path(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "etc/x", "/", "/etc/", "/etc//x", "/etc/../x", "/etc/./x", "/a\tb", "/a\nb", "/x/.git/y",
+            "etc/x",
+            "/",
+            "/etc/",
+            "/etc//x",
+            "/etc/../x",
+            "/etc/./x",
+            "/a\tb",
+            "/a\nb",
+            "/x/.git/y",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }
@@ -144,12 +159,24 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("/etc/kubernetes/*.conf", "/etc/kubernetes/admin.conf"));
-        assert!(!glob_match("/etc/kubernetes/*.conf", "/etc/kubernetes/ssl/x.conf"));
-        assert!(glob_match("/etc/ssl/etcd/ssl/*-key.pem", "/etc/ssl/etcd/ssl/ca-key.pem"));
+        assert!(glob_match(
+            "/etc/kubernetes/*.conf",
+            "/etc/kubernetes/admin.conf"
+        ));
+        assert!(!glob_match(
+            "/etc/kubernetes/*.conf",
+            "/etc/kubernetes/ssl/x.conf"
+        ));
+        assert!(glob_match(
+            "/etc/ssl/etcd/ssl/*-key.pem",
+            "/etc/ssl/etcd/ssl/ca-key.pem"
+        ));
         assert!(glob_match("/a/?", "/a/b"));
         assert!(!glob_match("/a/?", "/a/bc"));
-        assert!(excluded_by("/etc/kubernetes/ssl", "/etc/kubernetes/ssl/ca.key"));
+        assert!(excluded_by(
+            "/etc/kubernetes/ssl",
+            "/etc/kubernetes/ssl/ca.key"
+        ));
         assert!(!excluded_by("/etc/kubernetes/ssl", "/etc/kubernetes/ssl2"));
     }
 

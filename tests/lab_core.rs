@@ -24,10 +24,21 @@ fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd() {
     assert!(first.out.contains("3/3 nodes"), "{}", first.out);
     v.fsck();
     let manifest = v.git(&["cat-file", "blob", "main:nodes/node1/manifest"]);
-    let key_line = manifest.lines().find(|l| l.ends_with("\t/etc/ssl/etcd/ssl/ca-key.pem\t-")).expect("ca-key.pem recorded");
+    let key_line = manifest
+        .lines()
+        .find(|l| l.ends_with("\t/etc/ssl/etcd/ssl/ca-key.pem\t-"))
+        .expect("ca-key.pem recorded");
     assert!(key_line.starts_with("f\t0600\t"), "{key_line}");
-    assert!(key_line.contains("\tetcd\t"), "owner recorded by name: {key_line}");
-    assert!(manifest.lines().any(|l| l.starts_with("l\t") && l.contains("\t/etc/kubernetes/pki\t")), "pki stays a symlink:\n{manifest}");
+    assert!(
+        key_line.contains("\tetcd\t"),
+        "owner recorded by name: {key_line}"
+    );
+    assert!(
+        manifest
+            .lines()
+            .any(|l| l.starts_with("l\t") && l.contains("\t/etc/kubernetes/pki\t")),
+        "pki stays a symlink:\n{manifest}"
+    );
 
     // The age CLI decrypts what sprayvault encrypted.
     let cipher = v.git(&["rev-parse", "main:nodes/node2/files/etc/etcd.env"]);
@@ -37,7 +48,10 @@ fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd() {
         cipher.trim(),
         v.key.identity.display()
     )));
-    assert_eq!(plain.as_bytes(), std::fs::read(lab.node_root("node2").join("etc/etcd.env")).unwrap());
+    assert_eq!(
+        plain.as_bytes(),
+        std::fs::read(lab.node_root("node2").join("etc/etcd.env")).unwrap()
+    );
     assert!(plain.contains("ETCD_NAME=etcd2"));
 
     // Nothing changed: no new blob at all.
@@ -47,11 +61,20 @@ fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd() {
     assert_eq!(v.blobs(), before, "an unchanged backup added blobs");
 
     // One changed file: one new encrypted object (plus node1's new manifest).
-    lab.exec("node1", &["sh", "-c", "echo '# rotated' >> /etc/kubernetes/admin.conf"]);
+    lab.exec(
+        "node1",
+        &["sh", "-c", "echo '# rotated' >> /etc/kubernetes/admin.conf"],
+    );
     v.backup(&lab, &[]).expect(0);
     let added: Vec<String> = v.blobs().difference(&before).cloned().collect();
     assert_eq!(added.len(), 2, "{added:?}");
-    let encrypted = added.iter().filter(|b| v.git(&["cat-file", "blob", b]).starts_with("age-encryption.org/v1")).count();
+    let encrypted = added
+        .iter()
+        .filter(|b| {
+            v.git(&["cat-file", "blob", b])
+                .starts_with("age-encryption.org/v1")
+        })
+        .count();
     assert_eq!(encrypted, 1);
     v.fsck();
 
@@ -63,25 +86,50 @@ fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd() {
     let cfg = lab.ssh_config();
     let id = v.key.identity.display().to_string();
     let restore = |extra: &[&str]| {
-        let mut a = vec!["restore", "node3", "--vault", v.path(), "-i", &inv, "--ssh-config", &cfg, "--identity", &id];
+        let mut a = vec![
+            "restore",
+            "node3",
+            "--vault",
+            v.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+            "--identity",
+            &id,
+        ];
         a.extend_from_slice(extra);
         sv_run(&a)
     };
     let dry = restore(&["--dry-run"]).expect(0);
     assert!(
-        dry.out.lines().any(|l| l.starts_with("create") && l.contains(" file ") && l.contains("0600 etcd:root") && l.ends_with("/etc/ssl/etcd/ssl/member-node3-key.pem")),
+        dry.out.lines().any(|l| l.starts_with("create")
+            && l.contains(" file ")
+            && l.contains("0600 etcd:root")
+            && l.ends_with("/etc/ssl/etcd/ssl/member-node3-key.pem")),
         "{}",
         dry.out
     );
     assert!(dry.out.contains("dry run: nothing was changed"));
-    assert!(!lab.node_root("node3").join("etc/etcd.env").exists(), "dry run wrote");
+    assert!(
+        !lab.node_root("node3").join("etc/etcd.env").exists(),
+        "dry run wrote"
+    );
 
     let done = restore(&[]).expect(0);
     assert!(done.out.contains("0 errors"), "{}", done.out);
-    assert_eq!(node_state(&lab, "node3"), original, "restored state differs");
+    assert_eq!(
+        node_state(&lab, "node3"),
+        original,
+        "restored state differs"
+    );
     // Running it again finds nothing to do.
     let again = restore(&[]).expect(0);
-    assert!(again.out.contains("0 to create, 0 to replace"), "{}", again.out);
+    assert!(
+        again.out.contains("0 to create, 0 to replace"),
+        "{}",
+        again.out
+    );
 
     lab.lab(&["etcd-rejoin", "node3"]);
     let health = ok(Command::new("sh").arg("-c").arg(format!(
@@ -111,16 +159,30 @@ fn recover_sh_restores_every_node_without_sprayvault() {
             let (kind, mode, path) = (f[0], f[1], f[9]);
             let recovered = out.join(node).join(&path[1..]);
             let original = lab.node_root(node).join(&path[1..]);
-            let rmeta = std::fs::symlink_metadata(&recovered).unwrap_or_else(|e| panic!("{node}{path} not recovered: {e}"));
-            let omode = std::os::unix::fs::PermissionsExt::mode(&std::fs::symlink_metadata(&original).unwrap().permissions()) & 0o7777;
+            let rmeta = std::fs::symlink_metadata(&recovered)
+                .unwrap_or_else(|e| panic!("{node}{path} not recovered: {e}"));
+            let omode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::symlink_metadata(&original).unwrap().permissions(),
+            ) & 0o7777;
             match kind {
                 "f" => {
                     files += 1;
-                    assert_eq!(std::fs::read(&recovered).unwrap(), std::fs::read(&original).unwrap(), "{node}{path}");
+                    assert_eq!(
+                        std::fs::read(&recovered).unwrap(),
+                        std::fs::read(&original).unwrap(),
+                        "{node}{path}"
+                    );
                     assert_eq!(format!("{omode:04o}"), mode);
-                    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&rmeta.permissions()) & 0o7777, omode, "{node}{path}");
+                    assert_eq!(
+                        std::os::unix::fs::PermissionsExt::mode(&rmeta.permissions()) & 0o7777,
+                        omode,
+                        "{node}{path}"
+                    );
                 }
-                "l" => assert_eq!(std::fs::read_link(&recovered).unwrap(), std::fs::read_link(&original).unwrap()),
+                "l" => assert_eq!(
+                    std::fs::read_link(&recovered).unwrap(),
+                    std::fs::read_link(&original).unwrap()
+                ),
                 _ => assert!(rmeta.is_dir()),
             }
         }
@@ -136,12 +198,24 @@ fn unreachable_node_makes_a_partial_backup_that_keeps_its_state() {
     let node2_before = v.git(&["rev-parse", "main:nodes/node2"]);
     lab.lab(&["kill", "node2"]);
     let r = v.backup(&lab, &["--connect-timeout", "5"]).expect(3);
-    assert!(r.out.contains("node2") && r.out.contains("failed"), "{}", r.out);
-    assert!(r.err.contains("node node2"), "error names the node: {}", r.err);
+    assert!(
+        r.out.contains("node2") && r.out.contains("failed"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.err.contains("node node2"),
+        "error names the node: {}",
+        r.err
+    );
     let msg = v.git(&["show", "-s", "--format=%B", "main"]);
     assert!(msg.contains("Sprayvault-Node: node2 failed "), "{msg}");
     assert!(msg.contains("Sprayvault-Node: node1 ok"), "{msg}");
-    assert_eq!(v.git(&["rev-parse", "main:nodes/node2"]), node2_before, "node2's state was not kept");
+    assert_eq!(
+        v.git(&["rev-parse", "main:nodes/node2"]),
+        node2_before,
+        "node2's state was not kept"
+    );
     v.fsck();
     lab.lab(&["start", "node2"]);
     v.backup(&lab, &[]).expect(0);
@@ -153,19 +227,59 @@ fn non_root_user_reads_through_sudo_and_missing_sudo_is_a_clear_error() {
     let v = TestVault::new();
     let inv = v.tmp.path().join("deploy.ini");
     let nodes = std::fs::read_to_string(lab.inventory()).unwrap();
-    let deploy = nodes.replace("ansible_user=root", "ansible_user=deploy ansible_become=true");
+    let deploy = nodes.replace(
+        "ansible_user=root",
+        "ansible_user=deploy ansible_become=true",
+    );
     std::fs::write(&inv, &deploy).unwrap();
     let cfg = lab.ssh_config();
-    let r = sv_run(&["backup", "--vault", v.path(), "-i", inv.to_str().unwrap(), "--ssh-config", &cfg]).expect(0);
+    let r = sv_run(&[
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        inv.to_str().unwrap(),
+        "--ssh-config",
+        &cfg,
+    ])
+    .expect(0);
     assert!(r.out.contains("2/2 nodes"), "{}", r.out);
     let manifest = v.git(&["cat-file", "blob", "main:nodes/node1/manifest"]);
-    assert!(manifest.contains("\t/etc/ssl/etcd/ssl/ca-key.pem\t"), "root-only key not read through sudo:\n{manifest}");
+    assert!(
+        manifest.contains("\t/etc/ssl/etcd/ssl/ca-key.pem\t"),
+        "root-only key not read through sudo:\n{manifest}"
+    );
 
     let head = v.git(&["rev-parse", "main"]);
-    std::fs::write(&inv, nodes.replace("ansible_user=root", "ansible_user=nosudo ansible_become=true")).unwrap();
-    let r = sv_run(&["backup", "--vault", v.path(), "-i", inv.to_str().unwrap(), "--ssh-config", &cfg]).expect(1);
-    assert!(r.err.contains("node node1: user nosudo cannot run `sudo -n`"), "{}", r.err);
-    assert_eq!(v.git(&["rev-parse", "main"]), head, "a failed run committed");
+    std::fs::write(
+        &inv,
+        nodes.replace(
+            "ansible_user=root",
+            "ansible_user=nosudo ansible_become=true",
+        ),
+    )
+    .unwrap();
+    let r = sv_run(&[
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        inv.to_str().unwrap(),
+        "--ssh-config",
+        &cfg,
+    ])
+    .expect(1);
+    assert!(
+        r.err
+            .contains("node node1: user nosudo cannot run `sudo -n`"),
+        "{}",
+        r.err
+    );
+    assert_eq!(
+        v.git(&["rev-parse", "main"]),
+        head,
+        "a failed run committed"
+    );
 }
 
 #[test]
@@ -180,13 +294,34 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     // Malformed inventory.
     let bad = tmp.join("bad.ini");
     std::fs::write(&bad, "[all]\nnode1 ansible_host='127.0.45.11\n").unwrap();
-    let r = sv_run(&["backup", "--vault", v.path(), "-i", bad.to_str().unwrap(), "--ssh-config", &cfg]).expect(1);
+    let r = sv_run(&[
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        bad.to_str().unwrap(),
+        "--ssh-config",
+        &cfg,
+    ])
+    .expect(1);
     assert!(r.err.contains("bad.ini"), "names the file: {}", r.err);
 
     // A hostile host name never reaches ssh.
     let hostile = tmp.join("hostile.ini");
-    std::fs::write(&hostile, "[all]\n-oProxyCommand=touch${IFS}/tmp/sprayvault-pwned ansible_host=127.0.45.11\n").unwrap();
-    let r = sv_run(&["backup", "--vault", v.path(), "-i", hostile.to_str().unwrap(), "--ssh-config", &cfg]);
+    std::fs::write(
+        &hostile,
+        "[all]\n-oProxyCommand=touch${IFS}/tmp/sprayvault-pwned ansible_host=127.0.45.11\n",
+    )
+    .unwrap();
+    let r = sv_run(&[
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        hostile.to_str().unwrap(),
+        "--ssh-config",
+        &cfg,
+    ]);
     assert_ne!(r.code, 0, "{}", r.out);
     assert!(!std::path::Path::new("/tmp/sprayvault-pwned").exists());
 
@@ -197,43 +332,125 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     std::fs::write(&empty, "").unwrap();
     let replaced: String = text
         .lines()
-        .map(|l| if l.trim_start().starts_with("UserKnownHostsFile") { format!("  UserKnownHostsFile {}", empty.display()) } else { l.to_string() })
+        .map(|l| {
+            if l.trim_start().starts_with("UserKnownHostsFile") {
+                format!("  UserKnownHostsFile {}", empty.display())
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&strict, replaced + "\n").unwrap();
-    let r = sv_run(&["backup", "--vault", v.path(), "-i", &lab.inventory(), "--ssh-config", strict.to_str().unwrap()]).expect(1);
+    let r = sv_run(&[
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        &lab.inventory(),
+        "--ssh-config",
+        strict.to_str().unwrap(),
+    ])
+    .expect(1);
     assert!(r.err.contains("host key"), "{}", r.err);
-    assert_eq!(std::fs::read_to_string(&empty).unwrap(), "", "a host key was added to known_hosts");
+    assert_eq!(
+        std::fs::read_to_string(&empty).unwrap(),
+        "",
+        "a host key was added to known_hosts"
+    );
 
     // Missing recipient.
     let nov = tmp.join("new-vault");
     let r = sv_run(&["init", "--vault", nov.to_str().unwrap()]).expect(2);
     assert!(r.err.contains("--recipient"), "{}", r.err);
     assert!(!nov.exists());
-    let r = sv_run(&["init", "--vault", nov.to_str().unwrap(), "--recipient", "age1notakey"]).expect(1);
+    let r = sv_run(&[
+        "init",
+        "--vault",
+        nov.to_str().unwrap(),
+        "--recipient",
+        "age1notakey",
+    ])
+    .expect(1);
     assert!(r.err.contains("age1notakey"), "{}", r.err);
     assert!(!nov.exists());
 
     // No vault.
-    let r = sv_run(&["backup", "--vault", "/nonexistent/vault", "-i", &lab.inventory(), "--ssh-config", &cfg]).expect(4);
+    let r = sv_run(&[
+        "backup",
+        "--vault",
+        "/nonexistent/vault",
+        "-i",
+        &lab.inventory(),
+        "--ssh-config",
+        &cfg,
+    ])
+    .expect(4);
     assert!(r.err.contains("sprayvault init"), "{}", r.err);
 
     // Wrong identity.
     let other = age_key(tmp, "other");
     let inv = lab.inventory();
-    let r = sv_run(&["restore", "node1", "--vault", v.path(), "-i", &inv, "--ssh-config", &cfg, "--identity", other.identity.to_str().unwrap(), "--dry-run"]).expect(6);
-    assert!(r.err.contains("cannot decrypt") && r.err.contains("node node1"), "{}", r.err);
+    let r = sv_run(&[
+        "restore",
+        "node1",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        other.identity.to_str().unwrap(),
+        "--dry-run",
+    ])
+    .expect(6);
+    assert!(
+        r.err.contains("cannot decrypt") && r.err.contains("node node1"),
+        "{}",
+        r.err
+    );
 
     // Unknown node and unknown revision.
     let id = v.key.identity.to_str().unwrap();
-    let r = sv_run(&["restore", "node9", "--vault", v.path(), "-i", &inv, "--ssh-config", &cfg, "--identity", id]).expect(1);
+    let r = sv_run(&[
+        "restore",
+        "node9",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        id,
+    ])
+    .expect(1);
     assert!(r.err.contains("node node9 is not in backup"), "{}", r.err);
-    let r = sv_run(&["restore", "node1", "--vault", v.path(), "-i", &inv, "--ssh-config", &cfg, "--identity", id, "--at", "nosuchrev"]).expect(1);
+    let r = sv_run(&[
+        "restore",
+        "node1",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        id,
+        "--at",
+        "nosuchrev",
+    ])
+    .expect(1);
     assert!(r.err.contains("\"nosuchrev\" not found"), "{}", r.err);
 
     // Locked vault.
     let lock = v.dir.join("sprayvault/lock");
-    let mut holder = Command::new("flock").arg(&lock).args(["sleep", "30"]).spawn().expect("flock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let r = v.backup(&lab, &[]).expect(5);
     assert!(r.err.contains("locked"), "{}", r.err);
@@ -241,7 +458,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let _ = holder.wait();
 
     // A corrupted object: restore refuses and names the file.
-    let blob = v.git(&["rev-parse", "main:nodes/node1/files/etc/etcd.env"]).trim().to_string();
+    let blob = v
+        .git(&["rev-parse", "main:nodes/node1/files/etc/etcd.env"])
+        .trim()
+        .to_string();
     let obj = v.dir.join("objects").join(&blob[..2]).join(&blob[2..]);
     let mut bytes = std::fs::read(&obj).unwrap();
     let mid = bytes.len() / 2;
@@ -250,9 +470,29 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
     std::fs::set_permissions(&obj, perm).unwrap();
     std::fs::write(&obj, bytes).unwrap();
-    let r = sv_run(&["restore", "node1", "--vault", v.path(), "-i", &inv, "--ssh-config", &cfg, "--identity", id, "--dry-run"]);
+    let r = sv_run(&[
+        "restore",
+        "node1",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        id,
+        "--dry-run",
+    ]);
     assert_ne!(r.code, 0);
-    assert!(r.err.contains("/etc/etcd.env") && r.err.contains("node1"), "{}", r.err);
+    assert!(
+        r.err.contains("/etc/etcd.env") && r.err.contains("node1"),
+        "{}",
+        r.err
+    );
 
-    assert_eq!(v.git(&["rev-parse", "main"]), head, "bad input changed the vault");
+    assert_eq!(
+        v.git(&["rev-parse", "main"]),
+        head,
+        "bad input changed the vault"
+    );
 }

@@ -1,114 +1,435 @@
 #!/bin/sh
 # recover.sh VAULT_DIR IDENTITY_FILE OUT_DIR [REV]
 #
-# Restores every node's files of one backup into OUT_DIR/NODE/<absolute path>
-# using only POSIX sh, git, age and coreutils: the vault stays recoverable
-# without sprayvault. REV defaults to refs/heads/main. See README.md beside
-# this file for the format it reads.
+# Restores every node's recorded state from a sprayvault vault (format 1)
+# without sprayvault: only git, age and coreutils are needed. For the commit
+# REV (default refs/heads/main), each node's entries are written below
+# OUT_DIR/NODE/<absolute path>: directories, files decrypted with
+# IDENTITY_FILE, and symbolic links, with their recorded mode and mtime, and,
+# when run as root, their recorded owner and group (by name when that name
+# exists on this machine, else by the recorded numeric id).
 #
-# Exit status: 0 when every entry was recovered; 1 when some entry could not
-# be (each is named on stderr); 2 on bad arguments, a missing revision, a
-# damaged manifest, or an identity that cannot decrypt.
-set -eu
+# OUT_DIR must be empty or absent. Nothing is written outside OUT_DIR: node
+# names and paths are validated, and no entry is written below a symbolic link.
+# Entries that cannot be restored are reported and skipped; the others are
+# still restored.
+#
+# Exit status:
+#   0  every entry of every node was restored
+#   1  finished, but some nodes or entries were refused or failed (hostile or
+#      damaged manifest, missing content, failed decryption, I/O error)
+#   2  usage error or unusable input; nothing was written (bad arguments,
+#      OUT_DIR not empty, not a git repository, REV not found, not a
+#      sprayvault format 1 commit, a required tool missing)
+#   3  IDENTITY_FILE cannot decrypt this vault; nothing was written
+#
+# Format specification: vault-layout/README.md. Manual equivalent for one file:
+#   git --git-dir VAULT cat-file blob REV:nodes/NODE/files/PATH | age -d -i IDENTITY
 
-die() { echo "recover.sh: $*" >&2; exit 2; }
+set -u
+LC_ALL=C
+export LC_ALL
+umask 077
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_NAMESPACE GIT_REPLACE_REF_BASE
+GIT_NO_REPLACE_OBJECTS=1
+export GIT_NO_REPLACE_OBJECTS
 
-[ $# -ge 3 ] && [ $# -le 4 ] || die "usage: recover.sh VAULT_DIR IDENTITY_FILE OUT_DIR [REV]"
-vault=$1 identity=$2 out=$3 rev=${4:-refs/heads/main}
-command -v git >/dev/null || die "git is not installed"
-command -v age >/dev/null || die "age is not installed"
-[ -r "$identity" ] || die "cannot read identity file $identity"
-git --git-dir="$vault" rev-parse --verify -q "$rev^{commit}" >/dev/null || die "no revision $rev in $vault"
-commit=$(git --git-dir="$vault" rev-parse "$rev^{commit}")
-if [ -e "$out" ] && [ -n "$(ls -A "$out")" ]; then die "$out exists and is not empty"; fi
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+PROG=recover.sh
+TAB=$(printf '\t')
+ERRORS=0
 
-tab=$(printf '\t')
-failed=0
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-dirs=$work/dirs
-: > "$dirs"
+usage() {
+    cat >&2 <<'EOF'
+usage: recover.sh VAULT_DIR IDENTITY_FILE OUT_DIR [REV]
 
-fail() { echo "recover.sh: $node: $1" >&2; failed=1; }
-
-# A path is acceptable when absolute and free of empty, '.' and '..' components.
-valid_path() {
-  case $1 in
-    /*) ;;
-    *) return 1 ;;
-  esac
-  case "$1/" in
-    *//* | */./* | */../*) return 1 ;;
-  esac
-  return 0
+Restores every node of backup REV (default refs/heads/main) of the sprayvault
+vault VAULT_DIR into OUT_DIR/NODE/<absolute path>, decrypting with the age
+identity (or OpenSSH private key) IDENTITY_FILE. OUT_DIR must be empty or absent.
+EOF
+    exit 2
 }
 
-# Refuses to write below a symlink that an earlier entry created.
-no_link_parent() {
-  p=$(dirname "$1")
-  while [ "$p" != "$out/$node" ] && [ "$p" != "/" ]; do
-    [ -L "$p" ] && return 1
-    p=$(dirname "$p")
-  done
-  return 0
+die() { # CODE MESSAGE
+    code=$1
+    shift
+    printf '%s: %s\n' "$PROG" "$*" >&2
+    exit "$code"
 }
 
-git --git-dir="$vault" ls-tree --name-only "$commit" nodes/ > "$work/nodes"
-while IFS= read -r entry; do
-  node=${entry#nodes/}
-  case $node in
-    '' | -* | .* | *[!A-Za-z0-9._-]*) echo "recover.sh: skipping node with unsafe name $node" >&2; failed=1; continue ;;
-  esac
-  git --git-dir="$vault" cat-file blob "$commit:nodes/$node/manifest" > "$work/manifest" || die "$node: no manifest"
-  header=$(head -n 1 "$work/manifest")
-  [ "$header" = "sprayvault-manifest 1" ] || die "$node: manifest header is '$header', not 'sprayvault-manifest 1'"
-  count=0
-  mkdir -p "$out/$node"
-  tail -n +2 "$work/manifest" > "$work/entries"
-  while IFS="$tab" read -r kind mode uid gid owner group size mtime mac path target; do
-    count=$((count + 1))
-    if ! valid_path "$path"; then fail "refusing unsafe path $path"; continue; fi
-    dest="$out/$node$path"
-    if ! no_link_parent "$dest"; then fail "refusing to write $path below a symlink"; continue; fi
-    mkdir -p "$(dirname "$dest")"
-    case $kind in
-      d)
-        mkdir -p "$dest"
-        printf '%s\t%s\t%s\n' "$dest" "$mode" "$mtime" >> "$dirs"
-        ;;
-      f)
-        if ! git --git-dir="$vault" cat-file blob "$commit:nodes/$node/files$path" > "$work/blob"; then
-          fail "$path: content object missing"; continue
-        fi
-        ( umask 077; age -d -i "$identity" -o "$dest" "$work/blob" ) || {
-          rm -f "$dest"; die "$node: cannot decrypt $path with $identity"; }
-        chmod "$mode" "$dest"
-        touch -d "@$mtime" "$dest"
-        ;;
-      l)
-        ln -s "$target" "$dest"
-        touch -h -d "@$mtime" "$dest" 2>/dev/null || true
-        ;;
-      *) fail "unknown entry kind '$kind' for $path"; continue ;;
+err() { # MESSAGE
+    printf '%s: %s\n' "$PROG" "$*" >&2
+    ERRORS=$((ERRORS + 1))
+    NODE_ERRORS=$((NODE_ERRORS + 1))
+}
+
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+
+abs() { # PATH -> absolute PATH (not resolved)
+    case $1 in
+        /*) printf '%s\n' "$1" ;;
+        *) printf '%s/%s\n' "$PWD" "$1" ;;
     esac
-    if [ "$(id -u)" = 0 ]; then
-      u=$uid; g=$gid
-      if [ "$owner" != - ] && id -u "$owner" >/dev/null 2>&1; then u=$owner; fi
-      if [ "$group" != - ] && getent group "$group" >/dev/null 2>&1; then g=$group; fi
-      chown -h "$u:$g" "$dest"
+}
+
+g() { git --git-dir "$VAULT" "$@"; }
+
+# ------------------------------------------------------------ arguments ----
+
+case ${1:-} in -h | --help) usage ;; esac
+[ $# -eq 3 ] || [ $# -eq 4 ] || usage
+for tool in git age mktemp chmod touch mv ln tac wc tail expr id; do
+    command -v "$tool" >/dev/null 2>&1 || die 2 "$tool is required but was not found in PATH"
+done
+
+VAULT=$(abs "$1")
+IDENTITY=$(abs "$2")
+OUT=$(abs "$3")
+REV=${4:-refs/heads/main}
+
+[ -d "$VAULT" ] || die 2 "vault $VAULT: no such directory"
+g rev-parse --git-dir >/dev/null 2>&1 || die 2 "vault $VAULT is not a git repository"
+[ -f "$IDENTITY" ] && [ -r "$IDENTITY" ] || die 2 "identity file $IDENTITY cannot be read"
+case $REV in
+    -*) die 2 "revision $REV is not a revision" ;;
+esac
+COMMIT=$(g rev-parse --verify --quiet "$REV^{commit}" 2>/dev/null) ||
+    die 2 "revision $REV not found in $VAULT (try refs/heads/main, main~1, or a commit id from: git --git-dir $VAULT log --oneline)"
+SHORT=$(printf '%s' "$COMMIT" | cut -c1-10)
+
+if [ -e "$OUT" ] || [ -L "$OUT" ]; then
+    [ -d "$OUT" ] || die 2 "$OUT exists and is not a directory"
+    [ -z "$(ls -A -- "$OUT")" ] || die 2 "$OUT is not empty; give an empty or new directory"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/recover.XXXXXX") || die 2 "cannot create a temporary directory"
+trap 'rm -rf "$WORK"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------- commit and identity ----
+
+g cat-file blob "$COMMIT:sprayvault.json" >"$WORK/config" 2>/dev/null ||
+    die 2 "commit $SHORT ($REV) has no sprayvault.json: not a sprayvault backup"
+case $(tr -d ' \t\r\n' <"$WORK/config") in
+    *'"format":1,'* | *'"format":1}'*) ;;
+    *) die 2 "commit $SHORT: sprayvault.json does not say \"format\": 1; this recover.sh reads vault format 1 only" ;;
+esac
+
+if g cat-file blob "$COMMIT:mac-key.age" >"$WORK/mac-key.age" 2>/dev/null; then
+    if ! age -d -i "$IDENTITY" -o /dev/null "$WORK/mac-key.age" </dev/null 2>"$WORK/age.err"; then
+        die 3 "identity $IDENTITY cannot decrypt this vault (mac-key.age of $SHORT): $(head -n 1 "$WORK/age.err"); give the identity matching one of the recipients in sprayvault.json"
     fi
-  done < "$work/entries"
-  echo "$node: $count entries" >&2
-done < "$work/nodes"
+else
+    warn "commit $SHORT has no mac-key.age; the identity is checked file by file"
+fi
 
-# Directory modes and times last, deepest first, so that a 0500 directory
-# did not block writing its content.
-sort -r "$dirs" > "$work/dirs-sorted"
-while IFS="$tab" read -r dest mode mtime; do
-  chmod "$mode" "$dest"
-  touch -d "@$mtime" "$dest"
-done < "$work/dirs-sorted"
+# ----------------------------------------------------------- validation ----
 
-exit "$failed"
+# ^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$
+valid_node_name() {
+    case $1 in
+        [A-Za-z0-9]*) ;;
+        *) return 1 ;;
+    esac
+    case $1 in
+        *[!A-Za-z0-9._-]*) return 1 ;;
+    esac
+    [ ${#1} -le 253 ]
+}
+
+# Prints why PATH is not an absolute, normalized, recordable path.
+path_problem() {
+    case $1 in
+        /*) ;;
+        *) echo "it is not absolute" && return ;;
+    esac
+    case $1 in
+        / ) echo "the root directory cannot be recorded" && return ;;
+        */) echo "it ends with '/'" && return ;;
+        *//*) echo "it contains '//'" && return ;;
+        */. | */./* | */.. | */../*) echo "it contains a '.' or '..' component" && return ;;
+        */.git | */.git/*) echo "it contains a '.git' component" && return ;;
+        *[[:cntrl:]]*) echo "it contains a control character" && return ;;
+    esac
+    [ ${#1} -le 4096 ] || echo "it is longer than 4096 bytes"
+}
+
+is_uint() {
+    case $1 in '' | *[!0-9]*) return 1 ;; esac
+    [ ${#1} -le 20 ]
+}
+
+# Creates the missing parent directories of PATH below ROOT (0755, root:root
+# when running as root), refusing to pass through anything that is not a real
+# directory: in particular a symbolic link an earlier entry created.
+make_parents() { # ROOT PATH
+    rest=${2#/}
+    cur=
+    while :; do
+        case $rest in
+            */*)
+                comp=${rest%%/*}
+                rest=${rest#*/}
+                ;;
+            *) return 0 ;;
+        esac
+        cur=$cur/$comp
+        dir=$1$cur
+        if [ -L "$dir" ]; then
+            PROBLEM="$cur is a symbolic link; refusing to write through it"
+            return 1
+        elif [ -d "$dir" ]; then
+            :
+        elif [ -e "$dir" ]; then
+            PROBLEM="$cur exists and is not a directory"
+            return 1
+        else
+            if ! mkdir -- "$dir" 2>"$WORK/err" || ! chmod 0755 -- "$dir" 2>>"$WORK/err"; then
+                PROBLEM="cannot create $cur: $(head -n 1 "$WORK/err")"
+                return 1
+            fi
+            if [ "$AS_ROOT" = yes ]; then
+                chown -h 0:0 -- "$dir" 2>/dev/null
+            fi
+        fi
+    done
+}
+
+# Applies the recorded owner and group: by name when the name exists here,
+# else by the recorded numeric id. Only when running as root.
+set_owner() { # FILE OWNER GROUP UID GID
+    [ "$AS_ROOT" = yes ] || return 0
+    ok=yes
+    case $2 in
+        - | *:*) chown -h -- "+$4" "$1" 2>"$WORK/err" || ok=no ;;
+        *) chown -h -- "$2" "$1" 2>/dev/null || chown -h -- "+$4" "$1" 2>"$WORK/err" || ok=no ;;
+    esac
+    case $3 in
+        -) chgrp -h -- "+$5" "$1" 2>>"$WORK/err" || ok=no ;;
+        *) chgrp -h -- "$3" "$1" 2>/dev/null || chgrp -h -- "+$5" "$1" 2>>"$WORK/err" || ok=no ;;
+    esac
+    [ "$ok" = yes ] || PROBLEM="cannot set owner/group: $(head -n 1 "$WORK/err")"
+    [ "$ok" = yes ]
+}
+
+# ------------------------------------------------------------- restoring ----
+
+if [ "$(id -u)" = 0 ]; then AS_ROOT=yes; else AS_ROOT=no; fi
+
+# Restores one manifest line (already split into the positional fields).
+restore_entry() { # NODE ROOT KIND MODE UID GID OWNER GROUP SIZE MTIME PATH TARGET
+    node=$1 root=$2 kind=$3 mode=$4 uid=$5 gid=$6 owner=$7 group=$8 size=$9
+    shift 9
+    mtime=$1 path=$2 target=$3
+    dest=$root$path
+    PROBLEM=
+    if ! make_parents "$root" "$path"; then
+        err "$node: $path: $PROBLEM"
+        return
+    fi
+    if [ -e "$dest" ] || [ -L "$dest" ]; then
+        if [ "$kind" = d ] && [ -d "$dest" ] && [ ! -L "$dest" ]; then
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$node" "$mode" "$uid" "$gid" "$owner" "$group" "$mtime" "$path" >>"$WORK/dirs"
+            return
+        fi
+        err "$node: $path: already exists in $OUT (entry recorded twice?); skipped"
+        return
+    fi
+    case $kind in
+        d)
+            # Owner-writable until every entry is in place; the recorded mode
+            # and mtime are applied at the end, deepest first.
+            if ! mkdir -- "$dest" 2>"$WORK/err" || ! chmod 0700 -- "$dest"; then
+                err "$node: $path: cannot create directory: $(head -n 1 "$WORK/err")"
+                return
+            fi
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$node" "$mode" "$uid" "$gid" "$owner" "$group" "$mtime" "$path" >>"$WORK/dirs"
+            ;;
+        f)
+            if ! g cat-file blob "$COMMIT:nodes/$node/files$path" >"$WORK/cipher" 2>/dev/null; then
+                err "$node: $path: no content at nodes/$node/files$path in $SHORT (damaged backup); skipped"
+                return
+            fi
+            if ! tmp=$(mktemp "${dest%/*}/.recover.XXXXXXXX" 2>"$WORK/err"); then
+                err "$node: $path: cannot create a temporary file: $(head -n 1 "$WORK/err")"
+                return
+            fi
+            if ! age -d -i "$IDENTITY" -o "$tmp" "$WORK/cipher" </dev/null 2>"$WORK/err"; then
+                rm -f -- "$tmp"
+                err "$node: $path: cannot decrypt: $(head -n 1 "$WORK/err") (wrong identity, or the object is damaged)"
+                return
+            fi
+            got=$(($(wc -c <"$tmp")))
+            if [ "$got" != "$size" ]; then
+                err "$node: $path: decrypted $got bytes but the manifest records $size (restored anyway)"
+            fi
+            if ! set_owner "$tmp" "$owner" "$group" "$uid" "$gid"; then
+                err "$node: $path: $PROBLEM"
+            fi
+            # After chown, which clears set-id bits.
+            if ! chmod "$mode" -- "$tmp" 2>"$WORK/err" ||
+                ! touch -h -d "@$mtime" -- "$tmp" 2>>"$WORK/err" ||
+                ! mv -f -- "$tmp" "$dest" 2>>"$WORK/err"; then
+                rm -f -- "$tmp"
+                err "$node: $path: $(head -n 1 "$WORK/err")"
+                return
+            fi
+            ;;
+        l)
+            if ! ln -s -- "$target" "$dest" 2>"$WORK/err"; then
+                err "$node: $path: cannot create symbolic link: $(head -n 1 "$WORK/err")"
+                return
+            fi
+            if ! set_owner "$dest" "$owner" "$group" "$uid" "$gid"; then
+                err "$node: $path: $PROBLEM"
+            fi
+            touch -h -d "@$mtime" -- "$dest" 2>/dev/null ||
+                err "$node: $path: cannot set the modification time of the link"
+            ;;
+    esac
+}
+
+restore_node() { # NODE
+    node=$1
+    root=$OUT/$node
+    NODE_ERRORS=0
+    if ! g cat-file blob "$COMMIT:nodes/$node/manifest" >"$WORK/manifest" 2>/dev/null; then
+        err "$node: nodes/$node/manifest is missing in $SHORT; node skipped"
+        return
+    fi
+    IFS= read -r header <"$WORK/manifest" || :
+    if [ "$header" != "sprayvault-manifest 1" ]; then
+        err "$node: manifest header is \"$header\", not \"sprayvault-manifest 1\" (newer format or damaged); node skipped"
+        return
+    fi
+    if [ -n "$(tail -c 1 "$WORK/manifest")" ]; then
+        err "$node: manifest does not end with a newline (damaged?)"
+    fi
+    if ! mkdir -- "$root" 2>"$WORK/err"; then
+        err "$node: cannot create $root: $(head -n 1 "$WORK/err"); node skipped"
+        return
+    fi
+    files_blobs=$(g ls-tree -r "$COMMIT:nodes/$node/files" 2>/dev/null | wc -l)
+    files_entries=0
+    entries=0
+    lineno=1
+    prev=
+    {
+        IFS= read -r _ <&3
+        while IFS= read -r line <&3 || [ -n "$line" ]; do
+            lineno=$((lineno + 1))
+            entries=$((entries + 1))
+            at="$node: manifest line $lineno"
+            case $line in
+                '') err "$at: empty line; skipped" && continue ;;
+                "$TAB"* | *"$TAB" | *"$TAB$TAB"*) err "$at: empty field (none is written '-'); skipped" && continue ;;
+            esac
+            saved_ifs=$IFS
+            IFS=$TAB
+            set -f
+            # shellcheck disable=SC2086 # splitting on TAB is the point
+            set -- $line
+            set +f
+            IFS=$saved_ifs
+            if [ $# -ne 11 ]; then
+                err "$at: expected 11 TAB-separated fields, found $#; skipped"
+                continue
+            fi
+            kind=$1 mode=$2 uid=$3 gid=$4 owner=$5 group=$6 size=$7 mtime=$8 mac=$9
+            shift 9
+            path=$1 target=$2
+            why=
+            case $kind in f | d | l) ;; *) why="unknown kind \"$kind\"" ;; esac
+            case $mode in [0-7][0-7][0-7][0-7]) ;; *) why=${why:-"mode \"$mode\" is not 4 octal digits"} ;; esac
+            is_uint "$uid" || why=${why:-"uid \"$uid\" is not a number"}
+            is_uint "$gid" || why=${why:-"gid \"$gid\" is not a number"}
+            is_uint "$size" || why=${why:-"size \"$size\" is not a number"}
+            is_uint "${mtime#-}" || why=${why:-"mtime \"$mtime\" is not a number"}
+            if [ "$kind" = f ]; then
+                case $mac in *[!0-9a-f]*) why=${why:-"a file needs a 64-hex-digit mac"} ;; esac
+                [ ${#mac} -eq 64 ] || why=${why:-"a file needs a 64-hex-digit mac"}
+                files_entries=$((files_entries + 1))
+            elif [ "$mac" != - ]; then
+                why=${why:-"only files have a mac"}
+            fi
+            if [ "$kind" = l ]; then
+                case $target in -) why=${why:-"a symlink needs a target"} ;; *[[:cntrl:]]*) why=${why:-"the link target contains a control character"} ;; esac
+            elif [ "$target" != - ]; then
+                why=${why:-"only symlinks have a target"}
+            fi
+            if [ -n "$why" ]; then
+                err "$at: $why; skipped"
+                continue
+            fi
+            problem=$(path_problem "$path")
+            if [ -n "$problem" ]; then
+                err "$at: refusing path \"$path\": $problem"
+                continue
+            fi
+            if [ -n "$prev" ] && [ "$(expr "x$prev" \< "x$path")" != 1 ]; then
+                err "$at: path \"$path\" is out of order or repeated; skipped"
+                continue
+            fi
+            prev=$path
+            restore_entry "$node" "$root" "$kind" "$mode" "$uid" "$gid" "$owner" "$group" "$size" "$mtime" "$path" "$target"
+        done
+    } 3<"$WORK/manifest"
+    if [ "$files_blobs" -ne "$files_entries" ]; then
+        warn "$node: nodes/$node/files holds $files_blobs blobs for $files_entries file entries; only manifest entries are restored"
+    fi
+    if [ "$NODE_ERRORS" -eq 0 ]; then
+        printf '%s: %d entries\n' "$node" "$entries" >&2
+    else
+        printf '%s: %d entries, %d errors\n' "$node" "$entries" "$NODE_ERRORS" >&2
+    fi
+}
+
+mkdir -p -- "$OUT" || die 2 "cannot create $OUT"
+: >"$WORK/dirs"
+[ "$AS_ROOT" = yes ] || warn "not running as root: owners and groups are not applied"
+
+NODES=0
+if g cat-file -e "$COMMIT:nodes" 2>/dev/null; then
+    g ls-tree "$COMMIT:nodes" >"$WORK/nodes" || die 2 "cannot list nodes/ of $SHORT"
+else
+    : >"$WORK/nodes"
+fi
+while IFS= read -r entry <&4; do
+    meta=${entry%%"$TAB"*}
+    name=${entry#*"$TAB"}
+    if ! valid_node_name "$name"; then
+        err "refusing node name \"$name\": it must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,252}\$"
+        continue
+    fi
+    case $meta in
+        *' tree '*) ;;
+        *)
+            err "nodes/$name is not a directory; skipped"
+            continue
+            ;;
+    esac
+    NODES=$((NODES + 1))
+    restore_node "$name"
+done 4<"$WORK/nodes"
+
+# Directory modes and mtimes last, deepest first, so that a 0500 directory
+# did not block writing its entries and writing them did not change its mtime.
+tac "$WORK/dirs" >"$WORK/dirs.rev"
+while IFS="$TAB" read -r node mode uid gid owner group mtime path <&5; do
+    dest=$OUT/$node$path
+    NODE_ERRORS=0
+    PROBLEM=
+    set_owner "$dest" "$owner" "$group" "$uid" "$gid" || err "$node: $path: $PROBLEM"
+    chmod "$mode" -- "$dest" 2>"$WORK/err" || err "$node: $path: $(head -n 1 "$WORK/err")"
+    touch -h -d "@$mtime" -- "$dest" 2>"$WORK/err" || err "$node: $path: $(head -n 1 "$WORK/err")"
+done 5<"$WORK/dirs.rev"
+
+if [ "$NODES" -eq 0 ] && [ "$ERRORS" -eq 0 ]; then
+    warn "commit $SHORT records no nodes"
+fi
+if [ "$ERRORS" -gt 0 ]; then
+    printf '%s: restored %d node(s) of %s into %s with %d error(s)\n' "$PROG" "$NODES" "$SHORT" "$OUT" "$ERRORS" >&2
+    exit 1
+fi
+printf '%s: restored %d node(s) of %s into %s\n' "$PROG" "$NODES" "$SHORT" "$OUT" >&2
+exit 0

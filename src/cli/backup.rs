@@ -35,23 +35,34 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let inventory = sprayvault::inventory::load(&a.inventory)?;
     let opts = BackupOptions {
         limit: a.limit,
-        ssh: SshOptions { config_file: a.ssh_config, connect_timeout: Duration::from_secs(a.connect_timeout) },
+        ssh: SshOptions {
+            config_file: a.ssh_config,
+            connect_timeout: Duration::from_secs(a.connect_timeout),
+        },
         jobs: a.jobs,
         lock_wait: Duration::from_secs(a.lock_wait),
     };
     let progress = progress::Stderr::new(g.quiet);
-    let report = super::runtime()?.block_on(sprayvault::backup::run(&vault, &inventory, &opts, &progress))?;
+    let report = super::runtime()?.block_on(sprayvault::backup::run(
+        &vault, &inventory, &opts, &progress,
+    ))?;
     drop(progress);
     if g.json {
         output::json(&report)?;
     } else {
         print_report(&report);
     }
-    Ok(if report.partial { Exit::Partial } else { Exit::Success })
+    Ok(if report.partial {
+        Exit::Partial
+    } else {
+        Exit::Success
+    })
 }
 
 fn print_report(r: &BackupReport) {
-    let mut t = output::Table::new(&["NODE", "STATUS", "FILES", "ADDED", "CHANGED", "REMOVED", "NOTE"]);
+    let mut t = output::Table::new(&[
+        "NODE", "STATUS", "FILES", "ADDED", "CHANGED", "REMOVED", "NOTE",
+    ]);
     for n in &r.nodes {
         t.row(vec![
             n.node.clone(),
@@ -69,5 +80,10 @@ fn print_report(r: &BackupReport) {
             println!("{}: {path}: {why}", n.node);
         }
     }
-    println!("{}, {} new objects ({} bytes)", r.summary(), r.new_blobs, r.bytes_added);
+    println!(
+        "{}, {} new objects ({} bytes)",
+        r.summary(),
+        r.new_blobs,
+        r.bytes_added
+    );
 }

@@ -25,8 +25,14 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let dir = g.vault_dir()?;
     let mut recipients = a.recipients.clone();
     for f in &a.recipients_files {
-        let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("cannot read recipients file {}: {e}", f.display()))?;
-        recipients.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string));
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read recipients file {}: {e}", f.display()))?;
+        recipients.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
     }
     if recipients.is_empty() {
         return Err(super::UsageError("give at least one --recipient PUBKEY (for example the output of `age-keygen -y key.txt`); the vault is encrypted to it".into()).into());
@@ -34,9 +40,15 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let config = VaultConfig::new(recipients, &a.include, &a.exclude)?;
     let vault = Vault::init(dir, config.clone())?;
     if g.json {
-        output::json(&serde_json::json!({"vault": dir, "commit": vault.head()?.to_string(), "config": config}))?;
+        output::json(
+            &serde_json::json!({"vault": dir, "commit": vault.head()?.to_string(), "config": config}),
+        )?;
     } else {
-        println!("created vault {} for {} recipient(s); backing up:", dir.display(), config.recipients.len());
+        println!(
+            "created vault {} for {} recipient(s); backing up:",
+            dir.display(),
+            config.recipients.len()
+        );
         for p in &config.include {
             println!("  {p}");
         }

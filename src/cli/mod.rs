@@ -13,7 +13,11 @@ use sprayvault::exit::Exit;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "sprayvault", version, about = "Back up kubespray nodes into an age-encrypted git vault, and restore them onto fresh machines")]
+#[command(
+    name = "sprayvault",
+    version,
+    about = "Back up kubespray nodes into an age-encrypted git vault, and restore them onto fresh machines"
+)]
 pub struct Cli {
     /// The vault: a bare git repository created by `sprayvault init`.
     #[arg(long, global = true, env = "SPRAYVAULT_VAULT", value_name = "DIR")]
@@ -50,7 +54,9 @@ pub struct Global {
 impl Global {
     pub fn vault_dir(&self) -> anyhow::Result<&PathBuf> {
         self.vault.as_ref().ok_or_else(|| {
-            anyhow::Error::new(UsageError("no vault given: pass --vault DIR or set SPRAYVAULT_VAULT".into()))
+            anyhow::Error::new(UsageError(
+                "no vault given: pass --vault DIR or set SPRAYVAULT_VAULT".into(),
+            ))
         })
     }
 }
@@ -61,15 +67,26 @@ impl Global {
 pub struct UsageError(pub String);
 
 pub fn main() -> Exit {
-    let parsed = Cli::command().after_help(Exit::table()).try_get_matches().and_then(|m| Cli::from_arg_matches(&m));
+    let parsed = Cli::command()
+        .after_help(Exit::table())
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
     let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { Exit::Usage } else { Exit::Success };
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            };
         }
     };
-    let global = Global { vault: cli.vault, json: cli.json, quiet: cli.quiet };
+    let global = Global {
+        vault: cli.vault,
+        json: cli.json,
+        quiet: cli.quiet,
+    };
     let result = match cli.command {
         Command::Init(a) => init::run(&global, a),
         Command::Inventory(a) => inventory::run(&global, a),
@@ -114,5 +131,8 @@ fn exit_for(e: &anyhow::Error) -> Exit {
 
 /// A tokio runtime for the subcommands that talk to nodes.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }

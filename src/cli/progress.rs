@@ -13,7 +13,11 @@ pub struct Stderr {
 
 impl Stderr {
     pub fn new(quiet: bool) -> Stderr {
-        Stderr { quiet, tty: std::io::stderr().is_terminal(), done: Mutex::new(0) }
+        Stderr {
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+            done: Mutex::new(0),
+        }
     }
 
     fn line(&self, text: &str) {

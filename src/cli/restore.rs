@@ -60,12 +60,20 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             }
         }
         None if a.to.is_some() => bare_target(&a.node),
-        None => return Err(super::UsageError("give -i INVENTORY (or --to ADDRESS) so sprayvault knows where the node is".into()).into()),
+        None => {
+            return Err(super::UsageError(
+                "give -i INVENTORY (or --to ADDRESS) so sprayvault knows where the node is".into(),
+            )
+            .into())
+        }
     };
     if let Some(to) = &a.to {
         target.address = to.clone();
     }
-    let ssh = SshOptions { config_file: a.ssh_config.clone(), connect_timeout: Duration::from_secs(15) };
+    let ssh = SshOptions {
+        config_file: a.ssh_config.clone(),
+        connect_timeout: Duration::from_secs(15),
+    };
     let progress = progress::Stderr::new(g.quiet);
     let rt = super::runtime()?;
     rt.block_on(async {
@@ -112,7 +120,14 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
 }
 
 fn bare_target(node: &str) -> Target {
-    Target { node: node.to_string(), address: String::new(), port: None, user: None, key_file: None, become_: false }
+    Target {
+        node: node.to_string(),
+        address: String::new(),
+        port: None,
+        user: None,
+        key_file: None,
+        become_: false,
+    }
 }
 
 fn print_plan(g: &Global, plan: &Plan) -> anyhow::Result<()> {
@@ -129,7 +144,13 @@ fn print_plan(g: &Global, plan: &Plan) -> anyhow::Result<()> {
     );
     let mut t = output::Table::new(&["ACTION", "KIND", "MODE/OWNER", "PATH", "NOTE"]);
     for i in &plan.items {
-        t.row(vec![i.action.word().to_string(), i.kind.to_string(), i.want.clone(), i.path.clone(), i.detail.clone().unwrap_or_default()]);
+        t.row(vec![
+            i.action.word().to_string(),
+            i.kind.to_string(),
+            i.want.clone(),
+            i.path.clone(),
+            i.detail.clone().unwrap_or_default(),
+        ]);
     }
     t.print();
     println!(

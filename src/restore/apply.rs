@@ -31,7 +31,11 @@ fn temp_name(path: &str) -> String {
 }
 
 /// Makes sure `dir` and its parents exist, creating missing ones as root:root 0755.
-async fn ensure_dir(remote: &Remote, dir: &str, made: &mut BTreeSet<String>) -> Result<(), RestoreError> {
+async fn ensure_dir(
+    remote: &Remote,
+    dir: &str,
+    made: &mut BTreeSet<String>,
+) -> Result<(), RestoreError> {
     if dir == "/" || made.contains(dir) {
         return Ok(());
     }
@@ -59,7 +63,11 @@ async fn ensure_dir(remote: &Remote, dir: &str, made: &mut BTreeSet<String>) -> 
 async fn check_ancestors(remote: &Remote, plan: &Plan, path: &str) -> Result<(), RestoreError> {
     let mut p = parent(path);
     while p != "/" {
-        if plan.entries.iter().any(|e| e.path == p && e.kind == Kind::Dir) {
+        if plan
+            .entries
+            .iter()
+            .any(|e| e.path == p && e.kind == Kind::Dir)
+        {
             let m = remote.lstat(p).await?;
             if m.as_ref().and_then(|m| m.kind) != Some(Kind::Dir) {
                 return Err(RestoreError::Refused {
@@ -74,7 +82,12 @@ async fn check_ancestors(remote: &Remote, plan: &Plan, path: &str) -> Result<(),
     Ok(())
 }
 
-async fn restore_entry(remote: &Remote, plan: &Plan, idx: usize, made: &mut BTreeSet<String>) -> Result<bool, RestoreError> {
+async fn restore_entry(
+    remote: &Remote,
+    plan: &Plan,
+    idx: usize,
+    made: &mut BTreeSet<String>,
+) -> Result<bool, RestoreError> {
     let e = &plan.entries[idx];
     let item = &plan.items[idx];
     let (uid, gid) = owner_ids(e, &remote.accounts);
@@ -92,13 +105,17 @@ async fn restore_entry(remote: &Remote, plan: &Plan, idx: usize, made: &mut BTre
         Kind::File => {
             let data = &plan.contents[&e.path];
             if item.action == Action::Update {
-                remote.set_meta(&e.path, e.mode, uid, gid, Some(e.mtime)).await?;
+                remote
+                    .set_meta(&e.path, e.mode, uid, gid, Some(e.mtime))
+                    .await?;
                 return Ok(false);
             }
             let tmp = temp_name(&e.path);
             let written = async {
                 remote.write_new(&tmp, data).await?;
-                remote.set_meta(&tmp, e.mode, uid, gid, Some(e.mtime)).await?;
+                remote
+                    .set_meta(&tmp, e.mode, uid, gid, Some(e.mtime))
+                    .await?;
                 remote.rename(&tmp, &e.path).await
             }
             .await;
@@ -111,7 +128,9 @@ async fn restore_entry(remote: &Remote, plan: &Plan, idx: usize, made: &mut BTre
                 return Err(RestoreError::Refused {
                     node: remote.target.node.clone(),
                     path: e.path.clone(),
-                    why: "the file read back differs from what was written; check the target's disk".into(),
+                    why:
+                        "the file read back differs from what was written; check the target's disk"
+                            .into(),
                 });
             }
             Ok(true)
@@ -135,7 +154,11 @@ async fn restore_entry(remote: &Remote, plan: &Plan, idx: usize, made: &mut BTre
 
 /// Applies `plan` on `remote`. Entries are written in path order, so a
 /// directory exists before its content; directory metadata is applied last.
-pub async fn apply(plan: &Plan, remote: &Remote, progress: &dyn Progress) -> Result<RestoreReport, RestoreError> {
+pub async fn apply(
+    plan: &Plan,
+    remote: &Remote,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, RestoreError> {
     let mut report = RestoreReport {
         node: plan.node.clone(),
         created: 0,
@@ -169,9 +192,15 @@ pub async fn apply(plan: &Plan, remote: &Remote, progress: &dyn Progress) -> Res
         }
     }
     for (idx, e) in plan.entries.iter().enumerate().rev() {
-        if e.kind == Kind::Dir && plan.items[idx].action != Action::Leave && !report.errors.iter().any(|(p, _)| p == &e.path) {
+        if e.kind == Kind::Dir
+            && plan.items[idx].action != Action::Leave
+            && !report.errors.iter().any(|(p, _)| p == &e.path)
+        {
             let (uid, gid) = owner_ids(e, &remote.accounts);
-            if let Err(err) = remote.set_meta(&e.path, e.mode, uid, gid, Some(e.mtime)).await {
+            if let Err(err) = remote
+                .set_meta(&e.path, e.mode, uid, gid, Some(e.mtime))
+                .await
+            {
                 report.errors.push((e.path.clone(), err.to_string()));
             }
         }

@@ -24,5 +24,9 @@ pub enum RestoreError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("node {node}: {path}: {why}")]
-    Refused { node: String, path: String, why: String },
+    Refused {
+        node: String,
+        path: String,
+        why: String,
+    },
 }

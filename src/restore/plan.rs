@@ -70,11 +70,16 @@ impl Plan {
     pub fn conflicts(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.hostname_mismatch {
-            out.push(format!("the target's hostname is {:?}, not {:?}", self.target_hostname, self.node));
+            out.push(format!(
+                "the target's hostname is {:?}, not {:?}",
+                self.target_hostname, self.node
+            ));
         }
         let replaced = self.count(Action::Replace);
         if replaced > 0 {
-            out.push(format!("{replaced} existing entries differ from the backup and would be replaced"));
+            out.push(format!(
+                "{replaced} existing entries differ from the backup and would be replaced"
+            ));
         }
         out
     }
@@ -83,8 +88,16 @@ impl Plan {
 /// The uid and gid an entry gets on a machine with `accounts`: by name when
 /// the name exists there, else the recorded id.
 pub fn owner_ids(e: &Entry, accounts: &Accounts) -> (u32, u32) {
-    let uid = e.owner.as_deref().and_then(|n| accounts.uid(n)).unwrap_or(e.uid);
-    let gid = e.group.as_deref().and_then(|n| accounts.gid(n)).unwrap_or(e.gid);
+    let uid = e
+        .owner
+        .as_deref()
+        .and_then(|n| accounts.uid(n))
+        .unwrap_or(e.uid);
+    let gid = e
+        .group
+        .as_deref()
+        .and_then(|n| accounts.gid(n))
+        .unwrap_or(e.gid);
     (uid, gid)
 }
 
@@ -93,11 +106,20 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 /// Decrypts the node's files from `backup` and compares every entry with the target.
-pub async fn make_plan(vault: &Vault, backup: &Backup, node: &str, identity: &Identity, remote: &Remote) -> Result<Plan, RestoreError> {
+pub async fn make_plan(
+    vault: &Vault,
+    backup: &Backup,
+    node: &str,
+    identity: &Identity,
+    remote: &Remote,
+) -> Result<Plan, RestoreError> {
     let state = backup.node(node)?;
     let mut contents = BTreeMap::new();
     for e in state.manifest.files() {
-        contents.insert(e.path.clone(), vault.decrypt_file(backup, node, &e.path, identity)?);
+        contents.insert(
+            e.path.clone(),
+            vault.decrypt_file(backup, node, &e.path, identity)?,
+        );
     }
     let hostname = remote.hostname().await?;
     let short = |s: &str| s.split('.').next().unwrap_or("").to_ascii_lowercase();
@@ -105,15 +127,24 @@ pub async fn make_plan(vault: &Vault, backup: &Backup, node: &str, identity: &Id
     for e in state.manifest.entries.values() {
         let (uid, gid) = owner_ids(e, &remote.accounts);
         let who = |id: u32, name: &Option<String>| name.clone().unwrap_or_else(|| id.to_string());
-        let want = format!("{:04o} {}:{}", e.mode, who(uid, &e.owner), who(gid, &e.group));
+        let want = format!(
+            "{:04o} {}:{}",
+            e.mode,
+            who(uid, &e.owner),
+            who(gid, &e.group)
+        );
         let (action, detail) = match remote.lstat(&e.path).await? {
             None => (Action::Create, None),
             Some(m) if m.kind != Some(e.kind) => (
                 Action::Replace,
-                Some(format!("is a {} on the target", m.kind.map(|k| k.word()).unwrap_or("special file"))),
+                Some(format!(
+                    "is a {} on the target",
+                    m.kind.map(|k| k.word()).unwrap_or("special file")
+                )),
             ),
             Some(m) => {
-                let same_meta = e.kind == Kind::Symlink || (m.mode == e.mode && m.uid == uid && m.gid == gid);
+                let same_meta =
+                    e.kind == Kind::Symlink || (m.mode == e.mode && m.uid == uid && m.gid == gid);
                 match e.kind {
                     Kind::File => {
                         let now = remote.read(&e.path).await?;
@@ -122,7 +153,13 @@ pub async fn make_plan(vault: &Vault, backup: &Backup, node: &str, identity: &Id
                         } else if same_meta {
                             (Action::Leave, None)
                         } else {
-                            (Action::Update, Some(format!("is {:04o} {}:{} on the target", m.mode, m.uid, m.gid)))
+                            (
+                                Action::Update,
+                                Some(format!(
+                                    "is {:04o} {}:{} on the target",
+                                    m.mode, m.uid, m.gid
+                                )),
+                            )
                         }
                     }
                     Kind::Symlink => {
@@ -130,15 +167,30 @@ pub async fn make_plan(vault: &Vault, backup: &Backup, node: &str, identity: &Id
                         if Some(&t) == e.target.as_ref() {
                             (Action::Leave, None)
                         } else {
-                            (Action::Replace, Some(format!("points to {t:?} on the target")))
+                            (
+                                Action::Replace,
+                                Some(format!("points to {t:?} on the target")),
+                            )
                         }
                     }
                     Kind::Dir if same_meta => (Action::Leave, None),
-                    Kind::Dir => (Action::Update, Some(format!("is {:04o} {}:{} on the target", m.mode, m.uid, m.gid))),
+                    Kind::Dir => (
+                        Action::Update,
+                        Some(format!(
+                            "is {:04o} {}:{} on the target",
+                            m.mode, m.uid, m.gid
+                        )),
+                    ),
                 }
             }
         };
-        items.push(PlanItem { path: e.path.clone(), kind: e.kind.word(), action, want, detail });
+        items.push(PlanItem {
+            path: e.path.clone(),
+            kind: e.kind.word(),
+            action,
+            want,
+            detail,
+        });
     }
     Ok(Plan {
         node: node.to_string(),

@@ -66,22 +66,44 @@ pub struct SshOptions {
 
 impl Default for SshOptions {
     fn default() -> Self {
-        SshOptions { config_file: None, connect_timeout: Duration::from_secs(15) }
+        SshOptions {
+            config_file: None,
+            connect_timeout: Duration::from_secs(15),
+        }
     }
 }
 
 #[derive(Debug, Error)]
 pub enum SourceError {
     #[error("node {node} ({target}): cannot connect over ssh: {why}; {hint}")]
-    Connect { node: String, target: String, why: String, hint: &'static str },
+    Connect {
+        node: String,
+        target: String,
+        why: String,
+        hint: &'static str,
+    },
     #[error("node {node}: user {user} cannot run `sudo -n` ({why}); give it passwordless sudo, or set ansible_become=false and connect as root")]
-    Sudo { node: String, user: String, why: String },
-    #[error("node {node}: cannot start an SFTP server ({why}); install openssh-sftp-server on the node")]
+    Sudo {
+        node: String,
+        user: String,
+        why: String,
+    },
+    #[error(
+        "node {node}: cannot start an SFTP server ({why}); install openssh-sftp-server on the node"
+    )]
     Sftp { node: String, why: String },
     #[error("node {node}: {path}: {why}")]
-    Io { node: String, path: String, why: String },
+    Io {
+        node: String,
+        path: String,
+        why: String,
+    },
     #[error("node {node}: {what}: {why}")]
-    Command { node: String, what: String, why: String },
+    Command {
+        node: String,
+        what: String,
+        why: String,
+    },
 }
 
 impl SourceError {
@@ -100,17 +122,27 @@ impl SourceError {
     pub fn reason(&self) -> String {
         let full = self.to_string();
         let prefix = format!("node {}", self.node());
-        full.strip_prefix(&prefix).map(|r| r.trim_start_matches([':', ' ']).to_string()).unwrap_or(full)
+        full.strip_prefix(&prefix)
+            .map(|r| r.trim_start_matches([':', ' ']).to_string())
+            .unwrap_or(full)
     }
 }
 
 /// A connection hint derived from what ssh said.
 fn hint_for(why: &str) -> &'static str {
-    if why.contains("Host key verification failed") || why.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || why.contains("No ED25519 host key is known") || why.contains("host key") {
+    if why.contains("Host key verification failed")
+        || why.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || why.contains("No ED25519 host key is known")
+        || why.contains("host key")
+    {
         "verify the node's host key fingerprint and add it to known_hosts (or the UserKnownHostsFile of --ssh-config); unknown host keys are never accepted"
     } else if why.contains("Permission denied") {
         "check ansible_user and ansible_ssh_private_key_file for this host, or your ssh-agent"
-    } else if why.contains("Connection refused") || why.contains("timed out") || why.contains("No route") || why.contains("Could not resolve") {
+    } else if why.contains("Connection refused")
+        || why.contains("timed out")
+        || why.contains("No route")
+        || why.contains("Could not resolve")
+    {
         "check that the node is up and its address and port are right in the inventory"
     } else {
         "run `ssh` to the node by hand with the same --ssh-config to see why"
@@ -128,5 +160,9 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = s.source();
     }
-    parts.iter().map(|p| p.trim().replace('\n', " ").replace('\r', "")).collect::<Vec<_>>().join(": ")
+    parts
+        .iter()
+        .map(|p| p.trim().replace('\n', " ").replace('\r', ""))
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -42,7 +42,10 @@ impl Meta {
         });
         Meta {
             kind,
-            mode: m.permissions().map(|p| p.as_raw().bits() & 0o7777).unwrap_or(0),
+            mode: m
+                .permissions()
+                .map(|p| p.as_raw().bits() & 0o7777)
+                .unwrap_or(0),
             uid: m.uid().unwrap_or(0),
             gid: m.gid().unwrap_or(0),
             size: m.len().unwrap_or(0),
@@ -69,7 +72,9 @@ impl Remote {
     pub async fn connect(target: &Target, opts: &SshOptions) -> Result<Remote, SourceError> {
         let node = target.node.clone();
         let mut b = SessionBuilder::default();
-        b.known_hosts_check(KnownHosts::Strict).connect_timeout(opts.connect_timeout).control_directory(std::env::temp_dir());
+        b.known_hosts_check(KnownHosts::Strict)
+            .connect_timeout(opts.connect_timeout)
+            .control_directory(std::env::temp_dir());
         if let Some(f) = &opts.config_file {
             b.config_file(f);
         }
@@ -84,7 +89,12 @@ impl Remote {
         }
         let session = b.connect(&target.address).await.map_err(|e| {
             let why = chain(&e);
-            SourceError::Connect { node: node.clone(), target: target.display(), hint: hint_for(&why), why }
+            SourceError::Connect {
+                node: node.clone(),
+                target: target.display(),
+                hint: hint_for(&why),
+                why,
+            }
         })?;
         let session = Arc::new(session);
 
@@ -96,14 +106,35 @@ impl Remote {
                 .stdin(Stdio::null())
                 .output()
                 .await
-                .map_err(|e| SourceError::Command { node: node.clone(), what: "sudo -n true".into(), why: chain(&e) })?;
+                .map_err(|e| SourceError::Command {
+                    node: node.clone(),
+                    what: "sudo -n true".into(),
+                    why: chain(&e),
+                })?;
             if !out.status.success() {
-                let user = target.user.clone().unwrap_or_else(|| format!("uid {}", uid.trim()));
-                let why = String::from_utf8_lossy(&out.stderr).trim().replace('\n', " ");
-                return Err(SourceError::Sudo { node, user, why: if why.is_empty() { "sudo failed".into() } else { why } });
+                let user = target
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| format!("uid {}", uid.trim()));
+                let why = String::from_utf8_lossy(&out.stderr)
+                    .trim()
+                    .replace('\n', " ");
+                return Err(SourceError::Sudo {
+                    node,
+                    user,
+                    why: if why.is_empty() {
+                        "sudo failed".into()
+                    } else {
+                        why
+                    },
+                });
             }
         }
-        let cmd = if sudo { format!("sudo -n {SFTP_SERVER}") } else { SFTP_SERVER.to_string() };
+        let cmd = if sudo {
+            format!("sudo -n {SFTP_SERVER}")
+        } else {
+            SFTP_SERVER.to_string()
+        };
         let mut server = Arc::clone(&session)
             .arc_raw_command(cmd)
             .stdin(Stdio::piped())
@@ -111,24 +142,59 @@ impl Remote {
             .stderr(Stdio::null())
             .spawn()
             .await
-            .map_err(|e| SourceError::Sftp { node: node.clone(), why: chain(&e) })?;
+            .map_err(|e| SourceError::Sftp {
+                node: node.clone(),
+                why: chain(&e),
+            })?;
         let stdin = server.stdin().take().expect("stdin was piped");
         let stdout = server.stdout().take().expect("stdout was piped");
-        let sftp = Sftp::new(stdin, stdout, SftpOptions::default()).await.map_err(|e| SourceError::Sftp { node: node.clone(), why: chain(&e) })?;
-        let mut remote = Remote { target: target.clone(), session, sftp, server, accounts: Accounts::default() };
-        let passwd = remote.read_optional("/etc/passwd").await?.unwrap_or_default();
-        let group = remote.read_optional("/etc/group").await?.unwrap_or_default();
-        remote.accounts = Accounts::from_files(&String::from_utf8_lossy(&passwd), &String::from_utf8_lossy(&group));
+        let sftp = Sftp::new(stdin, stdout, SftpOptions::default())
+            .await
+            .map_err(|e| SourceError::Sftp {
+                node: node.clone(),
+                why: chain(&e),
+            })?;
+        let mut remote = Remote {
+            target: target.clone(),
+            session,
+            sftp,
+            server,
+            accounts: Accounts::default(),
+        };
+        let passwd = remote
+            .read_optional("/etc/passwd")
+            .await?
+            .unwrap_or_default();
+        let group = remote
+            .read_optional("/etc/group")
+            .await?
+            .unwrap_or_default();
+        remote.accounts = Accounts::from_files(
+            &String::from_utf8_lossy(&passwd),
+            &String::from_utf8_lossy(&group),
+        );
         Ok(remote)
     }
 
     fn io(&self, path: &str, e: SftpError) -> SourceError {
-        SourceError::Io { node: self.target.node.clone(), path: path.to_string(), why: chain(&e) }
+        SourceError::Io {
+            node: self.target.node.clone(),
+            path: path.to_string(),
+            why: chain(&e),
+        }
     }
 
     /// The node's hostname (`uname -n`).
     pub async fn hostname(&self) -> Result<String, SourceError> {
-        Ok(run(&self.session, &self.target.node, "uname -n", "reading the hostname").await?.trim().to_string())
+        Ok(run(
+            &self.session,
+            &self.target.node,
+            "uname -n",
+            "reading the hostname",
+        )
+        .await?
+        .trim()
+        .to_string())
     }
 
     /// lstat; `None` when the path does not exist.
@@ -142,7 +208,12 @@ impl Remote {
 
     /// The entries of a directory (without `.` and `..`), with their lstat metadata.
     pub async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, SourceError> {
-        let dir = self.sftp.fs().open_dir(path).await.map_err(|e| self.io(path, e))?;
+        let dir = self
+            .sftp
+            .fs()
+            .open_dir(path)
+            .await
+            .map_err(|e| self.io(path, e))?;
         let mut stream = std::pin::pin!(dir.read_dir());
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
@@ -158,12 +229,22 @@ impl Remote {
     }
 
     pub async fn read_link(&self, path: &str) -> Result<String, SourceError> {
-        let t = self.sftp.fs().read_link(path).await.map_err(|e| self.io(path, e))?;
+        let t = self
+            .sftp
+            .fs()
+            .read_link(path)
+            .await
+            .map_err(|e| self.io(path, e))?;
         Ok(t.to_string_lossy().to_string())
     }
 
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-        let b = self.sftp.fs().read(path).await.map_err(|e| self.io(path, e))?;
+        let b = self
+            .sftp
+            .fs()
+            .read(path)
+            .await
+            .map_err(|e| self.io(path, e))?;
         Ok(b.to_vec())
     }
 
@@ -181,7 +262,9 @@ impl Remote {
         let mut opts = self.sftp.options();
         opts.write(true).create_new(true);
         let mut f = opts.open(path).await.map_err(|e| self.io(path, e))?;
-        f.set_permissions(Permissions::from(0o600u16)).await.map_err(|e| self.io(path, e))?;
+        f.set_permissions(Permissions::from(0o600u16))
+            .await
+            .map_err(|e| self.io(path, e))?;
         f.write_all(data).await.map_err(|e| self.io(path, e))?;
         if self.sftp.support_fsync() {
             f.sync_all().await.map_err(|e| self.io(path, e))?;
@@ -191,26 +274,48 @@ impl Remote {
     }
 
     /// Sets owner, group, permission bits and (for non-links) mtime.
-    pub async fn set_meta(&self, path: &str, mode: u32, uid: u32, gid: u32, mtime: Option<i64>) -> Result<(), SourceError> {
+    pub async fn set_meta(
+        &self,
+        path: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: Option<i64>,
+    ) -> Result<(), SourceError> {
         let mut fs = self.sftp.fs();
         // chown first: it clears setuid/setgid bits, which chmod then restores.
         let owner = MetaDataBuilder::new().id((uid, gid)).create();
-        fs.set_metadata(path, owner).await.map_err(|e| self.io(path, e))?;
+        fs.set_metadata(path, owner)
+            .await
+            .map_err(|e| self.io(path, e))?;
         let mut b = MetaDataBuilder::new();
         b.permissions(Permissions::from((mode & 0o7777) as u16));
-        if let Some(t) = mtime.and_then(|t| u32::try_from(t).ok()).and_then(openssh_sftp_client::UnixTimeStamp::from_raw) {
+        if let Some(t) = mtime
+            .and_then(|t| u32::try_from(t).ok())
+            .and_then(openssh_sftp_client::UnixTimeStamp::from_raw)
+        {
             b.time(t, t);
         }
-        fs.set_metadata(path, b.create()).await.map_err(|e| self.io(path, e))
+        fs.set_metadata(path, b.create())
+            .await
+            .map_err(|e| self.io(path, e))
     }
 
     pub async fn mkdir(&self, path: &str) -> Result<(), SourceError> {
-        self.sftp.fs().create_dir(path).await.map_err(|e| self.io(path, e))
+        self.sftp
+            .fs()
+            .create_dir(path)
+            .await
+            .map_err(|e| self.io(path, e))
     }
 
     /// Atomically replaces `to` with `from` (posix-rename).
     pub async fn rename(&self, from: &str, to: &str) -> Result<(), SourceError> {
-        self.sftp.fs().rename(from, to).await.map_err(|e| self.io(to, e))
+        self.sftp
+            .fs()
+            .rename(from, to)
+            .await
+            .map_err(|e| self.io(to, e))
     }
 
     /// Creates a symlink at `path` pointing to `target`.
@@ -218,11 +323,19 @@ impl Remote {
         // OpenSSH's sftp-server swaps the arguments of SSH_FXP_SYMLINK relative
         // to the draft; the client library sends (target, linkpath) in the
         // order OpenSSH expects when given (target, path).
-        self.sftp.fs().symlink(target, path).await.map_err(|e| self.io(path, e))
+        self.sftp
+            .fs()
+            .symlink(target, path)
+            .await
+            .map_err(|e| self.io(path, e))
     }
 
     pub async fn remove_file(&self, path: &str) -> Result<(), SourceError> {
-        self.sftp.fs().remove_file(path).await.map_err(|e| self.io(path, e))
+        self.sftp
+            .fs()
+            .remove_file(path)
+            .await
+            .map_err(|e| self.io(path, e))
     }
 
     /// Ends the SFTP server and the ssh session.
@@ -237,7 +350,9 @@ impl Remote {
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote").field("target", &self.target).finish()
+        f.debug_struct("Remote")
+            .field("target", &self.target)
+            .finish()
     }
 }
 
@@ -247,9 +362,17 @@ async fn run(session: &Session, node: &str, cmd: &str, what: &str) -> Result<Str
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| SourceError::Command { node: node.into(), what: what.into(), why: chain(&e) })?;
+        .map_err(|e| SourceError::Command {
+            node: node.into(),
+            what: what.into(),
+            why: chain(&e),
+        })?;
     if !out.status.success() {
-        return Err(SourceError::Command { node: node.into(), what: what.into(), why: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(SourceError::Command {
+            node: node.into(),
+            what: what.into(),
+            why: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).to_string())
 }

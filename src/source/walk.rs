@@ -26,7 +26,11 @@ pub struct NodeRead {
 }
 
 /// Reads every included entry of the node.
-pub async fn read_node(remote: &Remote, config: &VaultConfig, key: &MacKey) -> Result<NodeRead, SourceError> {
+pub async fn read_node(
+    remote: &Remote,
+    config: &VaultConfig,
+    key: &MacKey,
+) -> Result<NodeRead, SourceError> {
     let mut out = NodeRead::default();
     let mut roots: Vec<(String, super::Meta)> = Vec::new();
     for inc in &config.include {
@@ -39,7 +43,11 @@ pub async fn read_node(remote: &Remote, config: &VaultConfig, key: &MacKey) -> R
             match remote.list(dir).await {
                 Ok(children) => {
                     for (name, meta) in children {
-                        let path = if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") };
+                        let path = if dir == "/" {
+                            format!("/{name}")
+                        } else {
+                            format!("{dir}/{name}")
+                        };
                         if glob_match(inc, &path) {
                             roots.push((path, meta));
                         }
@@ -64,11 +72,15 @@ pub async fn read_node(remote: &Remote, config: &VaultConfig, key: &MacKey) -> R
             continue;
         }
         if let Err(e) = check_path(&path) {
-            out.errors.push((path.escape_debug().to_string(), e.to_string()));
+            out.errors
+                .push((path.escape_debug().to_string(), e.to_string()));
             continue;
         }
         let Some(kind) = meta.kind else {
-            out.errors.push((path, "not a regular file, directory or symlink; skipped".into()));
+            out.errors.push((
+                path,
+                "not a regular file, directory or symlink; skipped".into(),
+            ));
             continue;
         };
         let owner = remote.accounts.user_name(meta.uid).map(str::to_string);
@@ -91,7 +103,10 @@ pub async fn read_node(remote: &Remote, config: &VaultConfig, key: &MacKey) -> R
                 Ok(data) => {
                     entry.size = data.len() as u64;
                     entry.mac = Some(key.mac(&data));
-                    out.entries.push(ReadEntry { entry, content: Some(data) });
+                    out.entries.push(ReadEntry {
+                        entry,
+                        content: Some(data),
+                    });
                 }
                 Err(e) => out.errors.push((path, reason(&e))),
             },
@@ -101,7 +116,10 @@ pub async fn read_node(remote: &Remote, config: &VaultConfig, key: &MacKey) -> R
                         entry.mode = 0o777;
                         entry.size = t.len() as u64;
                         entry.target = Some(t);
-                        out.entries.push(ReadEntry { entry, content: None });
+                        out.entries.push(ReadEntry {
+                            entry,
+                            content: None,
+                        });
                     }
                     Err(e) => out.errors.push((path, e.to_string())),
                 },
@@ -109,7 +127,10 @@ pub async fn read_node(remote: &Remote, config: &VaultConfig, key: &MacKey) -> R
             },
             Kind::Dir => match remote.list(&path).await {
                 Ok(children) => {
-                    out.entries.push(ReadEntry { entry, content: None });
+                    out.entries.push(ReadEntry {
+                        entry,
+                        content: None,
+                    });
                     for (name, m) in children.into_iter().rev() {
                         stack.push((format!("{path}/{name}"), m));
                     }

@@ -40,20 +40,30 @@ pub struct VaultConfig {
 }
 
 impl VaultConfig {
-    pub fn new(recipients: Vec<String>, extra_include: &[String], exclude: &[String]) -> Result<VaultConfig, ConfigError> {
+    pub fn new(
+        recipients: Vec<String>,
+        extra_include: &[String],
+        exclude: &[String],
+    ) -> Result<VaultConfig, ConfigError> {
         let mut include: Vec<String> = DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect();
         for p in extra_include {
             if !include.contains(p) {
                 include.push(p.clone());
             }
         }
-        let cfg = VaultConfig { format: FORMAT, recipients, include, exclude: exclude.to_vec() };
+        let cfg = VaultConfig {
+            format: FORMAT,
+            recipients,
+            include,
+            exclude: exclude.to_vec(),
+        };
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn parse(bytes: &[u8]) -> Result<VaultConfig, ConfigError> {
-        let cfg: VaultConfig = serde_json::from_slice(bytes).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let cfg: VaultConfig =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Parse(e.to_string()))?;
         if cfg.format != FORMAT {
             return Err(ConfigError::Format(cfg.format));
         }
@@ -71,7 +81,10 @@ impl VaultConfig {
             let plain = p.replace('*', "x");
             check_path(&plain).map_err(|e| ConfigError::BadInclude(p.clone(), e.to_string()))?;
             if dir.contains('*') || (last.contains('*') && dir.is_empty()) {
-                return Err(ConfigError::BadInclude(p.clone(), "'*' is allowed in the last component only".into()));
+                return Err(ConfigError::BadInclude(
+                    p.clone(),
+                    "'*' is allowed in the last component only".into(),
+                ));
             }
         }
         for p in &self.exclude {
@@ -84,7 +97,9 @@ impl VaultConfig {
 
     /// True when `path` is excluded by the configuration.
     pub fn is_excluded(&self, path: &str) -> bool {
-        self.exclude.iter().any(|p| crate::paths::excluded_by(p, path))
+        self.exclude
+            .iter()
+            .any(|p| crate::paths::excluded_by(p, path))
     }
 
     /// True when `path` is an include entry itself or lies under one.
@@ -93,7 +108,10 @@ impl VaultConfig {
             if inc.contains('*') {
                 glob_match(inc, path)
             } else {
-                path == inc || path.strip_prefix(inc.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                path == inc
+                    || path
+                        .strip_prefix(inc.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
             }
         })
     }
@@ -105,7 +123,12 @@ mod tests {
 
     #[test]
     fn defaults_and_round_trip() {
-        let c = VaultConfig::new(vec!["age1x".into()], &["/etc/extra".into()], &["/etc/kubernetes/ssl/*.key".into()]).unwrap();
+        let c = VaultConfig::new(
+            vec!["age1x".into()],
+            &["/etc/extra".into()],
+            &["/etc/kubernetes/ssl/*.key".into()],
+        )
+        .unwrap();
         assert!(c.include.contains(&"/etc/etcd.env".to_string()));
         assert_eq!(VaultConfig::parse(c.to_json().as_bytes()).unwrap(), c);
         assert!(c.is_excluded("/etc/kubernetes/ssl/ca.key"));
@@ -120,6 +143,9 @@ mod tests {
         assert!(VaultConfig::new(vec![], &["relative".into()], &[]).is_err());
         assert!(VaultConfig::new(vec![], &["/etc/*/x".into()], &[]).is_err());
         assert!(VaultConfig::new(vec![], &[], &["x".into()]).is_err());
-        assert!(matches!(VaultConfig::parse(br#"{"format":2,"recipients":[],"include":[],"exclude":[]}"#), Err(ConfigError::Format(2))));
+        assert!(matches!(
+            VaultConfig::parse(br#"{"format":2,"recipients":[],"include":[],"exclude":[]}"#),
+            Err(ConfigError::Format(2))
+        ));
     }
 }

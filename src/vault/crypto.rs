@@ -12,10 +12,15 @@ use thiserror::Error;
 pub enum CryptoError {
     #[error("recipient {0:?} is not an age public key (age1...) or an OpenSSH ssh-ed25519/ssh-rsa public key; give the public half, e.g. from `age-keygen -y KEY` or `~/.ssh/id_ed25519.pub`")]
     BadRecipient(String),
-    #[error("no recipients: give at least one --recipient, or the vault cannot be decrypted by anyone")]
+    #[error(
+        "no recipients: give at least one --recipient, or the vault cannot be decrypted by anyone"
+    )]
     NoRecipients,
     #[error("cannot read identity file {path}: {source}; give an age identity file (age-keygen) or an OpenSSH private key with --identity")]
-    ReadIdentity { path: PathBuf, source: std::io::Error },
+    ReadIdentity {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("identity file {path} holds no usable key: {why}; give an age identity file (age-keygen) or an unencrypted OpenSSH private key (ed25519 or rsa)")]
     BadIdentity { path: PathBuf, why: String },
     #[error("cannot decrypt {what}: {why}; the identity does not match any recipient of the vault, or the object is corrupt (run `sprayvault verify`)")]
@@ -50,12 +55,18 @@ impl Recipients {
 
     /// Encrypts `plain` into the binary age format.
     pub fn encrypt(&self, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let enc = age::Encryptor::with_recipients(self.keys.iter().map(|k| k.as_ref() as &dyn age::Recipient))
-            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+        let enc = age::Encryptor::with_recipients(
+            self.keys.iter().map(|k| k.as_ref() as &dyn age::Recipient),
+        )
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
         let mut out = Vec::with_capacity(plain.len() + 256);
-        let mut w = enc.wrap_output(&mut out).map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        w.write_all(plain).map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        w.finish().map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+        let mut w = enc
+            .wrap_output(&mut out)
+            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+        w.write_all(plain)
+            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+        w.finish()
+            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
         Ok(out)
     }
 }
@@ -70,8 +81,14 @@ impl Identity {
     /// Loads an age identity file (`AGE-SECRET-KEY-1...` lines) or an
     /// unencrypted OpenSSH private key.
     pub fn load(path: &Path) -> Result<Identity, CryptoError> {
-        let data = std::fs::read(path).map_err(|source| CryptoError::ReadIdentity { path: path.to_path_buf(), source })?;
-        let bad = |why: String| CryptoError::BadIdentity { path: path.to_path_buf(), why };
+        let data = std::fs::read(path).map_err(|source| CryptoError::ReadIdentity {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |why: String| CryptoError::BadIdentity {
+            path: path.to_path_buf(),
+            why,
+        };
         let text = String::from_utf8_lossy(&data);
         if text.contains("-----BEGIN") {
             let id = age::ssh::Identity::from_buffer(&data[..], Some(path.display().to_string()))
@@ -89,7 +106,10 @@ impl Identity {
         if keys.is_empty() {
             return Err(bad("no AGE-SECRET-KEY-1 line".into()));
         }
-        Ok(Identity { keys, path: path.to_path_buf() })
+        Ok(Identity {
+            keys,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -98,9 +118,14 @@ impl Identity {
 
     /// Decrypts an age file held in memory; `what` names it in errors.
     pub fn decrypt(&self, cipher: &[u8], what: &str) -> Result<Vec<u8>, CryptoError> {
-        let fail = |why: String| CryptoError::Decrypt { what: what.to_string(), why };
+        let fail = |why: String| CryptoError::Decrypt {
+            what: what.to_string(),
+            why,
+        };
         let dec = age::Decryptor::new_buffered(cipher).map_err(|e| fail(e.to_string()))?;
-        let mut r = dec.decrypt(self.keys.iter().map(|k| k.as_ref())).map_err(|e| fail(e.to_string()))?;
+        let mut r = dec
+            .decrypt(self.keys.iter().map(|k| k.as_ref()))
+            .map_err(|e| fail(e.to_string()))?;
         let mut out = Vec::with_capacity(cipher.len());
         r.read_to_end(&mut out).map_err(|e| fail(e.to_string()))?;
         Ok(out)
@@ -116,7 +141,14 @@ mod tests {
         let key = age::x25519::Identity::generate();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key.txt");
-        std::fs::write(&path, format!("# test\n{}\n", age::secrecy::ExposeSecret::expose_secret(&key.to_string()))).unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "# test\n{}\n",
+                age::secrecy::ExposeSecret::expose_secret(&key.to_string())
+            ),
+        )
+        .unwrap();
         let r = Recipients::parse(&[key.to_public().to_string()]).unwrap();
         let c1 = r.encrypt(b"secret").unwrap();
         let c2 = r.encrypt(b"secret").unwrap();
@@ -125,12 +157,21 @@ mod tests {
         assert_eq!(id.decrypt(&c1, "x").unwrap(), b"secret");
         let other = age::x25519::Identity::generate();
         let r2 = Recipients::parse(&[other.to_public().to_string()]).unwrap();
-        assert!(matches!(id.decrypt(&r2.encrypt(b"s").unwrap(), "y"), Err(CryptoError::Decrypt { .. })));
+        assert!(matches!(
+            id.decrypt(&r2.encrypt(b"s").unwrap(), "y"),
+            Err(CryptoError::Decrypt { .. })
+        ));
     }
 
     #[test]
     fn bad_recipient() {
-        assert!(matches!(Recipients::parse(&["nope"]), Err(CryptoError::BadRecipient(_))));
-        assert!(matches!(Recipients::parse::<&str>(&[]), Err(CryptoError::NoRecipients)));
+        assert!(matches!(
+            Recipients::parse(&["nope"]),
+            Err(CryptoError::BadRecipient(_))
+        ));
+        assert!(matches!(
+            Recipients::parse::<&str>(&[]),
+            Err(CryptoError::NoRecipients)
+        ));
     }
 }

@@ -24,7 +24,13 @@ pub enum LockError {
 impl VaultLock {
     /// Tries to take the lock, polling until `wait` has passed.
     pub fn acquire(path: &Path, wait: Duration) -> Result<VaultLock, LockError> {
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(LockError::Io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(LockError::Io)?;
         let deadline = Instant::now() + wait;
         loop {
             // SAFETY: flock on a file descriptor we own; no memory is shared.

@@ -36,7 +36,8 @@ impl MacKey {
 
     /// The mac of `content`, as lowercase hex.
     pub fn mac(&self, content: &[u8]) -> String {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         m.update(content);
         hex::encode(m.finalize().into_bytes())
     }
@@ -50,7 +51,10 @@ mod tests {
     fn matches_openssl_hmac() {
         // printf sprayvault | openssl dgst -sha256 -mac HMAC -macopt hexkey:00..00
         let k = MacKey::from_text(&"00".repeat(32)).unwrap();
-        assert_eq!(k.mac(b"sprayvault"), "dc7ff7b7a6f52644e73d7363c8ea5c078d41b28767f49467f1f85481e06449a6");
+        assert_eq!(
+            k.mac(b"sprayvault"),
+            "dc7ff7b7a6f52644e73d7363c8ea5c078d41b28767f49467f1f85481e06449a6"
+        );
         assert_ne!(k.mac(b"a"), k.mac(b"b"));
         assert_ne!(MacKey::generate().mac(b"a"), MacKey::generate().mac(b"a"));
     }

@@ -124,9 +124,10 @@ impl Manifest {
 
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::Utf8)?;
-        let body = text
-            .strip_suffix('\n')
-            .ok_or_else(|| ManifestError::Line { line: text.split('\n').count(), why: "missing final newline".into() })?;
+        let body = text.strip_suffix('\n').ok_or_else(|| ManifestError::Line {
+            line: text.split('\n').count(),
+            why: "missing final newline".into(),
+        })?;
         let mut lines = body.split('\n');
         if lines.next() != Some(HEADER) {
             return Err(ManifestError::Header);
@@ -141,7 +142,10 @@ impl Manifest {
             }
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() != 11 {
-                return Err(err(format!("expected 11 TAB-separated fields, found {}", f.len())));
+                return Err(err(format!(
+                    "expected 11 TAB-separated fields, found {}",
+                    f.len()
+                )));
             }
             if f.iter().any(|x| x.is_empty()) {
                 return Err(err("empty field (use '-' for none)".into()));
@@ -157,7 +161,8 @@ impl Manifest {
             }
             let mode = u32::from_str_radix(f[1], 8).map_err(|e| err(e.to_string()))?;
             let num = |s: &str, what: &str| -> Result<u64, ManifestError> {
-                s.parse::<u64>().map_err(|_| err(format!("{what} {s:?} is not a number")))
+                s.parse::<u64>()
+                    .map_err(|_| err(format!("{what} {s:?} is not a number")))
             };
             let uid = u32::try_from(num(f[2], "uid")?).map_err(|_| err("uid too large".into()))?;
             let gid = u32::try_from(num(f[3], "gid")?).map_err(|_| err("gid too large".into()))?;
@@ -167,7 +172,10 @@ impl Manifest {
                 .map_err(|_| err(format!("mtime {:?} is not a number", f[7])))?;
             let mac = name_field(f[8]);
             match (kind, &mac) {
-                (Kind::File, Some(m)) if m.len() == 64 && m.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {}
+                (Kind::File, Some(m))
+                    if m.len() == 64
+                        && m.bytes()
+                            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {}
                 (Kind::File, _) => return Err(err("a file needs a 64-hex-digit mac".into())),
                 (_, None) => {}
                 (_, Some(_)) => return Err(err("only files have a mac".into())),

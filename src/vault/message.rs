@@ -46,16 +46,32 @@ pub struct RunRecord {
 }
 
 fn one_line(s: &str) -> String {
-    s.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ")
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 impl RunRecord {
     pub fn new(kind: &str, summary: String) -> RunRecord {
-        RunRecord { kind: kind.into(), summary, started: None, finished: None, nodes: BTreeMap::new(), errors: vec![] }
+        RunRecord {
+            kind: kind.into(),
+            summary,
+            started: None,
+            finished: None,
+            nodes: BTreeMap::new(),
+            errors: vec![],
+        }
     }
 
     pub fn to_message(&self) -> String {
-        let mut m = format!("{}\n\nSprayvault-Format: {}\nSprayvault-Kind: {}\n", one_line(&self.summary), super::config::FORMAT, self.kind);
+        let mut m = format!(
+            "{}\n\nSprayvault-Format: {}\nSprayvault-Kind: {}\n",
+            one_line(&self.summary),
+            super::config::FORMAT,
+            self.kind
+        );
         if let Some(s) = &self.started {
             m.push_str(&format!("Sprayvault-Started: {s}\n"));
         }
@@ -64,12 +80,20 @@ impl RunRecord {
         }
         for (node, st) in &self.nodes {
             match st.reason() {
-                Some(r) => m.push_str(&format!("Sprayvault-Node: {node} {} {}\n", st.word(), one_line(r))),
+                Some(r) => m.push_str(&format!(
+                    "Sprayvault-Node: {node} {} {}\n",
+                    st.word(),
+                    one_line(r)
+                )),
                 None => m.push_str(&format!("Sprayvault-Node: {node} {}\n", st.word())),
             }
         }
         for (node, path, why) in &self.errors {
-            m.push_str(&format!("Sprayvault-Error: {node} {}\t{}\n", one_line(path).replace('\t', " "), one_line(why)));
+            m.push_str(&format!(
+                "Sprayvault-Error: {node} {}\t{}\n",
+                one_line(path).replace('\t', " "),
+                one_line(why)
+            ));
         }
         m
     }
@@ -81,7 +105,9 @@ impl RunRecord {
         let summary = lines.next().unwrap_or("").to_string();
         let mut r = RunRecord::new("", summary);
         for line in lines {
-            let Some((key, value)) = line.split_once(": ") else { continue };
+            let Some((key, value)) = line.split_once(": ") else {
+                continue;
+            };
             match key {
                 "Sprayvault-Kind" => r.kind = value.to_string(),
                 "Sprayvault-Started" => r.started = Some(value.to_string()),
@@ -102,7 +128,8 @@ impl RunRecord {
                 "Sprayvault-Error" => {
                     let (node, rest) = value.split_once(' ').unwrap_or((value, ""));
                     let (path, why) = rest.split_once('\t').unwrap_or((rest, ""));
-                    r.errors.push((node.to_string(), path.to_string(), why.to_string()));
+                    r.errors
+                        .push((node.to_string(), path.to_string(), why.to_string()));
                 }
                 _ => {}
             }
@@ -112,7 +139,11 @@ impl RunRecord {
 
     /// True when some node or entry failed in this run.
     pub fn is_partial(&self) -> bool {
-        !self.errors.is_empty() || self.nodes.values().any(|s| matches!(s, NodeStatus::Partial(_) | NodeStatus::Failed(_)))
+        !self.errors.is_empty()
+            || self
+                .nodes
+                .values()
+                .any(|s| matches!(s, NodeStatus::Partial(_) | NodeStatus::Failed(_)))
     }
 }
 
@@ -127,12 +158,26 @@ mod tests {
         r.finished = Some("2026-11-25T02:00:09Z".into());
         r.nodes.insert("node1".into(), NodeStatus::Ok);
         r.nodes.insert("node2".into(), NodeStatus::Carried);
-        r.nodes.insert("node3".into(), NodeStatus::Failed("ssh: connect to host 127.0.10.13 port 22: Connection refused\nagain".into()));
-        r.errors.push(("node1".into(), "/etc/x y".into(), "permission denied".into()));
+        r.nodes.insert(
+            "node3".into(),
+            NodeStatus::Failed(
+                "ssh: connect to host 127.0.10.13 port 22: Connection refused\nagain".into(),
+            ),
+        );
+        r.errors.push((
+            "node1".into(),
+            "/etc/x y".into(),
+            "permission denied".into(),
+        ));
         let m = r.to_message();
         assert!(m.contains("Sprayvault-Node: node3 failed ssh: connect to host 127.0.10.13 port 22: Connection refused / again\n"));
         let back = RunRecord::parse(&m);
-        assert_eq!(back.nodes["node3"], NodeStatus::Failed("ssh: connect to host 127.0.10.13 port 22: Connection refused / again".into()));
+        assert_eq!(
+            back.nodes["node3"],
+            NodeStatus::Failed(
+                "ssh: connect to host 127.0.10.13 port 22: Connection refused / again".into()
+            )
+        );
         assert_eq!(back.errors, r.errors);
         assert_eq!(back.kind, "backup");
         assert!(back.is_partial());

@@ -3,7 +3,10 @@
 //! date-time meaning the last backup at or before it.
 
 use git2::{Oid, Repository};
-use time::{format_description::well_known::Rfc3339, macros::format_description, Date, OffsetDateTime, PrimitiveDateTime};
+use time::{
+    format_description::well_known::Rfc3339, macros::format_description, Date, OffsetDateTime,
+    PrimitiveDateTime,
+};
 
 /// Parses `2026-11-20`, `2026-11-20T02:00`, `2026-11-20T02:00:00`, or RFC 3339,
 /// to the last second it covers (UTC).
@@ -23,7 +26,10 @@ pub fn parse_date(text: &str) -> Option<i64> {
             return Some(p.assume_utc().unix_timestamp());
         }
     }
-    for fmt in [format_description!("[year]-[month]-[day]T[hour]:[minute]"), format_description!("[year]-[month]-[day] [hour]:[minute]")] {
+    for fmt in [
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]"),
+    ] {
         if let Ok(p) = PrimitiveDateTime::parse(t, fmt) {
             return Some(p.assume_utc().unix_timestamp() + 59);
         }
@@ -48,7 +54,8 @@ pub fn resolve(repo: &Repository, branch: &str, rev: &str) -> Result<Oid, String
     };
     if let Some(limit) = parse_date(rev) {
         let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
-        walk.push_ref(branch).map_err(|e| format!("the vault has no backups yet ({e})"))?;
+        walk.push_ref(branch)
+            .map_err(|e| format!("the vault has no backups yet ({e})"))?;
         walk.simplify_first_parent().map_err(|e| e.to_string())?;
         for oid in walk {
             let oid = oid.map_err(|e| e.to_string())?;
@@ -57,12 +64,16 @@ pub fn resolve(repo: &Repository, branch: &str, rev: &str) -> Result<Oid, String
                 return Ok(oid);
             }
         }
-        return Err(format!("no backup at or before {rev}; run `sprayvault log` to see the backups there are"));
+        return Err(format!(
+            "no backup at or before {rev}; run `sprayvault log` to see the backups there are"
+        ));
     }
     let obj = repo
         .revparse_single(&spec)
         .map_err(|_| format!("revision {rev:?} not found; give a commit id, a tag, latest, latest~N or a date such as 2026-11-20 (see `sprayvault log`)"))?;
-    let commit = obj.peel_to_commit().map_err(|_| format!("revision {rev:?} is not a backup commit"))?;
+    let commit = obj
+        .peel_to_commit()
+        .map_err(|_| format!("revision {rev:?} is not a backup commit"))?;
     Ok(commit.id())
 }
 

@@ -19,7 +19,11 @@ impl TreeSpec {
 
     /// Writes every needed tree object and returns the root tree id.
     pub fn write(&self, repo: &Repository) -> Result<Oid, git2::Error> {
-        let items: Vec<(&str, Oid, FileMode)> = self.entries.iter().map(|(p, (o, m))| (p.as_str(), *o, *m)).collect();
+        let items: Vec<(&str, Oid, FileMode)> = self
+            .entries
+            .iter()
+            .map(|(p, (o, m))| (p.as_str(), *o, *m))
+            .collect();
         write_level(repo, &items)
     }
 }

@@ -13,19 +13,34 @@ pub fn root() -> PathBuf {
 /// Runs a command, failing the test with its output if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}; run scripts/install-deps"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}; run scripts/install-deps"))
 }
 
 pub fn ok(cmd: &mut Command) -> String {
     let shown = format!("{cmd:?}");
     let out = run(cmd);
-    assert!(out.status.success(), "{shown} failed ({:?}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{shown} failed ({:?}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 pub fn need(tool: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(found, "{tool} is not installed: run scripts/install-deps (tests never skip a missing tool)");
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is not installed: run scripts/install-deps (tests never skip a missing tool)"
+    );
 }
 
 /// The sprayvault binary under test.
@@ -52,7 +67,11 @@ pub fn sv_run(args: &[&str]) -> Sv {
 
 impl Sv {
     pub fn expect(self, code: i32) -> Sv {
-        assert_eq!(self.code, code, "exit {} (want {code})\nstdout:\n{}\nstderr:\n{}", self.code, self.out, self.err);
+        assert_eq!(
+            self.code, code,
+            "exit {} (want {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.out, self.err
+        );
         self
     }
 }
@@ -67,8 +86,13 @@ pub fn age_key(dir: &Path, name: &str) -> AgeKey {
     need("age-keygen");
     let identity = dir.join(format!("{name}.txt"));
     ok(Command::new("age-keygen").arg("-o").arg(&identity));
-    let recipient = ok(Command::new("age-keygen").arg("-y").arg(&identity)).trim().to_string();
-    AgeKey { identity, recipient }
+    let recipient = ok(Command::new("age-keygen").arg("-y").arg(&identity))
+        .trim()
+        .to_string();
+    AgeKey {
+        identity,
+        recipient,
+    }
 }
 
 /// A running lab; `down` on drop.
@@ -80,12 +104,20 @@ pub struct Lab {
 impl Lab {
     /// Starts a lab of `nodes` nodes on `127.0.<net>.0/24` in a directory of its own.
     pub fn up(name: &str, net: u8, nodes: usize) -> Lab {
-        for t in ["sshd", "etcd", "etcdctl", "unshare", "nsenter", "openssl", "age", "git"] {
+        for t in [
+            "sshd", "etcd", "etcdctl", "unshare", "nsenter", "openssl", "age", "git",
+        ] {
             need(t);
         }
         let dir = PathBuf::from(format!("/tmp/sprayvault-test-{name}"));
         let lab = Lab { dir, nodes };
-        ok(lab.cmd().args(["up", "--nodes", &nodes.to_string(), "--net", &format!("127.0.{net}")]));
+        ok(lab.cmd().args([
+            "up",
+            "--nodes",
+            &nodes.to_string(),
+            "--net",
+            &format!("127.0.{net}"),
+        ]));
         lab
     }
 
@@ -138,7 +170,14 @@ impl TestVault {
         let tmp = tempfile::tempdir().expect("temp dir");
         let key = age_key(tmp.path(), "operator");
         let dir = tmp.path().join("vault");
-        sv_run(&["init", "--vault", dir.to_str().unwrap(), "--recipient", &key.recipient]).expect(0);
+        sv_run(&[
+            "init",
+            "--vault",
+            dir.to_str().unwrap(),
+            "--recipient",
+            &key.recipient,
+        ])
+        .expect(0);
         TestVault { tmp, dir, key }
     }
 
@@ -147,26 +186,48 @@ impl TestVault {
     }
 
     pub fn git(&self, args: &[&str]) -> String {
-        ok(Command::new("git").arg("--git-dir").arg(&self.dir).args(args))
+        ok(Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.dir)
+            .args(args))
     }
 
     /// Every blob id in the repository.
     pub fn blobs(&self) -> std::collections::BTreeSet<String> {
-        self.git(&["cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectname)"])
-            .lines()
-            .filter_map(|l| l.strip_prefix("blob ").map(str::to_string))
-            .collect()
+        self.git(&[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objecttype) %(objectname)",
+        ])
+        .lines()
+        .filter_map(|l| l.strip_prefix("blob ").map(str::to_string))
+        .collect()
     }
 
     pub fn backup(&self, lab: &Lab, extra: &[&str]) -> Sv {
         let (inv, cfg) = (lab.inventory(), lab.ssh_config());
-        let mut args = vec!["backup", "--vault", self.path(), "-i", &inv, "--ssh-config", &cfg];
+        let mut args = vec![
+            "backup",
+            "--vault",
+            self.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+        ];
         args.extend_from_slice(extra);
         sv_run(&args)
     }
 
     pub fn fsck(&self) {
-        let out = run(Command::new("git").arg("--git-dir").arg(&self.dir).args(["fsck", "--full", "--strict"]));
-        assert!(out.status.success(), "git fsck failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.dir)
+            .args(["fsck", "--full", "--strict"]));
+        assert!(
+            out.status.success(),
+            "git fsck failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
