@@ -36,6 +36,7 @@ export GIT_NO_REPLACE_OBJECTS
 
 PROG=recover.sh
 TAB=$(printf '\t')
+CR=$(printf '\r')
 ERRORS=0
 
 usage() {
@@ -322,6 +323,7 @@ restore_node() { # NODE
             at="$node: manifest line $lineno"
             case $line in
                 '') err "$at: empty line; skipped" && continue ;;
+                *"$CR"*) err "$at: contains a carriage return (CRLF line endings?); skipped" && continue ;;
                 "$TAB"* | *"$TAB" | *"$TAB$TAB"*) err "$at: empty field (none is written '-'); skipped" && continue ;;
             esac
             saved_ifs=$IFS
