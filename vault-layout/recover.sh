@@ -9,7 +9,8 @@
 # when run as root, their recorded owner and group (by name when that name
 # exists on this machine, else by the recorded numeric id).
 #
-# OUT_DIR must be empty or absent. Nothing is written outside OUT_DIR: node
+# OUT_DIR must be empty or absent; it and the OUT_DIR/NODE directories are
+# created with mode 0700. Nothing is written outside OUT_DIR: node
 # names and paths are validated, and no entry is written below a symbolic link.
 # Entries that cannot be restored are reported and skipped; the others are
 # still restored.
@@ -38,6 +39,7 @@ PROG=recover.sh
 TAB=$(printf '\t')
 CR=$(printf '\r')
 ERRORS=0
+NODE_ERRORS=0
 
 usage() {
     cat >&2 <<'EOF'
@@ -78,7 +80,7 @@ g() { git --git-dir "$VAULT" "$@"; }
 
 case ${1:-} in -h | --help) usage ;; esac
 [ $# -eq 3 ] || [ $# -eq 4 ] || usage
-for tool in git age mktemp chmod touch mv ln tac wc tail expr id; do
+for tool in git age mktemp mkdir chmod chown chgrp touch mv ln rm tac wc head tail cut tr ls expr id; do
     command -v "$tool" >/dev/null 2>&1 || die 2 "$tool is required but was not found in PATH"
 done
 

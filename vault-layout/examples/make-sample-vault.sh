@@ -36,8 +36,10 @@
 # same content on two nodes and at two paths (stored once), and an unchanged
 # backup reusing every blob but one.
 #
-# Note: expected/ and restored copies hold a 0500 directory; a non-root user
-# must `chmod -R u+w` them before deleting them.
+# Notes: expected/ and restored copies hold a 0500 directory; a non-root user
+# must `chmod -R u+w` them before deleting them. The trees of refs/heads/hostile
+# make `git fsck` print hasDot/hasDotdot warnings (on purpose); a vault that
+# sprayvault writes never has them.
 #
 # Environment: SAMPLE_MAC_KEY (64 lowercase hex digits) fixes the keyed-hash
 # key, making every manifest reproducible; by default it is random.
