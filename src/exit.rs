@@ -22,11 +22,13 @@ pub enum Exit {
     CannotDecrypt,
     /// A restore was refused: the target differs from the backup and `--force` was not given.
     Refused,
+    /// `certs --expiring-within`: some certificate expires within the window.
+    Expiring,
 }
 
 impl Exit {
     /// Every exit status, in table order (the README and `--help` list them).
-    pub const ALL: [Exit; 8] = [
+    pub const ALL: [Exit; 9] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -35,6 +37,7 @@ impl Exit {
         Exit::Locked,
         Exit::CannotDecrypt,
         Exit::Refused,
+        Exit::Expiring,
     ];
 
     pub fn code(self) -> u8 {
@@ -47,6 +50,7 @@ impl Exit {
             Exit::Locked => 5,
             Exit::CannotDecrypt => 6,
             Exit::Refused => 7,
+            Exit::Expiring => 8,
         }
     }
 
@@ -60,6 +64,7 @@ impl Exit {
             Exit::Locked => "vault locked by another run",
             Exit::CannotDecrypt => "cannot decrypt: wrong identity or corrupt object",
             Exit::Refused => "restore refused: target differs from the backup (use --force)",
+            Exit::Expiring => "certs: a certificate expires within --expiring-within",
         }
     }
 

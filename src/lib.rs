@@ -5,7 +5,9 @@
 //! return report values that the `sprayvault` binary renders.
 
 pub mod backup;
+pub mod certs;
 pub mod exit;
+pub mod history;
 pub mod inventory;
 pub mod paths;
 pub mod progress;

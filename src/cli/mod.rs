@@ -2,11 +2,15 @@
 //! terminal. Each subcommand lives in its own file and returns an [`Exit`].
 
 mod backup;
+mod certs;
+mod diff;
 mod init;
 mod inventory;
+mod log;
 mod output;
 mod progress;
 mod restore;
+mod show;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sprayvault::exit::Exit;
@@ -42,6 +46,14 @@ enum Command {
     Backup(backup::Args),
     /// Put a node's state, as of a backup, back onto a machine.
     Restore(restore::Args),
+    /// One line per backup: time, nodes, changes, failures.
+    Log(log::Args),
+    /// The files of a node (or all nodes) in one backup.
+    Show(show::Args),
+    /// What changed between two backups, certificates in meaning.
+    Diff(diff::Args),
+    /// Every certificate on every node, soonest expiry first.
+    Certs(certs::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -92,6 +104,10 @@ pub fn main() -> Exit {
         Command::Inventory(a) => inventory::run(&global, a),
         Command::Backup(a) => backup::run(&global, a),
         Command::Restore(a) => restore::run(&global, a),
+        Command::Log(a) => log::run(&global, a),
+        Command::Show(a) => show::run(&global, a),
+        Command::Diff(a) => diff::run(&global, a),
+        Command::Certs(a) => certs::run(&global, a),
     };
     match result {
         Ok(exit) => exit,

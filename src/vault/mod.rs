@@ -377,6 +377,60 @@ impl Vault {
         })
     }
 
+    /// The `nodes/<node>` tree id and manifest blob id of every node of a
+    /// commit, without reading any manifest: what `log` needs to skip nodes
+    /// that did not change.
+    pub fn node_trees(&self, commit: Oid) -> Result<BTreeMap<String, (Oid, Oid)>, VaultError> {
+        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
+        let tree = self.git("reading a tree", c.tree())?;
+        let mut out = BTreeMap::new();
+        if let Some(nodes_entry) = tree.get_name("nodes") {
+            let nodes_tree = self.git("reading nodes", self.repo.find_tree(nodes_entry.id()))?;
+            for n in nodes_tree.iter() {
+                let Some(name) = n.name() else { continue };
+                let node_tree = self.git("reading a node", self.repo.find_tree(n.id()))?;
+                let manifest = node_tree.get_name("manifest").map(|m| m.id());
+                if let Some(m) = manifest {
+                    out.insert(name.to_string(), (n.id(), m));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses the manifest blob `oid` (of `node`, for error messages).
+    pub fn manifest(&self, oid: Oid, node: &str) -> Result<Manifest, VaultError> {
+        let blob = self.git("reading a manifest", self.repo.find_blob(oid))?;
+        Manifest::parse(blob.content()).map_err(|source| VaultError::Manifest {
+            node: node.to_string(),
+            rev: oid.to_string()[..10].to_string(),
+            source,
+        })
+    }
+
+    /// The first-parent history of the branch, newest first.
+    pub fn history(&self) -> Result<Vec<Oid>, VaultError> {
+        let mut walk = self.git("walking history", self.repo.revwalk())?;
+        self.git("walking history", walk.push_ref(BRANCH))?;
+        self.git("walking history", walk.simplify_first_parent())?;
+        walk.map(|o| self.git("walking history", o)).collect()
+    }
+
+    /// The first parent of a commit, if any.
+    pub fn parent_of(&self, commit: Oid) -> Result<Option<Oid>, VaultError> {
+        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
+        Ok(c.parent_ids().next())
+    }
+
+    /// The commit's time and message.
+    pub fn commit_info(&self, commit: Oid) -> Result<(i64, RunRecord), VaultError> {
+        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
+        Ok((
+            c.time().seconds(),
+            RunRecord::parse(c.message().unwrap_or("")),
+        ))
+    }
+
     /// Reads one file's ciphertext from the vault.
     pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>, VaultError> {
         let b = self.git("reading an object", self.repo.find_blob(oid))?;

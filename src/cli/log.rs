@@ -1,0 +1,54 @@
+//! `sprayvault log`: one line per backup.
+
+use super::{output, Global};
+use sprayvault::exit::Exit;
+use sprayvault::vault::{rfc3339, Vault};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only this node's status and changes.
+    #[arg(long)]
+    node: Option<String>,
+    /// Only changes at or below this absolute path.
+    #[arg(long)]
+    path: Option<String>,
+    /// Accepted for symmetry with the other history commands; log needs no identity.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<std::path::PathBuf>,
+}
+
+pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
+    let vault = Vault::open(g.vault_dir()?)?;
+    let entries = sprayvault::history::log(&vault, a.node.as_deref(), a.path.as_deref())?;
+    if g.json {
+        output::json(&entries)?;
+        return Ok(Exit::Success);
+    }
+    let mut t = output::Table::new(&[
+        "COMMIT", "TIME", "KIND", "NODES", "ADDED", "CHANGED", "REMOVED", "NOTE",
+    ]);
+    for e in &entries {
+        let ok = e.nodes.values().filter(|s| *s == "ok").count();
+        let ran = e.nodes.values().filter(|s| *s != "carried").count();
+        t.row(vec![
+            e.commit[..10].to_string(),
+            rfc3339(e.time),
+            e.kind.clone(),
+            if e.kind == "backup" {
+                format!("{ok}/{ran}")
+            } else {
+                "-".into()
+            },
+            e.added.to_string(),
+            e.changed.to_string(),
+            e.removed.to_string(),
+            if e.partial {
+                format!("PARTIAL {}", e.reasons.join("; "))
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    t.print();
+    Ok(Exit::Success)
+}
