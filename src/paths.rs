@@ -55,7 +55,9 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
         match comp {
             "" => return bad("it contains '//'"),
             "." | ".." => return bad("it contains a '.' or '..' component"),
-            ".git" => return bad("a '.git' component cannot be stored in the vault"),
+            c if c.eq_ignore_ascii_case(".git") || c.eq_ignore_ascii_case("git~1") => {
+                return bad("a '.git' component cannot be stored in a git repository")
+            }
             _ => {}
         }
     }
@@ -65,10 +67,10 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
 /// Accepts a symlink target: any non-empty text without control characters.
 /// Targets are recorded verbatim and never followed by a restore.
 pub fn check_link_target(target: &str) -> Result<(), PathError> {
-    if target.is_empty() || target.chars().any(|c| c.is_control()) {
+    if target.is_empty() || target == "-" || target.chars().any(|c| c.is_control()) {
         return Err(PathError::BadPath(
             target.to_string(),
-            "a symlink target must be non-empty and free of control characters",
+            "a symlink target must be non-empty, not '-', and free of control characters",
         ));
     }
     Ok(())
@@ -152,6 +154,8 @@ mod tests {
             "/a\tb",
             "/a\nb",
             "/x/.git/y",
+            "/x/.GIT",
+            "/x/Git~1/y",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }

@@ -75,7 +75,7 @@ impl Default for SshOptions {
 
 #[derive(Debug, Error)]
 pub enum SourceError {
-    #[error("node {node} ({target}): cannot connect over ssh: {why}; {hint}")]
+    #[error("node {node}: cannot connect over ssh to {target}: {why}; {hint}")]
     Connect {
         node: String,
         target: String,
