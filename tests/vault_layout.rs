@@ -37,7 +37,8 @@ fn manifest_examples_parse_and_serialize_identically() {
     let examples = blocks("manifest");
     assert!(!examples.is_empty(), "the spec has no manifest example");
     for text in examples {
-        let m = Manifest::parse(text.as_bytes()).unwrap_or_else(|e| panic!("spec manifest example rejected: {e}\n{text}"));
+        let m = Manifest::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("spec manifest example rejected: {e}\n{text}"));
         assert!(m.entries.len() >= 8);
         assert_eq!(m.to_text(), text, "the code writes the example differently");
     }
@@ -48,7 +49,8 @@ fn config_example_parses_and_serializes_identically() {
     let examples = blocks("json sprayvault.json");
     assert!(!examples.is_empty());
     for text in examples {
-        let c = VaultConfig::parse(text.as_bytes()).unwrap_or_else(|e| panic!("spec sprayvault.json rejected: {e}"));
+        let c = VaultConfig::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("spec sprayvault.json rejected: {e}"));
         assert_eq!(c.to_json(), text);
     }
 }
@@ -60,7 +62,11 @@ fn commit_message_examples_round_trip() {
     for text in examples {
         let r = RunRecord::parse(&text);
         assert!(!r.kind.is_empty(), "no Sprayvault-Kind in\n{text}");
-        assert_eq!(r.to_message(), text, "the code writes the example differently");
+        assert_eq!(
+            r.to_message(),
+            text,
+            "the code writes the example differently"
+        );
     }
 }
 
@@ -70,7 +76,9 @@ fn recover_sh_passes_its_checks_on_a_hand_made_vault_in_sh_and_dash() {
         need(t);
     }
     for shell in ["sh", "dash"] {
-        let out = ok(Command::new("sh").arg(root().join("vault-layout/examples/test-recover.sh")).arg(shell));
+        let out = ok(Command::new("sh")
+            .arg(root().join("vault-layout/examples/test-recover.sh"))
+            .arg(shell));
         assert!(out.trim_end().ends_with("ok"), "{out}");
     }
 }

@@ -182,6 +182,23 @@ pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
     build(raw, &base)
 }
 
+/// Reads inventory text as if it were the file `name` (its extension picks
+/// YAML or INI), without group_vars/host_vars. For tools and fuzzing.
+pub fn from_text(name: &Path, text: &str) -> Result<Inventory, InventoryError> {
+    let mut raw = Raw::default();
+    parse_text(name, text, &mut raw)?;
+    build(raw, Path::new("/nonexistent-sprayvault-vars"))
+}
+
+fn parse_text(path: &Path, text: &str, raw: &mut Raw) -> Result<(), InventoryError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(ext, "yml" | "yaml" | "json") {
+        yaml::parse(path, text, raw)
+    } else {
+        ini::parse(path, text, raw)
+    }
+}
+
 fn parse_file(path: &Path, raw: &mut Raw) -> Result<(), InventoryError> {
     let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Read {
         path: path.to_path_buf(),
