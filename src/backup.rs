@@ -63,6 +63,8 @@ pub struct BackupReport {
     pub new_blobs: usize,
     pub bytes_added: u64,
     pub partial: bool,
+    /// The soonest notAfter of the certificates read in this run.
+    pub soonest_cert_expiry: Option<i64>,
 }
 
 impl BackupReport {
@@ -132,6 +134,7 @@ pub async fn run(
     let mut new_blobs = 0;
     let mut bytes_added = 0u64;
     let mut failures = Vec::new();
+    let mut soonest: Option<i64> = None;
 
     for (node, result) in reads {
         let old = previous.nodes.get(&node);
@@ -145,6 +148,9 @@ pub async fn run(
                 let mut blobs = BTreeMap::new();
                 for r in &read.entries {
                     if let (Some(content), Some(mac)) = (&r.content, &r.entry.mac) {
+                        for t in cert_expiries(&r.entry.path, content) {
+                            soonest = Some(soonest.map_or(t, |s| s.min(t)));
+                        }
                         let oid = match known.get(mac) {
                             Some(oid) => *oid,
                             None => {
@@ -228,11 +234,24 @@ pub async fn run(
         new_blobs,
         bytes_added,
         partial,
+        soonest_cert_expiry: soonest,
     };
     record.summary = format!("backup: {}", report.counts());
     let commit = vault.commit_backup(parent, &config, writes, &record)?;
     report.commit = commit.to_string();
     Ok(report)
+}
+
+/// notAfter of every certificate in a file (kubeconfigs' embedded ones too).
+fn cert_expiries(path: &str, content: &[u8]) -> Vec<i64> {
+    match crate::certs::classify(content) {
+        crate::certs::Content::Certificates(c) => c.iter().map(|c| c.not_after).collect(),
+        _ if path.ends_with(".conf") => crate::certs::embedded(content)
+            .iter()
+            .map(|c| c.not_after)
+            .collect(),
+        _ => vec![],
+    }
 }
 
 /// Reads the nodes with at most `opts.jobs` connections at a time.

@@ -24,11 +24,15 @@ pub enum Exit {
     Refused,
     /// `certs --expiring-within`: some certificate expires within the window.
     Expiring,
+    /// The backup was committed but pushing it to the off-site remote failed.
+    PushFailed,
+    /// `verify` found missing or damaged objects.
+    Damaged,
 }
 
 impl Exit {
     /// Every exit status, in table order (the README and `--help` list them).
-    pub const ALL: [Exit; 9] = [
+    pub const ALL: [Exit; 11] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -38,6 +42,8 @@ impl Exit {
         Exit::CannotDecrypt,
         Exit::Refused,
         Exit::Expiring,
+        Exit::PushFailed,
+        Exit::Damaged,
     ];
 
     pub fn code(self) -> u8 {
@@ -51,6 +57,8 @@ impl Exit {
             Exit::CannotDecrypt => 6,
             Exit::Refused => 7,
             Exit::Expiring => 8,
+            Exit::PushFailed => 9,
+            Exit::Damaged => 10,
         }
     }
 
@@ -65,6 +73,8 @@ impl Exit {
             Exit::CannotDecrypt => "cannot decrypt: wrong identity or corrupt object",
             Exit::Refused => "restore refused: target differs from the backup (use --force)",
             Exit::Expiring => "certs: a certificate expires within --expiring-within",
+            Exit::PushFailed => "backup committed, but the push to the off-site remote failed",
+            Exit::Damaged => "verify found missing or damaged objects",
         }
     }
 

@@ -3,6 +3,7 @@
 use super::{output, progress, Global};
 use sprayvault::backup::{BackupOptions, BackupReport};
 use sprayvault::exit::Exit;
+use sprayvault::metrics::RunMetrics;
 use sprayvault::source::SshOptions;
 use sprayvault::vault::Vault;
 use std::path::PathBuf;
@@ -28,15 +29,58 @@ pub struct Args {
     /// Seconds to wait for another run's lock before giving up (exit 5).
     #[arg(long, default_value_t = 0)]
     lock_wait: u64,
+    /// After committing, push the vault to its off-site remote (exit 9 if that fails).
+    #[arg(long)]
+    push: bool,
+    /// Write a Prometheus textfile about this run (for node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
+    let started = std::time::Instant::now();
+    let metrics_file = a.metrics_file.clone();
+    let result = backup(g, a);
+    if let Some(path) = metrics_file {
+        let mut m = match &result {
+            Ok((exit, Some(r))) => RunMetrics {
+                exit_code: exit.code(),
+                nodes_ok: Some(r.nodes.iter().filter(|n| n.status == "ok").count()),
+                nodes_partial: Some(r.nodes.iter().filter(|n| n.status == "partial").count()),
+                nodes_failed: Some(r.nodes.iter().filter(|n| n.status == "failed").count()),
+                bytes_added: Some(r.bytes_added),
+                objects_added: Some(r.new_blobs),
+                soonest_cert_expiry: r.soonest_cert_expiry,
+                ..Default::default()
+            },
+            Ok((exit, None)) => RunMetrics {
+                exit_code: exit.code(),
+                ..Default::default()
+            },
+            Err(e) => RunMetrics {
+                exit_code: super::exit_for(e).code(),
+                ..Default::default()
+            },
+        };
+        m.end = time::OffsetDateTime::now_utc().unix_timestamp();
+        m.duration_seconds = started.elapsed().as_secs_f64();
+        if let Err(e) = m.write(&path) {
+            eprintln!(
+                "warning: cannot write the metrics file {}: {e}",
+                path.display()
+            );
+        }
+    }
+    result.map(|(exit, _)| exit)
+}
+
+fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
     let vault = Vault::open(g.vault_dir()?)?;
     let inventory = sprayvault::inventory::load(&a.inventory)?;
     let opts = BackupOptions {
-        limit: a.limit,
+        limit: a.limit.clone(),
         ssh: SshOptions {
-            config_file: a.ssh_config,
+            config_file: a.ssh_config.clone(),
             connect_timeout: Duration::from_secs(a.connect_timeout),
         },
         jobs: a.jobs,
@@ -52,11 +96,21 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     } else {
         print_report(&report);
     }
-    Ok(if report.partial {
+    let mut exit = if report.partial {
         Exit::Partial
     } else {
         Exit::Success
-    })
+    };
+    if a.push {
+        if let Err(e) = sprayvault::vault::replicate::push(&vault, opts.ssh.config_file.as_deref())
+        {
+            eprintln!("error: {e}");
+            exit = Exit::PushFailed;
+        } else if !g.quiet {
+            eprintln!("pushed to {}", vault.remote_url().unwrap_or_default());
+        }
+    }
+    Ok((exit, Some(report)))
 }
 
 fn print_report(r: &BackupReport) {

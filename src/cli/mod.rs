@@ -9,8 +9,10 @@ mod inventory;
 mod log;
 mod output;
 mod progress;
+mod replicate;
 mod restore;
 mod show;
+mod verify;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sprayvault::exit::Exit;
@@ -54,6 +56,14 @@ enum Command {
     Diff(diff::Args),
     /// Every certificate on every node, soonest expiry first.
     Certs(certs::Args),
+    /// Show or set the vault's off-site git remote.
+    Remote(replicate::RemoteArgs),
+    /// Push the vault (every ref it uses) to its off-site remote.
+    Push(replicate::PushArgs),
+    /// Fetch the vault from its off-site remote (creating it if needed).
+    Pull(replicate::PullArgs),
+    /// Check that every object of every backup is present and intact.
+    Verify(verify::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -108,6 +118,10 @@ pub fn main() -> Exit {
         Command::Show(a) => show::run(&global, a),
         Command::Diff(a) => diff::run(&global, a),
         Command::Certs(a) => certs::run(&global, a),
+        Command::Remote(a) => replicate::remote(&global, a),
+        Command::Push(a) => replicate::push(&global, a),
+        Command::Pull(a) => replicate::pull(&global, a),
+        Command::Verify(a) => verify::run(&global, a),
     };
     match result {
         Ok(exit) => exit,
@@ -120,7 +134,7 @@ pub fn main() -> Exit {
 }
 
 /// Maps an error to its exit code by looking through its causes.
-fn exit_for(e: &anyhow::Error) -> Exit {
+pub fn exit_for(e: &anyhow::Error) -> Exit {
     use sprayvault::vault::crypto::CryptoError;
     use sprayvault::vault::VaultError;
     for cause in e.chain() {

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod mac;
 pub mod manifest;
 pub mod message;
+pub mod replicate;
 pub mod rev;
 pub mod tree;
 

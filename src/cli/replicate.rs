@@ -1,0 +1,73 @@
+//! `sprayvault remote`, `push` and `pull`: the vault's off-site copy.
+
+use super::Global;
+use sprayvault::exit::Exit;
+use sprayvault::vault::replicate;
+use sprayvault::vault::Vault;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct RemoteArgs {
+    /// The git URL to replicate to (e.g. git@git.example:ops/vault.git); without it, show the current one.
+    url: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// ssh configuration file, passed to ssh as -F.
+    #[arg(long, short = 'F', value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Seconds to wait for another run's lock (exit 5 after).
+    #[arg(long, default_value_t = 0)]
+    lock_wait: u64,
+}
+
+#[derive(clap::Args)]
+pub struct PullArgs {
+    /// The remote to pull from; required when the vault directory does not exist yet.
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+    /// ssh configuration file, passed to ssh as -F.
+    #[arg(long, short = 'F', value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+}
+
+pub fn remote(g: &Global, a: RemoteArgs) -> anyhow::Result<Exit> {
+    let vault = Vault::open(g.vault_dir()?)?;
+    match a.url {
+        Some(url) => {
+            vault.set_remote(&url)?;
+            println!("off-site remote of {}: {url}", vault.dir().display());
+        }
+        None => match vault.remote_url() {
+            Some(url) => println!("{url}"),
+            None => return Err(replicate::ReplicateError::NoRemote(vault.dir().into()).into()),
+        },
+    }
+    Ok(Exit::Success)
+}
+
+pub fn push(g: &Global, a: PushArgs) -> anyhow::Result<Exit> {
+    let vault = Vault::open(g.vault_dir()?)?;
+    let _lock = vault.lock(Duration::from_secs(a.lock_wait))?;
+    replicate::push(&vault, a.ssh_config.as_deref())?;
+    println!(
+        "pushed {} to {}",
+        &vault.head()?.to_string()[..10],
+        vault.remote_url().unwrap_or_default()
+    );
+    Ok(Exit::Success)
+}
+
+pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<Exit> {
+    let dir = g.vault_dir()?;
+    let (vault, _) = replicate::pull(dir, a.from.as_deref(), a.ssh_config.as_deref())?;
+    println!(
+        "pulled {} from {} into {}",
+        &vault.head()?.to_string()[..10],
+        vault.remote_url().unwrap_or_default(),
+        dir.display()
+    );
+    Ok(Exit::Success)
+}
