@@ -40,6 +40,8 @@ pub struct BackupOptions {
     /// Nodes read at the same time.
     pub jobs: usize,
     pub lock_wait: Duration,
+    /// Ansible's fact cache on this host, if configured.
+    pub facts: Option<crate::facts::config::FactCache>,
 }
 
 /// What happened to one node.
@@ -65,6 +67,8 @@ pub struct BackupReport {
     pub partial: bool,
     /// The soonest notAfter of the certificates read in this run.
     pub soonest_cert_expiry: Option<i64>,
+    /// What happened to the Ansible fact cache, when one is configured.
+    pub facts: Option<crate::facts::FactsRead>,
 }
 
 impl BackupReport {
@@ -235,9 +239,38 @@ pub async fn run(
         bytes_added,
         partial,
         soonest_cert_expiry: soonest,
+        facts: None,
     };
     record.summary = format!("backup: {}", report.counts());
-    let commit = vault.commit_backup(parent, &config, writes, &record)?;
+    let facts = match &opts.facts {
+        Some(cache) => {
+            let hosts: Vec<String> = inventory.hosts.keys().cloned().collect();
+            let (facts, read) =
+                crate::facts::collect(vault, cache, &hosts, &previous, &key, &recipients)?;
+            for (host, why) in &read.errors {
+                record.errors.push((
+                    host.clone(),
+                    cache.file(host).display().to_string(),
+                    why.clone(),
+                ));
+            }
+            report.partial |= !read.errors.is_empty();
+            report.facts = Some(read);
+            facts
+        }
+        None => previous
+            .facts
+            .entries
+            .iter()
+            .filter_map(|(h, e)| {
+                previous
+                    .fact_blobs
+                    .get(h)
+                    .map(|o| (h.clone(), (e.clone(), *o)))
+            })
+            .collect(),
+    };
+    let commit = vault.commit_backup(parent, &config, writes, &facts, &record)?;
     report.commit = commit.to_string();
     Ok(report)
 }

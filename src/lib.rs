@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod certs;
 pub mod exit;
+pub mod facts;
 pub mod history;
 pub mod inventory;
 pub mod metrics;

@@ -35,6 +35,12 @@ pub struct Args {
     /// Write a Prometheus textfile about this run (for node_exporter's textfile collector).
     #[arg(long, value_name = "PATH")]
     metrics_file: Option<PathBuf>,
+    /// kubespray's directory, whose ansible.cfg says where the fact cache is.
+    #[arg(long, value_name = "DIR")]
+    ansible_dir: Option<PathBuf>,
+    /// Do not back up Ansible's fact cache.
+    #[arg(long, conflicts_with = "ansible_dir")]
+    no_facts: bool,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
@@ -77,7 +83,24 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
 fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
     let vault = Vault::open(g.vault_dir()?)?;
     let inventory = sprayvault::inventory::load(&a.inventory)?;
+    let facts = if a.no_facts {
+        None
+    } else {
+        match sprayvault::facts::config::find(a.ansible_dir.as_deref()) {
+            Ok(cache) => Some(cache),
+            Err(e) if a.ansible_dir.is_some() => return Err(e.into()),
+            Err(e) => {
+                if !g.quiet {
+                    eprintln!(
+                        "facts: {e}; the fact cache is not backed up (--no-facts silences this)"
+                    );
+                }
+                None
+            }
+        }
+    };
     let opts = BackupOptions {
+        facts,
         limit: a.limit.clone(),
         ssh: SshOptions {
             config_file: a.ssh_config.clone(),
@@ -132,6 +155,22 @@ fn print_report(r: &BackupReport) {
     for n in &r.nodes {
         for (path, why) in &n.errors {
             println!("{}: {path}: {why}", n.node);
+        }
+    }
+    if let Some(f) = &r.facts {
+        println!(
+            "facts: {} stored, {} unchanged (volatile facts ignored), {} not in the cache{}",
+            f.stored.len(),
+            f.unchanged.len(),
+            f.missing.len(),
+            if f.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", {} unreadable", f.errors.len())
+            }
+        );
+        for (host, why) in &f.errors {
+            println!("facts of {host}: {why}");
         }
     }
     println!(

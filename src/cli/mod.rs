@@ -4,6 +4,7 @@
 mod backup;
 mod certs;
 mod diff;
+mod facts;
 mod init;
 mod inventory;
 mod log;
@@ -64,6 +65,9 @@ enum Command {
     Pull(replicate::PullArgs),
     /// Check that every object of every backup is present and intact.
     Verify(verify::Args),
+    /// Ansible's fact cache: restore it, or see what changed.
+    #[command(subcommand)]
+    Facts(facts::Command),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -122,6 +126,7 @@ pub fn main() -> Exit {
         Command::Push(a) => replicate::push(&global, a),
         Command::Pull(a) => replicate::pull(&global, a),
         Command::Verify(a) => verify::run(&global, a),
+        Command::Facts(c) => facts::run(&global, c),
     };
     match result {
         Ok(exit) => exit,
@@ -153,6 +158,9 @@ pub fn exit_for(e: &anyhow::Error) -> Exit {
             return v.exit();
         }
         if let Some(sprayvault::restore::RestoreError::Vault(v)) = cause.downcast_ref() {
+            return v.exit();
+        }
+        if let Some(sprayvault::facts::FactsError::Vault(v)) = cause.downcast_ref() {
             return v.exit();
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod facts_index;
 pub mod lock;
 pub mod mac;
 pub mod manifest;
@@ -111,6 +112,9 @@ pub struct Backup {
     pub record: RunRecord,
     pub config: VaultConfig,
     pub nodes: BTreeMap<String, NodeState>,
+    /// The Ansible facts the backup holds, and the blob of each host's.
+    pub facts: facts_index::FactsIndex,
+    pub fact_blobs: BTreeMap<String, Oid>,
 }
 
 impl Backup {
@@ -369,12 +373,34 @@ impl Vault {
                 );
             }
         }
+        let mut facts = facts_index::FactsIndex::default();
+        let mut fact_blobs = BTreeMap::new();
+        if let Some(f) = tree.get_name("facts") {
+            let ftree = self.git("reading facts", self.repo.find_tree(f.id()))?;
+            let idx = ftree
+                .get_name("index")
+                .ok_or_else(|| damaged("facts/ has no index".into()))?;
+            let blob = self.git("reading the facts index", self.repo.find_blob(idx.id()))?;
+            facts = facts_index::FactsIndex::parse(blob.content()).map_err(&damaged)?;
+            if let Some(files) = ftree.get_name("files") {
+                for (host, oid) in
+                    self.git("reading facts", tree::blobs_below(&self.repo, files.id()))?
+                {
+                    fact_blobs.insert(host, oid);
+                }
+            }
+            if let Some(h) = facts.entries.keys().find(|h| !fact_blobs.contains_key(*h)) {
+                return Err(damaged(format!("facts of {h} have no content blob")));
+            }
+        }
         Ok(Backup {
             commit,
             time: c.time().seconds(),
             record,
             config,
             nodes,
+            facts,
+            fact_blobs,
         })
     }
 
@@ -477,6 +503,7 @@ impl Vault {
         parent: Oid,
         config: &VaultConfig,
         nodes: BTreeMap<String, NodeWrite>,
+        facts: &BTreeMap<String, (facts_index::FactEntry, Oid)>,
         record: &RunRecord,
     ) -> Result<Oid, VaultError> {
         let parent_commit = self.git("reading the parent", self.repo.find_commit(parent))?;
@@ -490,6 +517,18 @@ impl Vault {
                 what: format!("no {MAC_KEY_AGE}"),
             })?;
         spec.blob(MAC_KEY_AGE, key.id());
+        if !facts.is_empty() {
+            let index = facts_index::FactsIndex {
+                entries: facts
+                    .iter()
+                    .map(|(h, (e, _))| (h.clone(), e.clone()))
+                    .collect(),
+            };
+            spec.blob("facts/index", self.write_blob(index.to_text().as_bytes())?);
+            for (host, (_, oid)) in facts {
+                spec.blob(&format!("facts/files/{host}"), *oid);
+            }
+        }
         for (node, w) in nodes {
             match w {
                 NodeWrite::Carry(oid) => spec.tree(&format!("nodes/{node}"), oid),

@@ -1,0 +1,268 @@
+//! `sprayvault facts restore` and `facts diff`: Ansible's fact cache.
+
+use super::{output, Global};
+use sprayvault::exit::Exit;
+use sprayvault::facts::{self, config};
+use sprayvault::vault::crypto::Identity;
+use sprayvault::vault::{rfc3339, Vault};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Write facts from a backup back into the cache (with a current timestamp).
+    Restore(RestoreArgs),
+    /// Which stable facts changed between two backups: facts diff [A] [B] [HOST].
+    Diff(DiffArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// Hosts whose facts to restore; default every host the backup has facts for.
+    hosts: Vec<String>,
+    /// Which backup (commit id, tag, latest, latest~N, or a date).
+    #[arg(long, value_name = "REV|DATE")]
+    at: Option<String>,
+    /// An identity that can decrypt the vault.
+    #[arg(long, value_name = "FILE")]
+    identity: PathBuf,
+    /// kubespray's directory, whose ansible.cfg says where the fact cache is.
+    #[arg(long, value_name = "DIR")]
+    ansible_dir: Option<PathBuf>,
+    /// The inventory, to warn when a host's address differs from its restored facts.
+    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
+    inventory: Option<PathBuf>,
+    /// Overwrite facts in the cache that are newer than the backup's.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+pub struct DiffArgs {
+    /// [A] [B] [HOST]: two backups (default latest~1 and latest) and a host.
+    args: Vec<String>,
+    /// An identity that can decrypt the vault.
+    #[arg(long, value_name = "FILE")]
+    identity: PathBuf,
+}
+
+pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
+    match c {
+        Command::Restore(a) => restore(g, a),
+        Command::Diff(a) => diff(g, a),
+    }
+}
+
+fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
+    let vault = Vault::open(g.vault_dir()?)?;
+    let identity = Identity::load(&a.identity)?;
+    let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
+    let cache = config::find(a.ansible_dir.as_deref())?;
+    let inventory = a
+        .inventory
+        .as_deref()
+        .map(sprayvault::inventory::load)
+        .transpose()?;
+    let hosts: Vec<String> = if a.hosts.is_empty() {
+        backup.facts.entries.keys().cloned().collect()
+    } else {
+        a.hosts.clone()
+    };
+    if hosts.is_empty() {
+        return Err(anyhow::anyhow!(
+            "backup {} holds no facts; back up with the fact cache configured (--ansible-dir)",
+            backup.short_id()
+        ));
+    }
+    std::fs::create_dir_all(&cache.dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the fact cache directory {}: {e}",
+            cache.dir.display()
+        )
+    })?;
+    let mut refused = Vec::new();
+    let mut restored = Vec::new();
+    for host in &hosts {
+        let data = facts::read(&vault, &backup, host, &identity)?;
+        let entry = &backup.facts.entries[host];
+        let target = cache.file(host);
+        if let Ok(m) = std::fs::metadata(&target) {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            if mtime > entry.mtime && !a.force {
+                refused.push(format!("{host}: the cache has newer facts ({}) than backup {} ({}); --force overwrites them", rfc3339(mtime), backup.short_id(), rfc3339(entry.mtime)));
+                continue;
+            }
+        }
+        if let Some(h) = inventory.as_ref().and_then(|i| i.hosts.get(host)) {
+            let known = facts::addresses(&facts::parse(&cache, &data));
+            if !known.iter().any(|x| x == &h.address) {
+                eprintln!(
+                    "warning: {host}: the inventory's address {} is not among the restored facts' addresses ({}); until facts are gathered again, templates reading hostvars['{host}'] see the old ones",
+                    h.address,
+                    known.join(", ")
+                );
+            }
+        }
+        write_cache_file(&target, &data)?;
+        restored.push(
+            serde_json::json!({"host": host, "path": target, "gathered": rfc3339(entry.mtime)}),
+        );
+        if !g.json {
+            println!(
+                "restored facts of {host} (gathered {}) to {}",
+                rfc3339(entry.mtime),
+                target.display()
+            );
+        }
+    }
+    if g.json {
+        output::json(
+            &serde_json::json!({"backup": backup.commit.to_string(), "restored": restored, "refused": refused}),
+        )?;
+    } else if !restored.is_empty() {
+        println!(
+            "restored files carry the current time: the {} cache treats facts older than fact_caching_timeout ({} s) as expired",
+            match cache.plugin {
+                config::Plugin::Jsonfile => "jsonfile",
+                config::Plugin::Yaml => "yaml",
+            },
+            cache.timeout
+        );
+    }
+    for r in &refused {
+        eprintln!("refused: {r}");
+    }
+    Ok(if refused.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Refused
+    })
+}
+
+/// Writes a cache file atomically, mode 0600, with the current time.
+fn write_cache_file(target: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = target.parent().unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.sprayvault-{}",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, target).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("{}: {e}", target.display())
+    })
+}
+
+fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<Exit> {
+    let vault = Vault::open(g.vault_dir()?)?;
+    let identity = Identity::load(&a.identity)?;
+    let mut revs = Vec::new();
+    let mut host = None;
+    for (i, arg) in a.args.iter().enumerate() {
+        if i == a.args.len() - 1 && vault.resolve(Some(arg)).is_err() {
+            host = Some(arg.clone());
+        } else {
+            revs.push(arg.clone());
+        }
+    }
+    if revs.len() > 2 {
+        return Err(super::UsageError(
+            "facts diff takes at most two backups and a host: facts diff [A] [B] [HOST]".into(),
+        )
+        .into());
+    }
+    let old = vault
+        .backup(vault.resolve(Some(revs.first().map(String::as_str).unwrap_or("latest~1")))?)?;
+    let new =
+        vault.backup(vault.resolve(Some(revs.get(1).map(String::as_str).unwrap_or("latest")))?)?;
+    let cache = config::FactCache {
+        plugin: config::Plugin::Jsonfile,
+        dir: PathBuf::new(),
+        prefix: String::new(),
+        timeout: 0,
+        config: None,
+    };
+    let hosts: std::collections::BTreeSet<&String> = old
+        .facts
+        .entries
+        .keys()
+        .chain(new.facts.entries.keys())
+        .filter(|h| host.as_ref().is_none_or(|w| w == *h))
+        .collect();
+    if let Some(h) = &host {
+        if hosts.is_empty() {
+            return Err(facts::FactsError::NoFacts {
+                rev: new.short_id(),
+                host: h.clone(),
+                known: new
+                    .facts
+                    .entries
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        }
+    }
+    let mut changes = Vec::new();
+    for h in hosts {
+        let read = |b| -> anyhow::Result<serde_json::Value> {
+            Ok(match facts::read(&vault, b, h, &identity) {
+                Ok(d) => facts::parse(&cache, &d),
+                Err(facts::FactsError::NoFacts { .. }) => {
+                    serde_json::Value::Object(Default::default())
+                }
+                Err(e) => return Err(e.into()),
+            })
+        };
+        changes.extend(facts::diff(h, &read(&old)?, &read(&new)?));
+    }
+    if g.json {
+        output::json(
+            &serde_json::json!({"from": old.commit.to_string(), "to": new.commit.to_string(), "changes": changes}),
+        )?;
+        return Ok(Exit::Success);
+    }
+    println!(
+        "facts diff {} .. {} (volatile facts left out)",
+        old.short_id(),
+        new.short_id()
+    );
+    if changes.is_empty() {
+        println!("no changes");
+    }
+    let show = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "(none)".into())
+    };
+    for c in &changes {
+        println!(
+            "~ {} {}: {} -> {}",
+            c.host,
+            c.fact,
+            show(&c.old),
+            show(&c.new)
+        );
+    }
+    Ok(Exit::Success)
+}

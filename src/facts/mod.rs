@@ -1,0 +1,244 @@
+//! Ansible's fact cache in the vault. kubespray runs with `--limit` only
+//! when the cache holds facts for every host it leaves out (its templates
+//! read other hosts' addresses from `hostvars`), so a dead node's facts are
+//! kept here and put back when it is rebuilt.
+//!
+//! Facts are stored encrypted like everything else. Their keyed hash is taken
+//! over the stable facts only (see [`normalize`]); when that hash is
+//! unchanged the previous copy is kept, so nights in which only uptime, the
+//! clock or free memory moved leave the history alone.
+
+pub mod config;
+pub mod normalize;
+
+use crate::vault::crypto::{Identity, Recipients};
+use crate::vault::facts_index::FactEntry;
+use crate::vault::mac::MacKey;
+use crate::vault::{Backup, Vault, VaultError};
+use config::FactCache;
+use git2::Oid;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum FactsError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Config(#[from] config::FactsConfigError),
+    #[error("backup {rev} holds no facts for {host}; hosts with facts there: {known}")]
+    NoFacts {
+        rev: String,
+        host: String,
+        known: String,
+    },
+    #[error("{path}: {why}")]
+    Io { path: PathBuf, why: String },
+}
+
+/// What a backup run did with the cache.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FactsRead {
+    pub stored: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub missing: Vec<String>,
+    /// `(host, reason)` for cache files that could not be read.
+    pub errors: Vec<(String, String)>,
+}
+
+/// Reads the cache files of `hosts` and returns the vault's new facts
+/// entries: the previous ones, replaced where the stable facts changed.
+/// New content is encrypted and written as blobs.
+pub fn collect(
+    vault: &Vault,
+    cache: &FactCache,
+    hosts: &[String],
+    previous: &Backup,
+    key: &MacKey,
+    recipients: &Recipients,
+) -> Result<(BTreeMap<String, (FactEntry, Oid)>, FactsRead), VaultError> {
+    let mut out: BTreeMap<String, (FactEntry, Oid)> = previous
+        .facts
+        .entries
+        .iter()
+        .filter_map(|(h, e)| {
+            previous
+                .fact_blobs
+                .get(h)
+                .map(|o| (h.clone(), (e.clone(), *o)))
+        })
+        .collect();
+    let mut report = FactsRead::default();
+    for host in hosts {
+        let path = cache.file(host);
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.missing.push(host.clone());
+                continue;
+            }
+            Err(e) => {
+                report
+                    .errors
+                    .push((host.clone(), format!("{}: {e}", path.display())));
+                continue;
+            }
+        };
+        let facts: Value = match cache.plugin {
+            config::Plugin::Jsonfile => serde_json::from_slice(&data).map_err(|e| e.to_string()),
+            config::Plugin::Yaml => serde_yaml::from_slice::<serde_yaml::Value>(&data)
+                .map_err(|e| e.to_string())
+                .and_then(|y| serde_json::to_value(y).map_err(|e| e.to_string())),
+        }
+        .unwrap_or_else(|why| {
+            report.errors.push((
+                host.clone(),
+                format!("{} is not a valid fact cache file: {why}", path.display()),
+            ));
+            Value::Null
+        });
+        if facts.is_null() {
+            continue;
+        }
+        let mac = key.mac(&normalize::stable_bytes(&facts));
+        if out.get(host).is_some_and(|(e, _)| e.mac == mac) {
+            report.unchanged.push(host.clone());
+            continue;
+        }
+        let mtime = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let oid = vault.write_blob(&recipients.encrypt(&data)?)?;
+        out.insert(
+            host.clone(),
+            (
+                FactEntry {
+                    host: host.clone(),
+                    mtime,
+                    size: data.len() as u64,
+                    mac,
+                },
+                oid,
+            ),
+        );
+        report.stored.push(host.clone());
+    }
+    Ok((out, report))
+}
+
+/// The decrypted facts of `host` in `backup`.
+pub fn read(
+    vault: &Vault,
+    backup: &Backup,
+    host: &str,
+    identity: &Identity,
+) -> Result<Vec<u8>, FactsError> {
+    let oid = backup
+        .fact_blobs
+        .get(host)
+        .ok_or_else(|| FactsError::NoFacts {
+            rev: backup.short_id(),
+            host: host.to_string(),
+            known: if backup.facts.entries.is_empty() {
+                "none".into()
+            } else {
+                backup
+                    .facts
+                    .entries
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })?;
+    let cipher = vault.read_blob(*oid)?;
+    Ok(identity
+        .decrypt(
+            &cipher,
+            &format!("facts of {host} in backup {}", backup.short_id()),
+        )
+        .map_err(VaultError::from)?)
+}
+
+pub fn parse(cache: &FactCache, data: &[u8]) -> Value {
+    match cache.plugin {
+        config::Plugin::Jsonfile => serde_json::from_slice(data).unwrap_or(Value::Null),
+        config::Plugin::Yaml => serde_yaml::from_slice::<serde_yaml::Value>(data)
+            .ok()
+            .and_then(|y| serde_json::to_value(y).ok())
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// Every address a host's facts report.
+pub fn addresses(facts: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for k in ["ansible_all_ipv4_addresses", "ansible_all_ipv6_addresses"] {
+        if let Some(Value::Array(a)) = facts.get(k) {
+            out.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string)));
+        }
+    }
+    for k in ["ansible_default_ipv4", "ansible_default_ipv6"] {
+        if let Some(a) = facts
+            .get(k)
+            .and_then(|v| v.get("address"))
+            .and_then(Value::as_str)
+        {
+            out.push(a.to_string());
+        }
+    }
+    if let Some(h) = facts.get("ansible_hostname").and_then(Value::as_str) {
+        out.push(h.to_string());
+    }
+    if let Some(h) = facts.get("ansible_fqdn").and_then(Value::as_str) {
+        out.push(h.to_string());
+    }
+    out
+}
+
+/// One fact that differs between two backups.
+#[derive(Debug, Serialize)]
+pub struct FactChange {
+    pub host: String,
+    pub fact: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// Stable facts that differ between two JSON fact sets of one host.
+pub fn diff(host: &str, old: &Value, new: &Value) -> Vec<FactChange> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    normalize::flatten("", &normalize::stable(old), &mut a);
+    normalize::flatten("", &normalize::stable(new), &mut b);
+    let (a, b): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        (a.into_iter().collect(), b.into_iter().collect());
+    let mut out = Vec::new();
+    for (k, v) in &b {
+        if a.get(k) != Some(v) {
+            out.push(FactChange {
+                host: host.into(),
+                fact: k.clone(),
+                old: a.get(k).cloned(),
+                new: Some(v.clone()),
+            });
+        }
+    }
+    for (k, v) in &a {
+        if !b.contains_key(k) {
+            out.push(FactChange {
+                host: host.into(),
+                fact: k.clone(),
+                old: Some(v.clone()),
+                new: None,
+            });
+        }
+    }
+    out.sort_by(|x, y| x.fact.cmp(&y.fact));
+    out
+}
