@@ -13,18 +13,21 @@ pub mod lock;
 pub mod mac;
 pub mod manifest;
 pub mod message;
+mod read;
 pub mod replicate;
 pub mod rev;
 pub mod tree;
+mod write;
+
+pub use read::{Backup, NodeState};
+pub use write::NodeWrite;
 
 use crate::exit::Exit;
 use config::VaultConfig;
-use crypto::{CryptoError, Identity, Recipients};
-use git2::{Oid, Repository, Signature};
+use crypto::{CryptoError, Recipients};
+use git2::{Oid, Repository};
 use mac::MacKey;
-use manifest::Manifest;
 use message::RunRecord;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
@@ -94,58 +97,6 @@ impl VaultError {
     }
 }
 
-/// One node's recorded state in a backup.
-#[derive(Clone, Debug)]
-pub struct NodeState {
-    pub manifest: Manifest,
-    /// The id of the `nodes/<node>` tree.
-    pub tree: Oid,
-    /// Encrypted blob of each file entry, keyed by absolute path.
-    pub blobs: BTreeMap<String, Oid>,
-}
-
-/// A backup commit, read back.
-#[derive(Clone, Debug)]
-pub struct Backup {
-    pub commit: Oid,
-    pub time: i64,
-    pub record: RunRecord,
-    pub config: VaultConfig,
-    pub nodes: BTreeMap<String, NodeState>,
-    /// The Ansible facts the backup holds, and the blob of each host's.
-    pub facts: facts_index::FactsIndex,
-    pub fact_blobs: BTreeMap<String, Oid>,
-}
-
-impl Backup {
-    pub fn short_id(&self) -> String {
-        self.commit.to_string()[..10].to_string()
-    }
-
-    pub fn node(&self, node: &str) -> Result<&NodeState, VaultError> {
-        self.nodes.get(node).ok_or_else(|| VaultError::UnknownNode {
-            node: node.to_string(),
-            rev: self.short_id(),
-            known: if self.nodes.is_empty() {
-                "none".into()
-            } else {
-                self.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
-            },
-        })
-    }
-}
-
-/// What goes into a new commit for one node.
-pub enum NodeWrite {
-    /// Keep the node's subtree from the parent unchanged.
-    Carry(Oid),
-    /// A freshly read state; `blobs` must cover every file entry.
-    New {
-        manifest: Manifest,
-        blobs: BTreeMap<String, Oid>,
-    },
-}
-
 /// Makes libgit2 fsync every object, index and ref file it writes, so a
 /// crash after the branch moved never leaves it pointing at lost objects.
 fn enable_fsync() {
@@ -211,7 +162,7 @@ impl Vault {
             source,
         })?;
         let key = MacKey::generate();
-        write_private(&vault.mac_key_path(), key.to_text().as_bytes())?;
+        write::write_private(&vault.mac_key_path(), key.to_text().as_bytes())?;
 
         let mut spec = TreeSpec::default();
         spec.blob(
@@ -308,302 +259,6 @@ impl Vault {
     pub fn resolve(&self, at: Option<&str>) -> Result<Oid, VaultError> {
         rev::resolve(&self.repo, BRANCH, at.unwrap_or("latest")).map_err(VaultError::Rev)
     }
-
-    /// Reads a backup commit: configuration, run record, and every node's manifest.
-    pub fn backup(&self, commit: Oid) -> Result<Backup, VaultError> {
-        let rev = commit.to_string()[..10].to_string();
-        let damaged = |what: String| VaultError::Damaged {
-            rev: rev.clone(),
-            what,
-        };
-        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
-        let tree = self.git("reading a tree", c.tree())?;
-        let cfg_entry = tree
-            .get_name(CONFIG_FILE)
-            .ok_or_else(|| damaged(format!("no {CONFIG_FILE}")))?;
-        let cfg_blob = self.git(
-            "reading the configuration",
-            self.repo.find_blob(cfg_entry.id()),
-        )?;
-        let config = VaultConfig::parse(cfg_blob.content())?;
-        let record = RunRecord::parse(c.message().unwrap_or(""));
-        let mut nodes = BTreeMap::new();
-        if let Some(nodes_entry) = tree.get_name("nodes") {
-            let nodes_tree = self.git("reading nodes", self.repo.find_tree(nodes_entry.id()))?;
-            for n in nodes_tree.iter() {
-                let name = n
-                    .name()
-                    .ok_or_else(|| damaged("a node name is not UTF-8".into()))?
-                    .to_string();
-                crate::paths::check_node_name(&name).map_err(|e| damaged(e.to_string()))?;
-                let node_tree = self.git("reading a node", self.repo.find_tree(n.id()))?;
-                let m_entry = node_tree
-                    .get_name("manifest")
-                    .ok_or_else(|| damaged(format!("node {name} has no manifest")))?;
-                let m_blob = self.git("reading a manifest", self.repo.find_blob(m_entry.id()))?;
-                let manifest =
-                    Manifest::parse(m_blob.content()).map_err(|source| VaultError::Manifest {
-                        node: name.clone(),
-                        rev: rev.clone(),
-                        source,
-                    })?;
-                let mut blobs = BTreeMap::new();
-                if let Some(files) = node_tree.get_name("files") {
-                    for (rel, oid) in
-                        self.git("reading files", tree::blobs_below(&self.repo, files.id()))?
-                    {
-                        blobs.insert(format!("/{rel}"), oid);
-                    }
-                }
-                for e in manifest.files() {
-                    if !blobs.contains_key(&e.path) {
-                        return Err(damaged(format!(
-                            "node {name}: file {} has no content blob",
-                            e.path
-                        )));
-                    }
-                }
-                nodes.insert(
-                    name,
-                    NodeState {
-                        manifest,
-                        tree: n.id(),
-                        blobs,
-                    },
-                );
-            }
-        }
-        let mut facts = facts_index::FactsIndex::default();
-        let mut fact_blobs = BTreeMap::new();
-        if let Some(f) = tree.get_name("facts") {
-            let ftree = self.git("reading facts", self.repo.find_tree(f.id()))?;
-            let idx = ftree
-                .get_name("index")
-                .ok_or_else(|| damaged("facts/ has no index".into()))?;
-            let blob = self.git("reading the facts index", self.repo.find_blob(idx.id()))?;
-            facts = facts_index::FactsIndex::parse(blob.content()).map_err(&damaged)?;
-            if let Some(files) = ftree.get_name("files") {
-                for (host, oid) in
-                    self.git("reading facts", tree::blobs_below(&self.repo, files.id()))?
-                {
-                    fact_blobs.insert(host, oid);
-                }
-            }
-            if let Some(h) = facts.entries.keys().find(|h| !fact_blobs.contains_key(*h)) {
-                return Err(damaged(format!("facts of {h} have no content blob")));
-            }
-        }
-        Ok(Backup {
-            commit,
-            time: c.time().seconds(),
-            record,
-            config,
-            nodes,
-            facts,
-            fact_blobs,
-        })
-    }
-
-    /// The `nodes/<node>` tree id and manifest blob id of every node of a
-    /// commit, without reading any manifest: what `log` needs to skip nodes
-    /// that did not change.
-    pub fn node_trees(&self, commit: Oid) -> Result<BTreeMap<String, (Oid, Oid)>, VaultError> {
-        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
-        let tree = self.git("reading a tree", c.tree())?;
-        let mut out = BTreeMap::new();
-        if let Some(nodes_entry) = tree.get_name("nodes") {
-            let nodes_tree = self.git("reading nodes", self.repo.find_tree(nodes_entry.id()))?;
-            for n in nodes_tree.iter() {
-                let Some(name) = n.name() else { continue };
-                let node_tree = self.git("reading a node", self.repo.find_tree(n.id()))?;
-                let manifest = node_tree.get_name("manifest").map(|m| m.id());
-                if let Some(m) = manifest {
-                    out.insert(name.to_string(), (n.id(), m));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Parses the manifest blob `oid` (of `node`, for error messages).
-    pub fn manifest(&self, oid: Oid, node: &str) -> Result<Manifest, VaultError> {
-        let blob = self.git("reading a manifest", self.repo.find_blob(oid))?;
-        Manifest::parse(blob.content()).map_err(|source| VaultError::Manifest {
-            node: node.to_string(),
-            rev: oid.to_string()[..10].to_string(),
-            source,
-        })
-    }
-
-    /// The first-parent history of the branch, newest first.
-    pub fn history(&self) -> Result<Vec<Oid>, VaultError> {
-        let mut walk = self.git("walking history", self.repo.revwalk())?;
-        self.git("walking history", walk.push_ref(BRANCH))?;
-        self.git("walking history", walk.simplify_first_parent())?;
-        walk.map(|o| self.git("walking history", o)).collect()
-    }
-
-    /// The first parent of a commit, if any.
-    pub fn parent_of(&self, commit: Oid) -> Result<Option<Oid>, VaultError> {
-        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
-        Ok(c.parent_ids().next())
-    }
-
-    /// The commit's time and message.
-    pub fn commit_info(&self, commit: Oid) -> Result<(i64, RunRecord), VaultError> {
-        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
-        Ok((
-            c.time().seconds(),
-            RunRecord::parse(c.message().unwrap_or("")),
-        ))
-    }
-
-    /// Reads one file's ciphertext from the vault.
-    pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>, VaultError> {
-        let b = self.git("reading an object", self.repo.find_blob(oid))?;
-        Ok(b.content().to_vec())
-    }
-
-    /// Decrypts the file at `path` of `node` in `backup`.
-    pub fn decrypt_file(
-        &self,
-        backup: &Backup,
-        node: &str,
-        path: &str,
-        identity: &Identity,
-    ) -> Result<Vec<u8>, VaultError> {
-        let state = backup.node(node)?;
-        let oid = state.blobs.get(path).ok_or_else(|| VaultError::Damaged {
-            rev: backup.short_id(),
-            what: format!("node {node}: no content for {path}"),
-        })?;
-        let cipher = self.read_blob(*oid).map_err(|e| VaultError::Damaged {
-            rev: backup.short_id(),
-            what: format!(
-                "node {node}: the object holding {path} is unreadable ({})",
-                match &e {
-                    VaultError::Git { source, .. } => source.message().to_string(),
-                    other => other.to_string(),
-                }
-            ),
-        })?;
-        Ok(identity.decrypt(
-            &cipher,
-            &format!("{path} of node {node} in backup {}", backup.short_id()),
-        )?)
-    }
-
-    pub fn write_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
-        self.git("writing an object", self.repo.blob(data))
-    }
-
-    /// Writes a backup commit on top of `parent` and moves the branch to it.
-    pub fn commit_backup(
-        &self,
-        parent: Oid,
-        config: &VaultConfig,
-        nodes: BTreeMap<String, NodeWrite>,
-        facts: &BTreeMap<String, (facts_index::FactEntry, Oid)>,
-        record: &RunRecord,
-    ) -> Result<Oid, VaultError> {
-        let parent_commit = self.git("reading the parent", self.repo.find_commit(parent))?;
-        let parent_tree = self.git("reading the parent", parent_commit.tree())?;
-        let mut spec = TreeSpec::default();
-        spec.blob(CONFIG_FILE, self.write_blob(config.to_json().as_bytes())?);
-        let key = parent_tree
-            .get_name(MAC_KEY_AGE)
-            .ok_or_else(|| VaultError::Damaged {
-                rev: parent.to_string(),
-                what: format!("no {MAC_KEY_AGE}"),
-            })?;
-        spec.blob(MAC_KEY_AGE, key.id());
-        if !facts.is_empty() {
-            let index = facts_index::FactsIndex {
-                entries: facts
-                    .iter()
-                    .map(|(h, (e, _))| (h.clone(), e.clone()))
-                    .collect(),
-            };
-            spec.blob("facts/index", self.write_blob(index.to_text().as_bytes())?);
-            for (host, (_, oid)) in facts {
-                spec.blob(&format!("facts/files/{host}"), *oid);
-            }
-        }
-        for (node, w) in nodes {
-            match w {
-                NodeWrite::Carry(oid) => spec.tree(&format!("nodes/{node}"), oid),
-                NodeWrite::New { manifest, blobs } => {
-                    spec.blob(
-                        &format!("nodes/{node}/manifest"),
-                        self.write_blob(manifest.to_text().as_bytes())?,
-                    );
-                    for (path, oid) in blobs {
-                        spec.blob(&format!("nodes/{node}/files{path}"), oid);
-                    }
-                }
-            }
-        }
-        self.commit(spec, Some(parent), record)
-    }
-
-    fn commit(
-        &self,
-        spec: TreeSpec,
-        parent: Option<Oid>,
-        record: &RunRecord,
-    ) -> Result<Oid, VaultError> {
-        let tree_id = self.git("writing trees", spec.write(&self.repo))?;
-        let tree = self.git("writing trees", self.repo.find_tree(tree_id))?;
-        let host = hostname();
-        let sig = self.git(
-            "signing",
-            Signature::now("sprayvault", &format!("sprayvault@{host}")),
-        )?;
-        let parents: Vec<git2::Commit> = match parent {
-            Some(p) => vec![self.git("reading the parent", self.repo.find_commit(p))?],
-            None => vec![],
-        };
-        let refs: Vec<&git2::Commit> = parents.iter().collect();
-        let oid = self.git(
-            "writing the commit",
-            self.repo
-                .commit(None, &sig, &sig, &record.to_message(), &tree, &refs),
-        )?;
-        let log = record.summary.clone();
-        let moved = match parent {
-            Some(p) => self.repo.reference_matching(BRANCH, oid, true, p, &log),
-            None => self.repo.reference(BRANCH, oid, false, &log),
-        };
-        moved.map_err(|e| {
-            if e.code() == git2::ErrorCode::Modified || e.code() == git2::ErrorCode::Exists {
-                VaultError::Raced
-            } else {
-                VaultError::Git {
-                    dir: self.dir.clone(),
-                    what: "moving the branch".into(),
-                    source: e,
-                }
-            }
-        })?;
-        Ok(oid)
-    }
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<(), VaultError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| VaultError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)
 }
 
 pub fn hostname() -> String {
