@@ -1,0 +1,76 @@
+//! The command line's contract: the exit code table in `--help` and in the
+//! README are the code's table, and usage errors exit 2.
+
+mod common;
+
+use common::*;
+use sprayvault::exit::Exit;
+
+#[test]
+fn help_lists_every_exit_code_and_the_readme_agrees() {
+    let help = sv_run(&["--help"]).expect(0).out;
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("### Exit codes")
+        .expect("README has an exit code section")..];
+    let rows: Vec<(u8, &str)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| 0 "))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].parse().unwrap(), cells[2])
+        })
+        .collect();
+    assert_eq!(rows.len(), Exit::ALL.len(), "README rows: {rows:?}");
+    for (e, (code, _)) in Exit::ALL.iter().zip(&rows) {
+        assert!(
+            help.contains(&format!("  {}  {}", e.code(), e.meaning())),
+            "--help lacks {e:?}:\n{help}"
+        );
+        assert_eq!(e.code(), *code, "README row out of order");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_what_to_do() {
+    let r = sv_run(&["backup"]).expect(2);
+    assert!(r.err.contains("--inventory"), "{}", r.err);
+    let r = sv_run(&["nosuchcommand"]).expect(2);
+    assert!(r.err.contains("unrecognized subcommand"), "{}", r.err);
+    let r = sv_run(&["backup", "-i", "/nonexistent"]).expect(2);
+    assert!(
+        r.err.contains("--vault DIR") && r.err.contains("SPRAYVAULT_VAULT"),
+        "{}",
+        r.err
+    );
+    let r = sv_run(&["verify", "--vault", "/nonexistent", "--full"]).expect(2);
+    assert!(r.err.contains("--identity"), "{}", r.err);
+    let r = sv_run(&[
+        "restore",
+        "--vault",
+        "/nonexistent",
+        "--identity",
+        "/x",
+        "--",
+        "-oProxyCommand=x",
+    ])
+    .expect(2);
+    assert!(r.err.contains("not allowed"), "{}", r.err);
+}
+
+#[test]
+fn vault_option_goes_before_or_after_the_subcommand_or_in_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = age_key(tmp.path(), "k");
+    let dir = tmp.path().join("v");
+    let d = dir.to_str().unwrap();
+    sv_run(&["--vault", d, "init", "--recipient", &key.recipient]).expect(0);
+    sv_run(&["log", "--vault", d]).expect(0);
+    let out = run(sv().args(["log", "--json"]).env("SPRAYVAULT_VAULT", d));
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["kind"], "init");
+    // An existing vault is never overwritten.
+    sv_run(&["init", "--vault", d, "--recipient", &key.recipient]).expect(1);
+}
