@@ -132,17 +132,57 @@ fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd() {
     );
 
     // A target whose files differ, or whose hostname is another node's, is refused without --force.
-    lab.exec("node3", &["sh", "-c", "echo tampered > /etc/kubernetes/ssl/ca.crt && chmod 0600 /etc/ssl/etcd/ssl/ca.pem"]);
+    lab.exec(
+        "node3",
+        &[
+            "sh",
+            "-c",
+            "echo tampered > /etc/kubernetes/ssl/ca.crt && chmod 0600 /etc/ssl/etcd/ssl/ca.pem",
+        ],
+    );
     let refused = restore(&[]).expect(7);
-    assert!(refused.err.contains("1 existing entries differ") && refused.err.contains("--force"), "{}", refused.err);
-    assert!(refused.out.lines().any(|l| l.starts_with("replace") && l.contains("/etc/kubernetes/ssl/ca.crt") && l.contains("content differs")), "{}", refused.out);
-    assert!(refused.out.lines().any(|l| l.starts_with("update") && l.contains("/etc/ssl/etcd/ssl/ca.pem")), "{}", refused.out);
-    assert_eq!(std::fs::read_to_string(lab.node_root("node3").join("etc/kubernetes/ssl/ca.crt")).unwrap(), "tampered\n", "a refused restore wrote");
+    assert!(
+        refused.err.contains("1 existing entries differ") && refused.err.contains("--force"),
+        "{}",
+        refused.err
+    );
+    assert!(
+        refused.out.lines().any(|l| l.starts_with("replace")
+            && l.contains("/etc/kubernetes/ssl/ca.crt")
+            && l.contains("content differs")),
+        "{}",
+        refused.out
+    );
+    assert!(
+        refused
+            .out
+            .lines()
+            .any(|l| l.starts_with("update") && l.contains("/etc/ssl/etcd/ssl/ca.pem")),
+        "{}",
+        refused.out
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.node_root("node3").join("etc/kubernetes/ssl/ca.crt")).unwrap(),
+        "tampered\n",
+        "a refused restore wrote"
+    );
     let other = restore(&["--to", "127.0.41.12", "--dry-run"]).expect(7);
-    assert!(other.err.contains("hostname is \"node2\", not \"node3\""), "{}", other.err);
+    assert!(
+        other.err.contains("hostname is \"node2\", not \"node3\""),
+        "{}",
+        other.err
+    );
     let forced = restore(&["--force"]).expect(0);
-    assert!(forced.out.contains("1 replaced, 1 updated"), "{}", forced.out);
-    assert_eq!(node_state(&lab, "node3"), original, "forced restore did not put the backup back");
+    assert!(
+        forced.out.contains("1 replaced, 1 updated"),
+        "{}",
+        forced.out
+    );
+    assert_eq!(
+        node_state(&lab, "node3"),
+        original,
+        "forced restore did not put the backup back"
+    );
 
     lab.lab(&["etcd-rejoin", "node3"]);
     let health = ok(Command::new("sh").arg("-c").arg(format!(

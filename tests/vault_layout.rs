@@ -88,7 +88,8 @@ fn facts_index_example_parses_and_serializes_identically() {
     let examples = blocks("facts-index");
     assert!(!examples.is_empty());
     for text in examples {
-        let i = sprayvault::vault::facts_index::FactsIndex::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let i = sprayvault::vault::facts_index::FactsIndex::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(i.entries.len(), 2);
         assert_eq!(i.to_text(), text);
     }
