@@ -42,6 +42,8 @@ pub struct BackupOptions {
     pub lock_wait: Duration,
     /// Ansible's fact cache on this host, if configured.
     pub facts: Option<crate::facts::config::FactCache>,
+    /// Take an etcd snapshot from a member of the `etcd` group.
+    pub etcd_snapshot: bool,
 }
 
 /// What happened to one node.
@@ -69,6 +71,8 @@ pub struct BackupReport {
     pub soonest_cert_expiry: Option<i64>,
     /// What happened to the Ansible fact cache, when one is configured.
     pub facts: Option<crate::facts::FactsRead>,
+    /// The etcd snapshot of this run, or why there is none.
+    pub etcd: Option<Result<crate::etcd::SnapshotReport, String>>,
 }
 
 impl BackupReport {
@@ -240,7 +244,28 @@ pub async fn run(
         partial,
         soonest_cert_expiry: soonest,
         facts: None,
+        etcd: None,
     };
+    if opts.etcd_snapshot {
+        let members: Vec<Target> = hosts.iter().filter(|h| h.is_etcd()).map(|h| Target::from_host(h)).collect();
+        if !members.is_empty() {
+            progress.info(&format!("etcd snapshot from {}", members.iter().map(|m| m.node.as_str()).collect::<Vec<_>>().join(" or ")));
+            match crate::etcd::snapshot(vault, &members, &opts.ssh, &key, &recipients).await? {
+                Ok(s) => {
+                    record.etcd = Some(format!("ok {} member {} node {} revision {} keys {} size {}", s.reference, s.member, s.node, s.revision, s.keys, s.size));
+                    report.bytes_added += s.bytes_added;
+                    report.new_blobs += s.new_chunks;
+                    report.etcd = Some(Ok(s));
+                }
+                Err(reasons) => {
+                    let why = reasons.join("; ");
+                    record.etcd = Some(format!("failed {why}"));
+                    report.partial = true;
+                    report.etcd = Some(Err(why));
+                }
+            }
+        }
+    }
     record.summary = format!("backup: {}", report.counts());
     let facts = match &opts.facts {
         Some(cache) => {

@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod certs;
+pub mod etcd;
 pub mod exit;
 pub mod facts;
 pub mod history;

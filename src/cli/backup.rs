@@ -38,6 +38,9 @@ pub struct Args {
     /// kubespray's directory, whose ansible.cfg says where the fact cache is.
     #[arg(long, value_name = "DIR")]
     ansible_dir: Option<PathBuf>,
+    /// Do not take an etcd snapshot.
+    #[arg(long)]
+    no_etcd_snapshot: bool,
     /// Do not back up Ansible's fact cache.
     #[arg(long, conflicts_with = "ansible_dir")]
     no_facts: bool,
@@ -101,6 +104,7 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
     };
     let opts = BackupOptions {
         facts,
+        etcd_snapshot: !a.no_etcd_snapshot,
         limit: a.limit.clone(),
         ssh: SshOptions {
             config_file: a.ssh_config.clone(),
@@ -156,6 +160,21 @@ fn print_report(r: &BackupReport) {
         for (path, why) in &n.errors {
             println!("{}: {path}: {why}", n.node);
         }
+    }
+    match &r.etcd {
+        Some(Ok(s)) => println!(
+            "etcd snapshot: {} from {} ({}), revision {}, {} keys, {} bytes in {} chunks, {} new",
+            s.reference.trim_start_matches("refs/sprayvault/etcd/"),
+            s.member,
+            s.node,
+            s.revision,
+            s.keys,
+            s.size,
+            s.chunks,
+            s.new_chunks
+        ),
+        Some(Err(why)) => println!("etcd snapshot FAILED: {why}"),
+        None => {}
     }
     if let Some(f) = &r.facts {
         println!(

@@ -4,6 +4,7 @@
 mod backup;
 mod certs;
 mod diff;
+mod etcd;
 mod facts;
 mod init;
 mod inventory;
@@ -65,6 +66,11 @@ enum Command {
     Pull(replicate::PullArgs),
     /// Check that every object of every backup is present and intact.
     Verify(verify::Args),
+    /// etcd snapshots: list them, export one for `etcdctl snapshot restore`.
+    #[command(subcommand)]
+    Etcd(etcd::Command),
+    /// Remove old etcd snapshots by a retention policy, and free their space.
+    Prune(etcd::PruneArgs),
     /// Ansible's fact cache: restore it, or see what changed.
     #[command(subcommand)]
     Facts(facts::Command),
@@ -127,6 +133,8 @@ pub fn main() -> Exit {
         Command::Pull(a) => replicate::pull(&global, a),
         Command::Verify(a) => verify::run(&global, a),
         Command::Facts(c) => facts::run(&global, c),
+        Command::Etcd(c) => etcd::run(&global, c),
+        Command::Prune(a) => etcd::prune_cmd(&global, a),
     };
     match result {
         Ok(exit) => exit,

@@ -60,6 +60,8 @@ pub struct Remote {
     sftp: Sftp,
     server: openssh::Child<Arc<Session>>,
     pub accounts: Accounts,
+    /// Commands and files go through `sudo -n`.
+    sudo: bool,
 }
 
 fn is_missing(e: &SftpError) -> bool {
@@ -160,6 +162,7 @@ impl Remote {
             sftp,
             server,
             accounts: Accounts::default(),
+            sudo,
         };
         let passwd = remote
             .read_optional("/etc/passwd")
@@ -195,6 +198,13 @@ impl Remote {
         .await?
         .trim()
         .to_string())
+    }
+
+    /// Runs a fixed command line on the node (through `sudo -n` when the
+    /// connection needs it). Callers build `cmd` only from quoted values.
+    pub async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
+        let full = if self.sudo { format!("sudo -n sh -c {}", shell_quote(cmd)) } else { cmd.to_string() };
+        run(&self.session, &self.target.node, &full, what).await
     }
 
     /// lstat; `None` when the path does not exist.
@@ -354,6 +364,32 @@ impl std::fmt::Debug for Remote {
             .field("target", &self.target)
             .finish()
     }
+}
+
+/// Quotes a string for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Reads a file in pieces of at most `piece` bytes, calling `sink` with each.
+pub async fn read_pieces<F>(remote: &Remote, path: &str, piece: u32, mut sink: F) -> Result<u64, SourceError>
+where
+    F: FnMut(&[u8]) -> Result<(), String>,
+{
+    let mut f = remote.sftp.open(path).await.map_err(|e| remote.io(path, e))?;
+    let mut total = 0u64;
+    loop {
+        let buf = bytes::BytesMut::with_capacity(piece as usize);
+        match f.read(piece, buf).await.map_err(|e| remote.io(path, e))? {
+            None => break,
+            Some(b) => {
+                total += b.len() as u64;
+                sink(&b).map_err(|why| SourceError::Io { node: remote.target.node.clone(), path: path.to_string(), why })?;
+            }
+        }
+    }
+    let _ = f.close().await;
+    Ok(total)
 }
 
 async fn run(session: &Session, node: &str, cmd: &str, what: &str) -> Result<String, SourceError> {

@@ -43,6 +43,8 @@ pub struct RunRecord {
     pub nodes: BTreeMap<String, NodeStatus>,
     /// `(node, path, reason)` for entries that could not be read.
     pub errors: Vec<(String, String, String)>,
+    /// The etcd snapshot of this run: `ok <ref> ...` or `failed <reason>`.
+    pub etcd: Option<String>,
 }
 
 fn one_line(s: &str) -> String {
@@ -62,6 +64,7 @@ impl RunRecord {
             finished: None,
             nodes: BTreeMap::new(),
             errors: vec![],
+            etcd: None,
         }
     }
 
@@ -87,6 +90,9 @@ impl RunRecord {
                 )),
                 None => m.push_str(&format!("Sprayvault-Node: {node} {}\n", st.word())),
             }
+        }
+        if let Some(e) = &self.etcd {
+            m.push_str(&format!("Sprayvault-Etcd: {}\n", one_line(e)));
         }
         for (node, path, why) in &self.errors {
             m.push_str(&format!(
@@ -125,6 +131,7 @@ impl RunRecord {
                     };
                     r.nodes.insert(node, st);
                 }
+                "Sprayvault-Etcd" => r.etcd = Some(value.to_string()),
                 "Sprayvault-Error" => {
                     let (node, rest) = value.split_once(' ').unwrap_or((value, ""));
                     let (path, why) = rest.split_once('\t').unwrap_or((rest, ""));
@@ -140,6 +147,7 @@ impl RunRecord {
     /// True when some node or entry failed in this run.
     pub fn is_partial(&self) -> bool {
         !self.errors.is_empty()
+            || self.etcd.as_deref().is_some_and(|e| e.starts_with("failed"))
             || self
                 .nodes
                 .values()

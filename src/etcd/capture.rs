@@ -1,0 +1,133 @@
+//! Taking a snapshot from one etcd member over SSH: `etcdctl snapshot save`
+//! on the node with its kubespray admin certificate, `snapshot status` for
+//! revision and key count, then streaming the file back through SFTP into
+//! the chunker. The file on the node is always removed; nothing of the
+//! snapshot touches the control host's disk.
+
+use super::chunker::Chunker;
+use super::index::SnapshotIndex;
+use super::store::ChunkWriter;
+use crate::source::remote::{read_pieces, shell_quote};
+use crate::source::{Remote, SshOptions, Target};
+use crate::vault::mac::MacKey;
+use sha2::{Digest, Sha256};
+
+/// Checks etcd's sha256 trailer while the snapshot streams by: the last 32
+/// bytes must be the sha256 of everything before them.
+#[derive(Default)]
+struct Trailer {
+    hash: Sha256,
+    tail: Vec<u8>,
+}
+
+impl Trailer {
+    fn update(&mut self, piece: &[u8]) {
+        self.tail.extend_from_slice(piece);
+        if self.tail.len() > 32 {
+            let n = self.tail.len() - 32;
+            self.hash.update(&self.tail[..n]);
+            self.tail.drain(..n);
+        }
+    }
+    fn valid(self) -> bool {
+        self.tail.len() == 32 && self.hash.finalize().as_slice() == self.tail.as_slice()
+    }
+}
+
+fn env_value(env: &str, key: &str) -> Option<String> {
+    env.lines().filter_map(|l| l.trim().split_once('=')).find(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+/// Takes, verifies and stores one snapshot from the member on `target`.
+/// Errors are sentences naming the node.
+pub async fn take(target: &Target, ssh: &SshOptions, key: &MacKey, writer: &mut ChunkWriter<'_>) -> Result<SnapshotIndex, String> {
+    let node = &target.node;
+    let remote = Remote::connect(target, ssh).await.map_err(|e| e.to_string())?;
+    let result = async {
+        let env = String::from_utf8_lossy(&remote.read("/etc/etcd.env").await.map_err(|e| e.to_string())?).to_string();
+        let member = env_value(&env, "ETCD_NAME").ok_or(format!("node {node}: /etc/etcd.env has no ETCD_NAME"))?;
+        let endpoint = env_value(&env, "ETCD_ADVERTISE_CLIENT_URLS")
+            .and_then(|u| u.split(',').next().map(str::to_string))
+            .ok_or(format!("node {node}: /etc/etcd.env has no ETCD_ADVERTISE_CLIENT_URLS"))?;
+        let ca = env_value(&env, "ETCD_TRUSTED_CA_FILE").unwrap_or_else(|| "/etc/ssl/etcd/ssl/ca.pem".into());
+        let cert = format!("/etc/ssl/etcd/ssl/admin-{node}.pem");
+        let cert_key = format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem");
+        let nonce: u64 = rand::random();
+        let tmp = format!("/var/tmp/sprayvault-etcd-{nonce:016x}.db");
+        let save = format!(
+            "umask 077; find /var/tmp -maxdepth 1 -name 'sprayvault-etcd-*.db' -mmin +60 -delete 2>/dev/null; ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={} --command-timeout=300s snapshot save {} >/dev/null && (etcdutl snapshot status {t} -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status {t} -w json)",
+            shell_quote(&endpoint),
+            shell_quote(&ca),
+            shell_quote(&cert),
+            shell_quote(&cert_key),
+            shell_quote(&tmp),
+            t = shell_quote(&tmp),
+        );
+        let taken = time::OffsetDateTime::now_utc().unix_timestamp();
+        let streamed = async {
+            let status = remote.run_privileged(&save, "taking an etcd snapshot").await.map_err(|e| e.to_string())?;
+            let status: serde_json::Value = serde_json::from_str(status.trim()).map_err(|e| format!("node {node}: cannot read `snapshot status`: {e}"))?;
+            let mut chunker = Chunker::new(key);
+            let mut trailer = Trailer::default();
+            let mut chunks: Vec<(String, u64)> = Vec::new();
+            let mut store = |chunk: &[u8]| -> Result<(), String> {
+                let mac = key.mac(chunk);
+                writer.put(&mac, chunk).map_err(|e| e.to_string())?;
+                chunks.push((mac, chunk.len() as u64));
+                Ok(())
+            };
+            let size = read_pieces(&remote, &tmp, 1 << 20, |piece| {
+                trailer.update(piece);
+                chunker.push(piece, &mut store)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            chunker.finish(&mut store)?;
+            let num = |k: &str| status.get(k).and_then(serde_json::Value::as_u64);
+            let (revision, keys, total) = (num("revision").unwrap_or(0), num("totalKey").unwrap_or(0), num("totalSize"));
+            if !trailer.valid() {
+                return Err(format!("node {node}: the snapshot's sha256 trailer does not match its content (a truncated or corrupted snapshot); not stored as good"));
+            }
+            if total.is_some_and(|t| t + 32 != size) {
+                return Err(format!("node {node}: the snapshot has {size} bytes but `snapshot status` reports a {}-byte database", total.unwrap_or(0)));
+            }
+            Ok(SnapshotIndex { node: node.clone(), member: member.clone(), taken, revision, keys, size, chunks })
+        }
+        .await;
+        let removed = remote.run_privileged(&format!("rm -f {}", shell_quote(&tmp)), "removing the snapshot file").await;
+        let index = streamed?;
+        removed.map_err(|e| format!("{e} (the snapshot file {tmp} may be left on the node)"))?;
+        Ok(index)
+    }
+    .await;
+    remote.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailer_checks_sha256_of_everything_before_it() {
+        let body = b"bbolt database pages".repeat(1000);
+        let mut file = body.clone();
+        file.extend_from_slice(&Sha256::digest(&body));
+        let mut t = Trailer::default();
+        for p in file.chunks(333) {
+            t.update(p);
+        }
+        assert!(t.valid());
+        let mut bad = Trailer::default();
+        file[5] ^= 1;
+        bad.update(&file);
+        assert!(!bad.valid());
+    }
+
+    #[test]
+    fn reads_etcd_env() {
+        let env = "# kubespray\nETCD_NAME=etcd1\nETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379,https://127.0.0.1:2379\n";
+        assert_eq!(env_value(env, "ETCD_NAME").as_deref(), Some("etcd1"));
+        assert_eq!(env_value(env, "ETCD_ADVERTISE_CLIENT_URLS").unwrap().split(',').next(), Some("https://10.0.0.1:2379"));
+    }
+}

@@ -1,0 +1,57 @@
+//! etcd snapshots: taken from a healthy member during backup, verified,
+//! chunked, compressed, encrypted and deduplicated in the vault, listed,
+//! exported for `etcdctl snapshot restore`, and pruned by a retention policy.
+
+pub mod capture;
+pub mod chunker;
+pub mod index;
+pub mod prune;
+pub mod store;
+
+use crate::source::{SshOptions, Target};
+use crate::vault::crypto::Recipients;
+use crate::vault::mac::MacKey;
+use crate::vault::{Vault, VaultError};
+use serde::Serialize;
+
+/// What the snapshot step of a backup did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotReport {
+    pub reference: String,
+    pub node: String,
+    pub member: String,
+    pub revision: u64,
+    pub keys: u64,
+    pub size: u64,
+    pub chunks: usize,
+    pub new_chunks: usize,
+    pub bytes_added: u64,
+}
+
+/// Tries the members in order until one gives a verified snapshot. Returns
+/// the report, or every member's reason.
+pub async fn snapshot(vault: &Vault, members: &[Target], ssh: &SshOptions, key: &MacKey, recipients: &Recipients) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
+    let mut reasons = Vec::new();
+    for t in members {
+        let mut writer = store::ChunkWriter::new(vault, recipients)?;
+        match capture::take(t, ssh, key, &mut writer).await {
+            Ok(index) => {
+                let (new_chunks, bytes_added) = (writer.new_chunks, writer.bytes_added);
+                let reference = writer.commit(&index)?;
+                return Ok(Ok(SnapshotReport {
+                    reference,
+                    node: index.node.clone(),
+                    member: index.member.clone(),
+                    revision: index.revision,
+                    keys: index.keys,
+                    size: index.size,
+                    chunks: index.chunks.len(),
+                    new_chunks,
+                    bytes_added,
+                }));
+            }
+            Err(why) => reasons.push(why),
+        }
+    }
+    Ok(Err(reasons))
+}
