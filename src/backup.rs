@@ -247,12 +247,26 @@ pub async fn run(
         etcd: None,
     };
     if opts.etcd_snapshot {
-        let members: Vec<Target> = hosts.iter().filter(|h| h.is_etcd()).map(|h| Target::from_host(h)).collect();
+        let members: Vec<Target> = hosts
+            .iter()
+            .filter(|h| h.is_etcd())
+            .map(|h| Target::from_host(h))
+            .collect();
         if !members.is_empty() {
-            progress.info(&format!("etcd snapshot from {}", members.iter().map(|m| m.node.as_str()).collect::<Vec<_>>().join(" or ")));
+            progress.info(&format!(
+                "etcd snapshot from {}",
+                members
+                    .iter()
+                    .map(|m| m.node.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
             match crate::etcd::snapshot(vault, &members, &opts.ssh, &key, &recipients).await? {
                 Ok(s) => {
-                    record.etcd = Some(format!("ok {} member {} node {} revision {} keys {} size {}", s.reference, s.member, s.node, s.revision, s.keys, s.size));
+                    record.etcd = Some(format!(
+                        "ok {} member {} node {} revision {} keys {} size {}",
+                        s.reference, s.member, s.node, s.revision, s.keys, s.size
+                    ));
                     report.bytes_added += s.bytes_added;
                     report.new_blobs += s.new_chunks;
                     report.etcd = Some(Ok(s));

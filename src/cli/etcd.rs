@@ -56,10 +56,21 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
             if g.json {
                 output::json(&snaps)?;
             } else {
-                let mut t = output::Table::new(&["NAME", "TAKEN", "MEMBER", "NODE", "REVISION", "KEYS", "SIZE", "CHUNKS"]);
+                let mut t = output::Table::new(&[
+                    "NAME", "TAKEN", "MEMBER", "NODE", "REVISION", "KEYS", "SIZE", "CHUNKS",
+                ]);
                 for s in &snaps {
                     let i = &s.index;
-                    t.row(vec![s.name.clone(), rfc3339(i.taken), i.member.clone(), i.node.clone(), i.revision.to_string(), i.keys.to_string(), i.size.to_string(), i.chunks.len().to_string()]);
+                    t.row(vec![
+                        s.name.clone(),
+                        rfc3339(i.taken),
+                        i.member.clone(),
+                        i.node.clone(),
+                        i.revision.to_string(),
+                        i.keys.to_string(),
+                        i.size.to_string(),
+                        i.chunks.len().to_string(),
+                    ]);
                 }
                 t.print();
                 println!("{} snapshots", snaps.len());
@@ -71,15 +82,26 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
 }
 
 fn pick<'a>(snaps: &'a [StoredSnapshot], at: Option<&str>) -> anyhow::Result<&'a StoredSnapshot> {
-    let none = || anyhow::anyhow!("the vault holds no etcd snapshot; backups take one from a member of the inventory's etcd group");
+    let none = || {
+        anyhow::anyhow!("the vault holds no etcd snapshot; backups take one from a member of the inventory's etcd group")
+    };
     match at.unwrap_or("latest") {
         "latest" => snaps.last().ok_or_else(none),
         at => {
-            if let Some(s) = snaps.iter().find(|s| s.name == at || s.commit.starts_with(at)) {
+            if let Some(s) = snaps
+                .iter()
+                .find(|s| s.name == at || s.commit.starts_with(at))
+            {
                 return Ok(s);
             }
             let limit = sprayvault::vault::rev::parse_date(at).ok_or_else(|| anyhow::anyhow!("no etcd snapshot {at:?}; give a name from `sprayvault etcd ls`, a date, or latest"))?;
-            snaps.iter().rev().find(|s| s.index.taken <= limit).ok_or_else(|| anyhow::anyhow!("no etcd snapshot at or before {at}; see `sprayvault etcd ls`"))
+            snaps
+                .iter()
+                .rev()
+                .find(|s| s.index.taken <= limit)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no etcd snapshot at or before {at}; see `sprayvault etcd ls`")
+                })
         }
     }
 }
@@ -88,11 +110,27 @@ fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
     let identity = Identity::load(&a.identity)?;
     let snaps = store::list(vault)?;
     let snap = pick(&snaps, a.at.as_deref())?;
-    let dir = a.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(".{}.sprayvault-{}", a.output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
+    let dir = a
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.sprayvault-{}",
+        a.output
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
     let mut file = {
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?
     };
     let mut hasher = sha2::Sha256::default();
     let mut tail: Vec<u8> = Vec::new();
@@ -140,7 +178,12 @@ fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
-    let policy = Policy { last: a.keep_last, daily: a.keep_daily, weekly: a.keep_weekly, monthly: a.keep_monthly };
+    let policy = Policy {
+        last: a.keep_last,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+    };
     if policy.is_empty() {
         return Err(super::UsageError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly (prune never removes every snapshot)".into()).into());
     }
@@ -150,13 +193,31 @@ pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
     let keep = prune::keep(&snaps, policy);
     let forget: Vec<&StoredSnapshot> = snaps.iter().filter(|s| !keep.contains(&s.name)).collect();
     for s in &snaps {
-        println!("{} {} ({})", if keep.contains(&s.name) { "keep  " } else { "remove" }, s.name, rfc3339(s.index.taken));
+        println!(
+            "{} {} ({})",
+            if keep.contains(&s.name) {
+                "keep  "
+            } else {
+                "remove"
+            },
+            s.name,
+            rfc3339(s.index.taken)
+        );
     }
     if a.dry_run {
-        println!("dry run: {} snapshots would be removed, {} kept", forget.len(), keep.len());
+        println!(
+            "dry run: {} snapshots would be removed, {} kept",
+            forget.len(),
+            keep.len()
+        );
         return Ok(Exit::Success);
     }
     let freed = prune::remove(&vault, &forget)?;
-    println!("removed {} snapshots, kept {}, freed {} bytes", forget.len(), keep.len(), freed.max(0));
+    println!(
+        "removed {} snapshots, kept {}, freed {} bytes",
+        forget.len(),
+        keep.len(),
+        freed.max(0)
+    );
     Ok(Exit::Success)
 }

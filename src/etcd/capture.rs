@@ -35,14 +35,24 @@ impl Trailer {
 }
 
 fn env_value(env: &str, key: &str) -> Option<String> {
-    env.lines().filter_map(|l| l.trim().split_once('=')).find(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().trim_matches('"').to_string())
+    env.lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
 }
 
 /// Takes, verifies and stores one snapshot from the member on `target`.
 /// Errors are sentences naming the node.
-pub async fn take(target: &Target, ssh: &SshOptions, key: &MacKey, writer: &mut ChunkWriter<'_>) -> Result<SnapshotIndex, String> {
+pub async fn take(
+    target: &Target,
+    ssh: &SshOptions,
+    key: &MacKey,
+    writer: &mut ChunkWriter<'_>,
+) -> Result<SnapshotIndex, String> {
     let node = &target.node;
-    let remote = Remote::connect(target, ssh).await.map_err(|e| e.to_string())?;
+    let remote = Remote::connect(target, ssh)
+        .await
+        .map_err(|e| e.to_string())?;
     let result = async {
         let env = String::from_utf8_lossy(&remote.read("/etc/etcd.env").await.map_err(|e| e.to_string())?).to_string();
         let member = env_value(&env, "ETCD_NAME").ok_or(format!("node {node}: /etc/etcd.env has no ETCD_NAME"))?;
@@ -54,13 +64,21 @@ pub async fn take(target: &Target, ssh: &SshOptions, key: &MacKey, writer: &mut 
         let cert_key = format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem");
         let nonce: u64 = rand::random();
         let tmp = format!("/var/tmp/sprayvault-etcd-{nonce:016x}.db");
-        let save = format!(
-            "umask 077; find /var/tmp -maxdepth 1 -name 'sprayvault-etcd-*.db' -mmin +60 -delete 2>/dev/null; ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={} --command-timeout=300s snapshot save {} >/dev/null && (etcdutl snapshot status {t} -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status {t} -w json)",
+        let ctl = format!(
+            "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={}",
             shell_quote(&endpoint),
             shell_quote(&ca),
             shell_quote(&cert),
-            shell_quote(&cert_key),
-            shell_quote(&tmp),
+            shell_quote(&cert_key)
+        );
+        // A member that is down would make `snapshot save` wait for its whole
+        // command timeout: ask for health first, briefly.
+        let save = format!(
+            "umask 077; find /var/tmp -maxdepth 1 -name 'sprayvault-etcd-*.db' -mmin +60 -delete 2>/dev/null; \
+             {ctl} --dial-timeout=5s --command-timeout=10s endpoint health >/dev/null 2>&1 || {{ echo \"etcd member at $(printf %s {ep}) is not healthy\" >&2; exit 1; }}; \
+             {ctl} --dial-timeout=10s --command-timeout=600s snapshot save {t} >/dev/null && \
+             (etcdutl snapshot status {t} -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status {t} -w json)",
+            ep = shell_quote(&endpoint),
             t = shell_quote(&tmp),
         );
         let taken = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -128,6 +146,12 @@ mod tests {
     fn reads_etcd_env() {
         let env = "# kubespray\nETCD_NAME=etcd1\nETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379,https://127.0.0.1:2379\n";
         assert_eq!(env_value(env, "ETCD_NAME").as_deref(), Some("etcd1"));
-        assert_eq!(env_value(env, "ETCD_ADVERTISE_CLIENT_URLS").unwrap().split(',').next(), Some("https://10.0.0.1:2379"));
+        assert_eq!(
+            env_value(env, "ETCD_ADVERTISE_CLIENT_URLS")
+                .unwrap()
+                .split(',')
+                .next(),
+            Some("https://10.0.0.1:2379")
+        );
     }
 }

@@ -30,14 +30,23 @@ impl Chunker {
             let mac = key.mac(format!("sprayvault-cdc-gear-{i}").as_bytes());
             *g = u64::from_str_radix(&mac[..16], 16).expect("a mac is hex");
         }
-        Chunker { gear, buf: Vec::with_capacity(MAX + AVG), pos: MIN, hash: 0 }
+        Chunker {
+            gear,
+            buf: Vec::with_capacity(MAX + AVG),
+            pos: MIN,
+            hash: 0,
+        }
     }
 
     /// The end of the next chunk in `buf`, if it is decided yet.
     fn cut(&mut self, finishing: bool) -> Option<usize> {
         let len = self.buf.len();
         if len <= MIN {
-            return if finishing && len > 0 { Some(len) } else { None };
+            return if finishing && len > 0 {
+                Some(len)
+            } else {
+                None
+            };
         }
         while self.pos < len.min(MAX) {
             self.hash = (self.hash << 1).wrapping_add(self.gear[self.buf[self.pos] as usize]);
@@ -56,7 +65,11 @@ impl Chunker {
         }
     }
 
-    fn emit<E>(&mut self, end: usize, out: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    fn emit<E>(
+        &mut self,
+        end: usize,
+        out: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         out(&self.buf[..end])?;
         self.buf.drain(..end);
         self.pos = MIN;
@@ -65,7 +78,11 @@ impl Chunker {
     }
 
     /// Adds data, emitting every chunk that is complete.
-    pub fn push<E>(&mut self, data: &[u8], out: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    pub fn push<E>(
+        &mut self,
+        data: &[u8],
+        out: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.buf.extend_from_slice(data);
         while let Some(end) = self.cut(false) {
             self.emit(end, out)?;
@@ -108,7 +125,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (s >> 56) as u8
             })
             .collect()
@@ -120,7 +139,9 @@ mod tests {
         let data = noise(12 * 1024 * 1024 + 123, 7);
         let c = chunks(&key, &data, 300_000);
         assert_eq!(c.concat(), data);
-        assert!(c[..c.len() - 1].iter().all(|x| x.len() >= MIN && x.len() <= MAX));
+        assert!(c[..c.len() - 1]
+            .iter()
+            .all(|x| x.len() >= MIN && x.len() <= MAX));
         // Boundaries do not depend on how the input was split into pieces.
         assert_eq!(c, chunks(&key, &data, 1 << 20));
     }
@@ -134,6 +155,10 @@ mod tests {
         b.splice(100..100, [1u8, 2, 3]);
         let (ca, cb) = (chunks(&key, &a, 1 << 20), chunks(&key, &b, 1 << 20));
         let shared = cb.iter().filter(|x| ca.contains(x)).count();
-        assert!(shared + 3 >= cb.len(), "only {shared} of {} chunks shared", cb.len());
+        assert!(
+            shared + 3 >= cb.len(),
+            "only {shared} of {} chunks shared",
+            cb.len()
+        );
     }
 }

@@ -30,12 +30,21 @@ impl SnapshotIndex {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<SnapshotIndex, String> {
-        let text = std::str::from_utf8(bytes).map_err(|_| "snapshot index is not UTF-8".to_string())?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| "snapshot index is not UTF-8".to_string())?;
         let mut lines = text.lines();
         if lines.next() != Some(HEADER) {
             return Err(format!("snapshot index does not start with {HEADER:?}"));
         }
-        let mut idx = SnapshotIndex { node: String::new(), member: String::new(), taken: 0, revision: 0, keys: 0, size: 0, chunks: vec![] };
+        let mut idx = SnapshotIndex {
+            node: String::new(),
+            member: String::new(),
+            taken: 0,
+            revision: 0,
+            keys: 0,
+            size: 0,
+            chunks: vec![],
+        };
         for (i, line) in lines.enumerate() {
             let bad = || format!("snapshot index line {}: {line:?}", i + 2);
             let (k, v) = line.split_once(' ').ok_or_else(bad)?;
@@ -51,7 +60,8 @@ impl SnapshotIndex {
                     if mac.len() != 64 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
                         return Err(bad());
                     }
-                    idx.chunks.push((mac.into(), size.parse().map_err(|_| bad())?));
+                    idx.chunks
+                        .push((mac.into(), size.parse().map_err(|_| bad())?));
                 }
                 _ => return Err(bad()),
             }
@@ -70,8 +80,18 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let i = SnapshotIndex { node: "node1".into(), member: "etcd1".into(), taken: 1764554400, revision: 42, keys: 7, size: 30, chunks: vec![("a".repeat(64), 10), ("b".repeat(64), 20)] };
+        let i = SnapshotIndex {
+            node: "node1".into(),
+            member: "etcd1".into(),
+            taken: 1764554400,
+            revision: 42,
+            keys: 7,
+            size: 30,
+            chunks: vec![("a".repeat(64), 10), ("b".repeat(64), 20)],
+        };
         assert_eq!(SnapshotIndex::parse(i.to_text().as_bytes()).unwrap(), i);
-        assert!(SnapshotIndex::parse(i.to_text().replace("size 30", "size 31").as_bytes()).is_err());
+        assert!(
+            SnapshotIndex::parse(i.to_text().replace("size 30", "size 31").as_bytes()).is_err()
+        );
     }
 }

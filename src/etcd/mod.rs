@@ -30,7 +30,13 @@ pub struct SnapshotReport {
 
 /// Tries the members in order until one gives a verified snapshot. Returns
 /// the report, or every member's reason.
-pub async fn snapshot(vault: &Vault, members: &[Target], ssh: &SshOptions, key: &MacKey, recipients: &Recipients) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
+pub async fn snapshot(
+    vault: &Vault,
+    members: &[Target],
+    ssh: &SshOptions,
+    key: &MacKey,
+    recipients: &Recipients,
+) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
     let mut reasons = Vec::new();
     for t in members {
         let mut writer = store::ChunkWriter::new(vault, recipients)?;

@@ -30,12 +30,16 @@ pub fn keep(snaps: &[StoredSnapshot], policy: Policy) -> HashSet<String> {
         kept.insert(s.name.clone());
     }
     let buckets: [(usize, fn(OffsetDateTime) -> String); 3] = [
-        (policy.daily, |t| format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())),
+        (policy.daily, |t| {
+            format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+        }),
         (policy.weekly, |t| {
             let (y, w, _) = t.to_iso_week_date();
             format!("{y}-W{w:02}")
         }),
-        (policy.monthly, |t| format!("{}-{:02}", t.year(), u8::from(t.month()))),
+        (policy.monthly, |t| {
+            format!("{}-{:02}", t.year(), u8::from(t.month()))
+        }),
     ];
     for (n, bucket) in buckets {
         let mut seen = HashSet::new();
@@ -43,7 +47,8 @@ pub fn keep(snaps: &[StoredSnapshot], policy: Policy) -> HashSet<String> {
             if seen.len() >= n {
                 break;
             }
-            let t = OffsetDateTime::from_unix_timestamp(s.index.taken).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let t = OffsetDateTime::from_unix_timestamp(s.index.taken)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
             if seen.insert(bucket(t)) {
                 kept.insert(s.name.clone());
             }
@@ -53,7 +58,13 @@ pub fn keep(snaps: &[StoredSnapshot], policy: Policy) -> HashSet<String> {
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
-    walkdir::WalkDir::new(path).into_iter().filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Removes the refs of `forget`, then collects unreachable objects.
@@ -63,17 +74,45 @@ pub fn remove(vault: &Vault, forget: &[&StoredSnapshot]) -> Result<i64, VaultErr
     let before = dir_size(&objects) as i64;
     for s in forget {
         let name = format!("{PREFIX}{}", s.name);
-        let mut r = vault.repo().find_reference(&name).map_err(|source| VaultError::Git { dir: vault.dir().into(), what: format!("finding {name}"), source })?;
-        r.delete().map_err(|source| VaultError::Git { dir: vault.dir().into(), what: format!("deleting {name}"), source })?;
+        let mut r = vault
+            .repo()
+            .find_reference(&name)
+            .map_err(|source| VaultError::Git {
+                dir: vault.dir().into(),
+                what: format!("finding {name}"),
+                source,
+            })?;
+        r.delete().map_err(|source| VaultError::Git {
+            dir: vault.dir().into(),
+            what: format!("deleting {name}"),
+            source,
+        })?;
     }
     let out = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(vault.dir())
-        .args(["-c", "gc.reflogExpire=now", "-c", "gc.reflogExpireUnreachable=now", "gc", "--prune=now", "--quiet"])
+        .args([
+            "-c",
+            "gc.reflogExpire=now",
+            "-c",
+            "gc.reflogExpireUnreachable=now",
+            "gc",
+            "--prune=now",
+            "--quiet",
+        ])
         .output()
-        .map_err(|source| VaultError::Io { path: "git".into(), source })?;
+        .map_err(|source| VaultError::Io {
+            path: "git".into(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(VaultError::Damaged { rev: "gc".into(), what: format!("git gc failed: {}", String::from_utf8_lossy(&out.stderr).trim()) });
+        return Err(VaultError::Damaged {
+            rev: "gc".into(),
+            what: format!(
+                "git gc failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
     }
     Ok(before - dir_size(&objects) as i64)
 }
@@ -87,7 +126,15 @@ mod tests {
         StoredSnapshot {
             name: name.into(),
             commit: String::new(),
-            index: SnapshotIndex { node: "n".into(), member: "e".into(), taken, revision: 0, keys: 0, size: 0, chunks: vec![] },
+            index: SnapshotIndex {
+                node: "n".into(),
+                member: "e".into(),
+                taken,
+                revision: 0,
+                keys: 0,
+                size: 0,
+                chunks: vec![],
+            },
             chunk_blobs: Default::default(),
         }
     }
@@ -96,13 +143,55 @@ mod tests {
     fn policies_count_buckets() {
         let day = 86400;
         // 60 nightly snapshots from 2026-01-01.
-        let snaps: Vec<StoredSnapshot> = (0..60).map(|i| snap(&format!("s{i:02}"), 1767225600 + i * day)).collect();
-        assert_eq!(keep(&snaps, Policy { last: 3, ..Default::default() }), ["s59", "s58", "s57"].iter().map(|s| s.to_string()).collect());
-        assert_eq!(keep(&snaps, Policy { daily: 7, ..Default::default() }).len(), 7);
-        let monthly = keep(&snaps, Policy { monthly: 12, ..Default::default() });
+        let snaps: Vec<StoredSnapshot> = (0..60)
+            .map(|i| snap(&format!("s{i:02}"), 1767225600 + i * day))
+            .collect();
+        assert_eq!(
+            keep(
+                &snaps,
+                Policy {
+                    last: 3,
+                    ..Default::default()
+                }
+            ),
+            ["s59", "s58", "s57"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
+        assert_eq!(
+            keep(
+                &snaps,
+                Policy {
+                    daily: 7,
+                    ..Default::default()
+                }
+            )
+            .len(),
+            7
+        );
+        let monthly = keep(
+            &snaps,
+            Policy {
+                monthly: 12,
+                ..Default::default()
+            },
+        );
         // January, February, March 2026: the newest of each.
-        assert_eq!(monthly, ["s59", "s58", "s30"].iter().map(|s| s.to_string()).collect::<HashSet<_>>());
-        let weekly = keep(&snaps, Policy { weekly: 2, ..Default::default() });
+        assert_eq!(
+            monthly,
+            ["s59", "s58", "s30"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<HashSet<_>>()
+        );
+        let weekly = keep(
+            &snaps,
+            Policy {
+                weekly: 2,
+                ..Default::default()
+            },
+        );
         assert_eq!(weekly.len(), 2);
         assert!(keep(&snaps, Policy::default()).is_empty());
     }

@@ -28,20 +28,35 @@ pub struct StoredSnapshot {
 }
 
 fn git<T>(vault: &Vault, what: &str, r: Result<T, git2::Error>) -> Result<T, VaultError> {
-    r.map_err(|source| VaultError::Git { dir: vault.dir().into(), what: what.into(), source })
+    r.map_err(|source| VaultError::Git {
+        dir: vault.dir().into(),
+        what: what.into(),
+        source,
+    })
 }
 
 /// Every snapshot, oldest first.
 pub fn list(vault: &Vault) -> Result<Vec<StoredSnapshot>, VaultError> {
     let repo = vault.repo();
     let mut out = Vec::new();
-    for r in git(vault, "listing snapshots", repo.references_glob(&format!("{PREFIX}*")))? {
+    for r in git(
+        vault,
+        "listing snapshots",
+        repo.references_glob(&format!("{PREFIX}*")),
+    )? {
         let r = git(vault, "listing snapshots", r)?;
-        let (Some(name), Some(oid)) = (r.name().map(str::to_string), r.target()) else { continue };
-        let damaged = |what: String| VaultError::Damaged { rev: name.clone(), what };
+        let (Some(name), Some(oid)) = (r.name().map(str::to_string), r.target()) else {
+            continue;
+        };
+        let damaged = |what: String| VaultError::Damaged {
+            rev: name.clone(),
+            what,
+        };
         let commit = git(vault, "reading a snapshot", repo.find_commit(oid))?;
         let tree = git(vault, "reading a snapshot", commit.tree())?;
-        let idx_entry = tree.get_name("snapshot").ok_or_else(|| damaged("no snapshot index".into()))?;
+        let idx_entry = tree
+            .get_name("snapshot")
+            .ok_or_else(|| damaged("no snapshot index".into()))?;
         let blob = git(vault, "reading a snapshot", repo.find_blob(idx_entry.id()))?;
         let index = SnapshotIndex::parse(blob.content()).map_err(damaged)?;
         let mut chunk_blobs = HashMap::new();
@@ -53,10 +68,19 @@ pub fn list(vault: &Vault) -> Result<Vec<StoredSnapshot>, VaultError> {
                 }
             }
         }
-        if let Some((mac, _)) = index.chunks.iter().find(|(m, _)| !chunk_blobs.contains_key(m)) {
+        if let Some((mac, _)) = index
+            .chunks
+            .iter()
+            .find(|(m, _)| !chunk_blobs.contains_key(m))
+        {
             return Err(damaged(format!("chunk {mac} has no blob")));
         }
-        out.push(StoredSnapshot { name: name.trim_start_matches(PREFIX).to_string(), commit: oid.to_string(), index, chunk_blobs });
+        out.push(StoredSnapshot {
+            name: name.trim_start_matches(PREFIX).to_string(),
+            commit: oid.to_string(),
+            index,
+            chunk_blobs,
+        });
     }
     out.sort_by(|a, b| (a.index.taken, &a.name).cmp(&(b.index.taken, &b.name)));
     Ok(out)
@@ -73,12 +97,22 @@ pub struct ChunkWriter<'a> {
 }
 
 impl<'a> ChunkWriter<'a> {
-    pub fn new(vault: &'a Vault, recipients: &'a Recipients) -> Result<ChunkWriter<'a>, VaultError> {
+    pub fn new(
+        vault: &'a Vault,
+        recipients: &'a Recipients,
+    ) -> Result<ChunkWriter<'a>, VaultError> {
         let mut known = HashMap::new();
         for s in list(vault)? {
             known.extend(s.chunk_blobs);
         }
-        Ok(ChunkWriter { vault, recipients, known, written: vec![], new_chunks: 0, bytes_added: 0 })
+        Ok(ChunkWriter {
+            vault,
+            recipients,
+            known,
+            written: vec![],
+            new_chunks: 0,
+            bytes_added: 0,
+        })
     }
 
     /// Stores one chunk (named `mac`), unless an equal one is stored already.
@@ -86,9 +120,20 @@ impl<'a> ChunkWriter<'a> {
         let oid = match self.known.get(mac) {
             Some(o) => *o,
             None => {
-                let mut gz = GzEncoder::new(Vec::with_capacity(data.len() / 2), flate2::Compression::fast());
-                gz.write_all(data).and_then(|_| Ok(())).map_err(|e| VaultError::Io { path: "gzip".into(), source: e })?;
-                let packed = gz.finish().map_err(|e| VaultError::Io { path: "gzip".into(), source: e })?;
+                let mut gz = GzEncoder::new(
+                    Vec::with_capacity(data.len() / 2),
+                    flate2::Compression::fast(),
+                );
+                gz.write_all(data)
+                    .and_then(|_| Ok(()))
+                    .map_err(|e| VaultError::Io {
+                        path: "gzip".into(),
+                        source: e,
+                    })?;
+                let packed = gz.finish().map_err(|e| VaultError::Io {
+                    path: "gzip".into(),
+                    source: e,
+                })?;
                 let cipher = self.recipients.encrypt(&packed)?;
                 self.bytes_added += cipher.len() as u64;
                 self.new_chunks += 1;
@@ -104,16 +149,38 @@ impl<'a> ChunkWriter<'a> {
     /// Writes the snapshot commit and its ref; returns the ref name.
     pub fn commit(self, index: &SnapshotIndex) -> Result<String, VaultError> {
         let mut spec = TreeSpec::default();
-        spec.blob("snapshot", self.vault.write_blob(index.to_text().as_bytes())?);
+        spec.blob(
+            "snapshot",
+            self.vault.write_blob(index.to_text().as_bytes())?,
+        );
         for (mac, oid) in &self.written {
             spec.blob(&format!("chunks/{mac}"), *oid);
         }
         let repo = self.vault.repo();
-        let tree = git(self.vault, "writing a snapshot", spec.write(repo).and_then(|t| repo.find_tree(t)))?;
-        let sig = git(self.vault, "signing", git2::Signature::now("sprayvault", &format!("sprayvault@{}", crate::vault::hostname())))?;
-        let msg = format!("etcd snapshot of {} ({}) at revision {}, {} keys\n", index.member, index.node, index.revision, index.keys);
-        let oid = git(self.vault, "writing a snapshot", repo.commit(None, &sig, &sig, &msg, &tree, &[]))?;
-        let t = time::OffsetDateTime::from_unix_timestamp(index.taken).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let tree = git(
+            self.vault,
+            "writing a snapshot",
+            spec.write(repo).and_then(|t| repo.find_tree(t)),
+        )?;
+        let sig = git(
+            self.vault,
+            "signing",
+            git2::Signature::now(
+                "sprayvault",
+                &format!("sprayvault@{}", crate::vault::hostname()),
+            ),
+        )?;
+        let msg = format!(
+            "etcd snapshot of {} ({}) at revision {}, {} keys\n",
+            index.member, index.node, index.revision, index.keys
+        );
+        let oid = git(
+            self.vault,
+            "writing a snapshot",
+            repo.commit(None, &sig, &sig, &msg, &tree, &[]),
+        )?;
+        let t = time::OffsetDateTime::from_unix_timestamp(index.taken)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let name = format!(
             "{PREFIX}{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
             t.year(),
@@ -124,23 +191,43 @@ impl<'a> ChunkWriter<'a> {
             t.second(),
             index.node
         );
-        git(self.vault, "writing the snapshot ref", repo.reference(&name, oid, false, &msg))?;
+        git(
+            self.vault,
+            "writing the snapshot ref",
+            repo.reference(&name, oid, false, &msg),
+        )?;
         Ok(name)
     }
 }
 
 /// Reassembles a snapshot, calling `out` with each decrypted, decompressed chunk in order.
-pub fn read(vault: &Vault, snap: &StoredSnapshot, identity: &Identity, mut out: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), VaultError> {
+pub fn read(
+    vault: &Vault,
+    snap: &StoredSnapshot,
+    identity: &Identity,
+    mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), VaultError> {
     for (i, (mac, size)) in snap.index.chunks.iter().enumerate() {
         let what = format!("chunk {} of etcd snapshot {}", i + 1, snap.name);
         let cipher = vault.read_blob(snap.chunk_blobs[mac])?;
         let packed = identity.decrypt(&cipher, &what)?;
         let mut plain = Vec::with_capacity(*size as usize);
-        std::io::copy(&mut flate2::read::GzDecoder::new(&packed[..]), &mut plain).map_err(|e| VaultError::Damaged { rev: snap.name.clone(), what: format!("{what} does not decompress: {e}") })?;
+        std::io::copy(&mut flate2::read::GzDecoder::new(&packed[..]), &mut plain).map_err(|e| {
+            VaultError::Damaged {
+                rev: snap.name.clone(),
+                what: format!("{what} does not decompress: {e}"),
+            }
+        })?;
         if plain.len() as u64 != *size {
-            return Err(VaultError::Damaged { rev: snap.name.clone(), what: format!("{what} has {} bytes, the index says {size}", plain.len()) });
+            return Err(VaultError::Damaged {
+                rev: snap.name.clone(),
+                what: format!("{what} has {} bytes, the index says {size}", plain.len()),
+            });
         }
-        out(&plain).map_err(|source| VaultError::Io { path: snap.name.clone().into(), source })?;
+        out(&plain).map_err(|source| VaultError::Io {
+            path: snap.name.clone().into(),
+            source,
+        })?;
     }
     Ok(())
 }

@@ -203,7 +203,11 @@ impl Remote {
     /// Runs a fixed command line on the node (through `sudo -n` when the
     /// connection needs it). Callers build `cmd` only from quoted values.
     pub async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
-        let full = if self.sudo { format!("sudo -n sh -c {}", shell_quote(cmd)) } else { cmd.to_string() };
+        let full = if self.sudo {
+            format!("sudo -n sh -c {}", shell_quote(cmd))
+        } else {
+            cmd.to_string()
+        };
         run(&self.session, &self.target.node, &full, what).await
     }
 
@@ -372,11 +376,20 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 /// Reads a file in pieces of at most `piece` bytes, calling `sink` with each.
-pub async fn read_pieces<F>(remote: &Remote, path: &str, piece: u32, mut sink: F) -> Result<u64, SourceError>
+pub async fn read_pieces<F>(
+    remote: &Remote,
+    path: &str,
+    piece: u32,
+    mut sink: F,
+) -> Result<u64, SourceError>
 where
     F: FnMut(&[u8]) -> Result<(), String>,
 {
-    let mut f = remote.sftp.open(path).await.map_err(|e| remote.io(path, e))?;
+    let mut f = remote
+        .sftp
+        .open(path)
+        .await
+        .map_err(|e| remote.io(path, e))?;
     let mut total = 0u64;
     loop {
         let buf = bytes::BytesMut::with_capacity(piece as usize);
@@ -384,7 +397,11 @@ where
             None => break,
             Some(b) => {
                 total += b.len() as u64;
-                sink(&b).map_err(|why| SourceError::Io { node: remote.target.node.clone(), path: path.to_string(), why })?;
+                sink(&b).map_err(|why| SourceError::Io {
+                    node: remote.target.node.clone(),
+                    path: path.to_string(),
+                    why,
+                })?;
             }
         }
     }

@@ -147,7 +147,10 @@ impl RunRecord {
     /// True when some node or entry failed in this run.
     pub fn is_partial(&self) -> bool {
         !self.errors.is_empty()
-            || self.etcd.as_deref().is_some_and(|e| e.starts_with("failed"))
+            || self
+                .etcd
+                .as_deref()
+                .is_some_and(|e| e.starts_with("failed"))
             || self
                 .nodes
                 .values()
