@@ -428,6 +428,44 @@ while IFS="$TAB" read -r node mode uid gid owner group mtime path <&5; do
     touch -h -d "@$mtime" -- "$dest" 2>"$WORK/err" || err "$node: $path: $(head -n 1 "$WORK/err")"
 done 5<"$WORK/dirs.rev"
 
+# etcd snapshots (every ref under refs/sprayvault/etcd/, whatever REV):
+# OUT_DIR/etcd/<name>.db, each chunk decrypted and gunzipped in the order its
+# `snapshot` index lists, then checked against etcd's sha256 trailer.
+SNAPS=0
+g for-each-ref --format='%(refname)' refs/sprayvault/etcd/ >"$WORK/snaps"
+while IFS= read -r ref <&6; do
+    name=${ref#refs/sprayvault/etcd/}
+    case $name in
+        '' | .* | *[!A-Za-z0-9._-]*) err "refusing snapshot ref $ref"; continue ;;
+    esac
+    mkdir -p -- "$OUT/etcd"
+    dest=$OUT/etcd/$name.db
+    if ! g cat-file blob "$ref:snapshot" >"$WORK/snapshot" 2>/dev/null || [ "$(head -n 1 "$WORK/snapshot")" != "sprayvault-etcd-snapshot 1" ]; then
+        err "etcd snapshot $name: no valid snapshot index"
+        continue
+    fi
+    ( umask 077; : >"$dest.part" )
+    ok=1
+    grep '^chunk ' "$WORK/snapshot" | while read -r _ mac size; do
+        g cat-file blob "$ref:chunks/$mac" | age -d -i "$IDENTITY" | gzip -dc >>"$dest.part" || exit 1
+    done || ok=0
+    want=$(sed -n 's/^size //p' "$WORK/snapshot")
+    got=$(wc -c <"$dest.part" | tr -d ' ')
+    if [ "$ok" = 1 ] && [ "$got" = "$want" ] && [ "$got" -gt 32 ]; then
+        body=$((got - 32))
+        sum=$(head -c "$body" "$dest.part" | sha256sum | cut -d' ' -f1)
+        trailer=$(tail -c 32 "$dest.part" | od -An -tx1 | tr -d ' \n')
+        if [ "$sum" = "$trailer" ]; then
+            mv -- "$dest.part" "$dest"
+            SNAPS=$((SNAPS + 1))
+            continue
+        fi
+    fi
+    rm -f -- "$dest.part"
+    err "etcd snapshot $name: reassembly failed or does not match its sha256 trailer"
+done 6<"$WORK/snaps"
+[ "$SNAPS" -gt 0 ] && printf '%s: reassembled %d etcd snapshot(s) into %s/etcd\n' "$PROG" "$SNAPS" "$OUT" >&2
+
 if [ "$NODES" -eq 0 ] && [ "$ERRORS" -eq 0 ]; then
     warn "commit $SHORT records no nodes"
 fi
