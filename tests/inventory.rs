@@ -1,81 +1,181 @@
-//! The inventory reader against its ground truth, `ansible-inventory --list`,
-//! on a corpus of inventories (tests/fixtures/inventory) covering INI and
-//! YAML, ranges, ports, users, become spellings, group_vars/host_vars and
-//! their precedence, legacy group names, and directory inventories.
+//! The inventory reader against its ground truth, Ansible itself: for every
+//! inventory of the corpus in tests/fixtures/inventory (INI and YAML, ranges,
+//! quoting, ports, users, become spellings, key files, group_vars/host_vars
+//! precedence, legacy group names, directories), `ansible-inventory --list`
+//! must give the same hosts, addresses, ports, users, become, groups, key
+//! files and variables; `ansible --list-hosts` the same `--limit` selections.
+//! The cases under bad/ must be refused with the message in their `expect`.
+//!
+//! A case is a directory holding an inventory named `hosts` or `hosts.*`
+//! (found at any depth, as in yaml-kubespray/inventory/mycluster/), with its
+//! group_vars/ and host_vars/ beside it; a case named `dir-*` is itself the
+//! inventory. ansible-inventory missing is a failure: run
+//! scripts/install-deps.
 
 mod common;
 
 use common::*;
 use serde_json::{json, Map, Value};
+use sprayvault::inventory::{self, InventoryError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
-fn corpus() -> Vec<PathBuf> {
-    let dir = root().join("tests/fixtures/inventory");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+fn fixtures() -> PathBuf {
+    root().join("tests/fixtures/inventory")
+}
+
+/// The inventory file of a case directory: `hosts` or `hosts.*`, at any
+/// depth outside group_vars/ and host_vars/.
+fn inventory_in(dir: &Path) -> Option<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in &entries {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        if p.is_file() && (name == "hosts" || name.starts_with("hosts.")) {
+            return Some(p.clone());
+        }
+    }
+    entries
+        .iter()
+        .filter(|p| p.is_dir() && !p.ends_with("group_vars") && !p.ends_with("host_vars"))
+        .find_map(|p| inventory_in(p))
+}
+
+/// (case name, inventory path) for every good case.
+fn corpus() -> Vec<(String, PathBuf)> {
+    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(fixtures())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && p.file_name().unwrap() != "bad")
+        .filter(|p| p.is_dir() && !p.ends_with("bad"))
         .map(|case| {
-            if case
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("dir-")
-            {
-                return case;
-            }
-            std::fs::read_dir(&case)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| {
-                    p.is_file()
-                        && p.file_name()
-                            .unwrap()
-                            .to_str()
-                            .unwrap()
-                            .starts_with("hosts")
-                })
-                .unwrap_or_else(|| panic!("{} has no hosts file", case.display()))
+            let name = case.file_name().unwrap().to_str().unwrap().to_string();
+            let path = if name.starts_with("dir-") {
+                case.clone()
+            } else {
+                inventory_in(&case)
+                    .unwrap_or_else(|| panic!("{} has no hosts file", case.display()))
+            };
+            (name, path)
         })
         .collect();
     cases.sort();
     cases
 }
 
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() == Some(1.0),
-        Value::String(s) => matches!(
-            s.to_lowercase().as_str(),
-            "yes" | "y" | "true" | "t" | "on" | "1"
-        ),
-        _ => false,
-    }
+/// `ansible-inventory -i PATH --list`, failing when it can parse nothing
+/// (instead of its default: warn and carry on with an empty inventory). It
+/// runs in the fixtures directory, which has no group_vars/ of its own.
+fn ansible_list(path: &Path) -> Value {
+    need("ansible-inventory");
+    let out = ok(Command::new("ansible-inventory")
+        .arg("-i")
+        .arg(path)
+        .arg("--list")
+        .current_dir(fixtures())
+        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+        .env("ANSIBLE_NOCOLOR", "1"));
+    serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "ansible-inventory -i {} printed no JSON ({e}):\n{out}",
+            path.display()
+        )
+    })
 }
 
-fn as_text(v: &Value) -> String {
+/// ansible-inventory's output for every case, computed once for all tests.
+fn ansible_corpus() -> &'static Vec<(String, PathBuf, Value)> {
+    static CACHE: OnceLock<Vec<(String, PathBuf, Value)>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let cases = corpus();
+        // Two at a time: each run is mostly Python starting up.
+        let mut out = Vec::new();
+        for pair in cases.chunks(2) {
+            let handles: Vec<_> = pair
+                .iter()
+                .cloned()
+                .map(|(name, path)| {
+                    std::thread::spawn(move || {
+                        let v = ansible_list(&path);
+                        (name, path, v)
+                    })
+                })
+                .collect();
+            for h in handles {
+                out.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+        }
+        out
+    })
+}
+
+/// The first of `names` set to something other than null (the legacy
+/// `ansible_ssh_*` names come first: Ansible's ssh connection prefers them).
+fn pick<'a>(vars: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+    names
+        .iter()
+        .find_map(|n| vars.get(*n).filter(|v| !v.is_null()))
+}
+
+fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
 }
 
-/// What ansible-inventory says, in sprayvault's `inventory --json` shape.
-fn ansible_view(path: &Path) -> Value {
-    need("ansible-inventory");
-    let out = ok(Command::new("ansible-inventory")
-        .arg("-i")
-        .arg(path)
-        .arg("--list")
-        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true"));
-    let list: Value = serde_json::from_str(&out).unwrap();
+/// Ansible's `boolean()`, for values Ansible accepts.
+fn boolean(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() == Some(1.0),
+        Value::String(s) => matches!(
+            s.trim().to_lowercase().as_str(),
+            "y" | "yes" | "on" | "1" | "true" | "t"
+        ),
+        _ => panic!("ansible accepted the boolean {v}?"),
+    }
+}
+
+/// Variables ansible-inventory never shows (its INTERNAL_VARS).
+const INTERNAL: [&str; 19] = [
+    "ansible_diff_mode",
+    "ansible_config_file",
+    "ansible_facts",
+    "ansible_forks",
+    "ansible_inventory_sources",
+    "ansible_limit",
+    "ansible_playbook_python",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+    "ansible_verbosity",
+    "ansible_version",
+    "inventory_dir",
+    "inventory_file",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "groups",
+    "group_names",
+    "omit",
+    "playbook_dir",
+];
+
+/// What Ansible says of one inventory, in sprayvault's terms.
+struct Expected {
+    /// The `sprayvault inventory --json` document.
+    json: Value,
+    vars: BTreeMap<String, Map<String, Value>>,
+    key_files: BTreeMap<String, Option<PathBuf>>,
+}
+
+fn expected(list: &Value) -> Expected {
     let obj = list.as_object().unwrap();
-    let mut parents: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut direct: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut parents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut direct: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (group, def) in obj.iter().filter(|(k, _)| *k != "_meta") {
         for c in def
             .get("children")
@@ -83,10 +183,7 @@ fn ansible_view(path: &Path) -> Value {
             .into_iter()
             .flatten()
         {
-            parents
-                .entry(c.as_str().unwrap().to_string())
-                .or_default()
-                .push(group.clone());
+            parents.entry(c.as_str().unwrap()).or_default().push(group);
         }
         for h in def
             .get("hosts")
@@ -94,148 +191,505 @@ fn ansible_view(path: &Path) -> Value {
             .into_iter()
             .flatten()
         {
-            direct
-                .entry(h.as_str().unwrap().to_string())
-                .or_default()
-                .push(group.clone());
+            direct.entry(h.as_str().unwrap()).or_default().push(group);
         }
     }
-    let hostvars = obj["_meta"]["hostvars"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let mut hosts = Map::new();
+    let empty = Map::new();
+    let hostvars = obj["_meta"]["hostvars"].as_object().unwrap_or(&empty);
+    let (mut hosts, mut vars, mut key_files) = (Map::new(), BTreeMap::new(), BTreeMap::new());
     for (host, groups) in &direct {
-        let mut all: BTreeSet<String> = BTreeSet::new();
+        let mut all: BTreeSet<&str> = BTreeSet::new();
         let mut stack = groups.clone();
         while let Some(g) = stack.pop() {
-            if all.insert(g.clone()) {
-                stack.extend(parents.get(&g).cloned().unwrap_or_default());
+            if all.insert(g) {
+                stack.extend(parents.get(g).cloned().unwrap_or_default());
             }
         }
         all.remove("all");
         all.remove("ungrouped");
-        let empty = Map::new();
-        let vars = hostvars
-            .get(host)
+        let v = hostvars
+            .get(*host)
             .and_then(Value::as_object)
             .unwrap_or(&empty);
-        let get = |keys: &[&str]| keys.iter().find_map(|k| vars.get(*k)).cloned();
         hosts.insert(
-            host.clone(),
+            host.to_string(),
             json!({
-                "address": get(&["ansible_host", "ansible_ssh_host"]).map(|v| as_text(&v)).unwrap_or_else(|| host.clone()),
-                "port": get(&["ansible_port", "ansible_ssh_port"]).map(|v| as_text(&v).parse::<u16>().unwrap()),
-                "user": get(&["ansible_user", "ansible_ssh_user"]).map(|v| as_text(&v)),
-                "become": get(&["ansible_become"]).map(|v| truthy(&v)).unwrap_or(false),
-                "groups": all.into_iter().collect::<Vec<_>>(),
+                "address": pick(v, &["ansible_ssh_host", "ansible_host"]).map(text).unwrap_or_else(|| host.to_string()),
+                "port": pick(v, &["ansible_ssh_port", "ansible_port"]).map(|p| text(p).trim().parse::<u16>().unwrap()),
+                "user": pick(v, &["ansible_ssh_user", "ansible_user"]).map(text),
+                "become": pick(v, &["ansible_become"]).map(boolean).unwrap_or(false),
+                "groups": all,
             }),
         );
+        key_files.insert(
+            host.to_string(),
+            pick(
+                v,
+                &["ansible_ssh_private_key_file", "ansible_private_key_file"],
+            )
+            .map(|k| PathBuf::from(text(k))),
+        );
+        let shown: Map<String, Value> = v
+            .iter()
+            .filter(|(k, _)| !INTERNAL.contains(&k.as_str()))
+            .map(|(k, x)| (k.clone(), unwrap_unsafe(x)))
+            .collect();
+        vars.insert(host.to_string(), shown);
     }
-    json!({ "hosts": hosts })
+    Expected {
+        json: json!({ "hosts": hosts }),
+        vars,
+        key_files,
+    }
+}
+
+/// ansible-inventory shows `!unsafe` values as `{"__ansible_unsafe": v}`;
+/// sprayvault keeps the value itself.
+fn unwrap_unsafe(v: &Value) -> Value {
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("__ansible_unsafe") => {
+            m["__ansible_unsafe"].clone()
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), unwrap_unsafe(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(unwrap_unsafe).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Equal, or the one documented difference: Ansible reads YAML 1.1, where
+/// unquoted yes/no/on/off are booleans; sprayvault reads YAML 1.2 (text).
+fn same_var(ansible: &Value, ours: &Value) -> bool {
+    match (ansible, ours) {
+        (Value::Bool(b), Value::String(s)) => {
+            let t = ["yes", "Yes", "YES", "on", "On", "ON"];
+            let f = ["no", "No", "NO", "off", "Off", "OFF"];
+            (*b && t.contains(&s.as_str())) || (!*b && f.contains(&s.as_str()))
+        }
+        (Value::Object(a), Value::Object(o)) => {
+            a.len() == o.len()
+                && a.iter()
+                    .all(|(k, x)| o.get(k).is_some_and(|y| same_var(x, y)))
+        }
+        (Value::Array(a), Value::Array(o)) => {
+            a.len() == o.len() && a.iter().zip(o).all(|(x, y)| same_var(x, y))
+        }
+        _ => ansible == ours,
+    }
 }
 
 #[test]
-fn every_corpus_inventory_reads_as_ansible_reads_it() {
-    let cases = corpus();
-    assert!(cases.len() >= 9, "corpus too small: {cases:?}");
-    for case in cases {
-        let expected = ansible_view(&case);
-        let got = sprayvault::inventory::load(&case)
-            .unwrap_or_else(|e| panic!("{}: {e}", case.display()))
-            .to_json();
-        assert_eq!(
-            got,
-            expected,
-            "\n{} differs from ansible-inventory:\nsprayvault: {}\nansible:    {}",
-            case.display(),
-            got,
-            expected
+fn the_corpus_covers_every_construct() {
+    let names: Vec<String> = corpus().into_iter().map(|(n, _)| n).collect();
+    for want in [
+        "ini-kubespray",
+        "ini-legacy",
+        "ini-ranges",
+        "ini-quoting",
+        "ini-sections",
+        "ini-noext",
+        "yaml-kubespray",
+        "yaml-deep",
+        "yaml-json",
+        "yaml-noext",
+        "become-ini",
+        "become-yaml",
+        "ports",
+        "ports-yaml",
+        "users",
+        "key-files",
+        "precedence",
+        "ungrouped",
+        "dir-inventory",
+        "dir-kubespray",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "the corpus lacks {want}: {names:?}"
         );
     }
+}
+
+#[test]
+fn every_corpus_inventory_reads_as_ansible_inventory_reads_it() {
+    let mut diffs = Vec::new();
+    for (name, path, list) in ansible_corpus() {
+        let want = expected(list).json;
+        match inventory::load(path) {
+            Err(e) => diffs.push(format!("{name}: refused: {e}")),
+            Ok(inv) => {
+                let got = inv.to_json();
+                for (host, w) in want["hosts"].as_object().unwrap() {
+                    if got["hosts"].get(host) != Some(w) {
+                        diffs.push(format!(
+                            "{name} {host}:\n  ansible:    {w}\n  sprayvault: {}",
+                            got["hosts"][host]
+                        ));
+                    }
+                }
+                for host in got["hosts"].as_object().unwrap().keys() {
+                    if want["hosts"].get(host).is_none() {
+                        diffs.push(format!(
+                            "{name}: sprayvault has the host {host}, Ansible does not"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "differences from ansible-inventory:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn variables_and_key_files_are_what_ansible_merges() {
+    let mut diffs = Vec::new();
+    for (name, path, list) in ansible_corpus() {
+        let want = expected(list);
+        let inv = inventory::load(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (host, h) in &inv.hosts {
+            let theirs = &want.vars[host];
+            let ours: Map<String, Value> = h.vars.clone().into_iter().collect();
+            let keys: BTreeSet<&String> = theirs.keys().chain(ours.keys()).collect();
+            for k in keys {
+                let (a, o) = (theirs.get(k), ours.get(k));
+                if !matches!((a, o), (Some(a), Some(o)) if same_var(a, o)) {
+                    diffs.push(format!(
+                        "{name} {host} {k}: ansible {a:?}, sprayvault {o:?}"
+                    ));
+                }
+            }
+            if want.key_files[host] != h.key_file {
+                diffs.push(format!(
+                    "{name} {host} key file: ansible {:?}, sprayvault {:?}",
+                    want.key_files[host], h.key_file
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "differences from ansible-inventory:\n{}",
+        diffs.join("\n")
+    );
+}
+
+/// Spot checks of what the corpus is there to show, so that a change in
+/// both Ansible and sprayvault would still be noticed.
+#[test]
+fn the_rules_the_corpus_shows() {
+    let load = |case: &str| {
+        let (_, path) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
+        inventory::load(&path).unwrap()
+    };
+    let inv = load("precedence");
+    let user = |h: &str| inv.hosts[h].user.clone().unwrap();
+    let level = |h: &str| inv.hosts[h].vars["level"].clone();
+    assert_eq!(level("h_full"), "host_vars_b"); // host_vars/ over everything
+    assert_eq!(level("h_inline"), "inline"); // inline over group_vars/
+    assert_eq!(level("h_child_file"), "kube_node_group_vars"); // child's file over parent's
+    assert_eq!(level("h_allfile"), "all_group_vars"); // group_vars/all over [plain:vars]
+    assert_eq!(user("h_same"), "z_grp"); // same depth: the later name wins
+    assert_eq!(user("h_prio"), "m_prio"); // unless ansible_group_priority says otherwise
+    assert_eq!(inv.hosts["h_gpu"].port, Some(2004)); // deeper group over zzz
+    let inv = load("ini-legacy");
+    assert_eq!(inv.hosts["master2"].address, "192.168.1.11"); // ansible_ssh_host over ansible_host
+    assert_eq!(inv.hosts["master2"].port, Some(2222));
+    assert_eq!(inv.hosts["worker2"].user.as_deref(), Some("ops"));
+    let inv = load("ports");
+    assert_eq!(inv.hosts["p11"].port, Some(2211)); // the port where the host is first named
+    assert_eq!(inv.hosts["p06"].port, Some(2306));
+    let inv = load("ini-ranges");
+    let nodes: Vec<&String> = inv.hosts.keys().filter(|h| h.starts_with("node")).collect();
+    assert_eq!(nodes.len(), 12); // node01..node10, node0, node3
+    assert!(
+        inv.hosts.contains_key("node10")
+            && inv.hosts.contains_key("web9")
+            && !inv.hosts.contains_key("web2")
+    );
+    let inv = load("yaml-kubespray");
+    let n1 = &inv.hosts["node1"];
+    assert_eq!(
+        (n1.address.as_str(), n1.user.as_deref(), n1.become_),
+        ("95.54.0.12", Some("ubuntu"), true)
+    );
+    assert_eq!(
+        n1.groups,
+        ["etcd", "k8s_cluster", "kube_control_plane", "kube_node"]
+    );
+    assert_eq!(n1.vars["etcd_memory_limit"], "512M");
 }
 
 #[test]
 fn the_cli_prints_the_same_json() {
-    let case = root().join("tests/fixtures/inventory/yaml-kubespray/hosts.yaml");
-    let r = sv_run(&["inventory", "-i", case.to_str().unwrap(), "--json"]).expect(0);
-    let printed: Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(printed, ansible_view(&case));
-    let node = &printed["hosts"]["node1"];
-    assert_eq!(node["address"], "95.54.0.12");
-    assert_eq!(node["user"], "ubuntu");
-    assert_eq!(node["become"], true);
-    assert_eq!(
-        node["groups"],
-        json!(["etcd", "k8s_cluster", "kube_control_plane", "kube_node"])
-    );
+    let (_, path, list) = ansible_corpus()
+        .iter()
+        .find(|(n, _, _)| n == "yaml-kubespray")
+        .unwrap();
+    let r = sv_run(&["inventory", "-i", path.to_str().unwrap(), "--json"]).expect(0);
+    let printed: Value =
+        serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", r.out));
+    assert_eq!(printed, inventory::load(path).unwrap().to_json());
+    assert_eq!(printed, expected(list).json);
 }
 
 #[test]
 fn roles_understand_current_and_legacy_group_names() {
-    let inv =
-        sprayvault::inventory::load(&root().join("tests/fixtures/inventory/ini-legacy/hosts.ini"))
-            .unwrap();
+    let load = |case: &str| {
+        let (_, path) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
+        inventory::load(&path).unwrap()
+    };
+    let inv = load("ini-legacy");
     let m = &inv.hosts["master1"];
     assert!(m.is_control_plane() && m.is_etcd() && !m.is_worker() && m.in_cluster());
-    assert!(inv.hosts["worker1"].is_worker());
-    let inv =
-        sprayvault::inventory::load(&root().join("tests/fixtures/inventory/ini-basic/hosts.ini"))
-            .unwrap();
+    assert!(inv.hosts["worker1"].is_worker() && !inv.hosts["worker1"].is_control_plane());
+    assert!(inv.hosts["etcd3"].is_etcd() && !inv.hosts["etcd3"].in_cluster());
+    let inv = load("ini-kubespray");
     assert!(
         inv.hosts["node1"].is_control_plane()
-            && inv.hosts["node4"].is_worker()
+            && inv.hosts["node1"].is_etcd()
+            && !inv.hosts["node1"].is_worker()
+    );
+    assert!(
+        inv.hosts["node4"].is_worker()
             && !inv.hosts["node4"].is_etcd()
+            && inv.hosts["node4"].in_cluster()
+    );
+}
+
+/// `ansible -i PATH PATTERN --list-hosts`, sorted.
+fn ansible_hosts(path: &Path, pattern: &str) -> Vec<String> {
+    need("ansible");
+    let out = ok(Command::new("ansible")
+        .arg("-i")
+        .arg(path)
+        .arg(pattern)
+        .arg("--list-hosts")
+        .current_dir(fixtures())
+        .env("ANSIBLE_NOCOLOR", "1"));
+    let mut hosts: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with("    "))
+        .map(|l| l.trim().to_string())
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+#[test]
+fn limit_patterns_select_what_ansible_selects() {
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "ini-kubespray",
+            &[
+                "all",
+                "*",
+                "node1",
+                "etcd",
+                "node1:node4",
+                "node1,node4",
+                "etcd,!kube_node",
+                "k8s_cluster:&etcd",
+                "node*:!node2",
+                "!etcd",
+                "&etcd",
+                "kube_*",
+                "node[!13]",
+                "etcd:kube_node:!node3",
+                " node2 , node5 ",
+            ],
+        ),
+        (
+            "ini-sections",
+            &[
+                "region",
+                "zone_b:&rack1",
+                "zone_?",
+                "rack2,!h1",
+                "h*:!zone_a",
+                "prio_*",
+            ],
+        ),
+        ("ungrouped", &["ungrouped", "ungrouped:kube_node", "u*:!u2"]),
+        (
+            "ini-ranges",
+            &[
+                "*.example.com",
+                "gpu-?.example.com",
+                "node0[!1]:&etcd",
+                "web*,edge*",
+                "lonely.example.com",
+            ],
+        ),
+    ];
+    let mut checks = Vec::new();
+    for (case, patterns) in cases {
+        let (_, path) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
+        for p in patterns {
+            checks.push((case, path.clone(), *p));
+        }
+    }
+    let mut diffs = Vec::new();
+    // Two at a time: each ansible run is mostly Python starting up.
+    for pair in checks.chunks(2) {
+        let wants: Vec<Vec<String>> = std::thread::scope(|s| {
+            let runs: Vec<_> = pair
+                .iter()
+                .map(|(_, path, p)| s.spawn(move || ansible_hosts(path, p)))
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        for ((case, path, p), want) in pair.iter().zip(wants) {
+            let inv = inventory::load(path).unwrap();
+            let got: Vec<String> = match inv.select(Some(p)) {
+                Ok(hosts) => hosts.iter().map(|h| h.name.clone()).collect(),
+                Err(e) => vec![format!("error: {e}")],
+            };
+            if got != want {
+                diffs.push(format!(
+                    "{case} {p:?}: ansible {want:?}, sprayvault {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "--limit differences:\n{}",
+        diffs.join("\n")
     );
 }
 
 #[test]
-fn limit_patterns_select_like_ansible() {
-    let inv =
-        sprayvault::inventory::load(&root().join("tests/fixtures/inventory/ini-basic/hosts.ini"))
-            .unwrap();
-    let names = |p: &str| {
-        inv.select(Some(p))
-            .unwrap()
-            .iter()
-            .map(|h| h.name.clone())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    assert_eq!(names("all"), "node1,node2,node3,node4");
-    assert_eq!(names("etcd"), "node1,node2,node3");
-    assert_eq!(names("node1:node4"), "node1,node4");
-    assert_eq!(names("etcd,!kube_control_plane"), "node3");
-    assert_eq!(names("k8s_cluster:&etcd"), "node1,node2,node3");
-    assert_eq!(names("node*:!node2"), "node1,node3,node4");
-    assert_eq!(names("!etcd"), "node4");
-    let err = inv.select(Some("nodeX")).unwrap_err().to_string();
-    assert!(err.contains("\"nodeX\" matches no host"), "{err}");
+fn patterns_that_select_nothing_are_errors_naming_them() {
+    let (_, path) = corpus()
+        .into_iter()
+        .find(|(n, _)| n == "ini-kubespray")
+        .unwrap();
+    let inv = inventory::load(&path).unwrap();
+    assert_eq!(inv.select(None).unwrap().len(), 5);
+    for (pattern, named) in [
+        ("nodeX", "\"nodeX\" matches no host"),
+        ("etcd:nodeX", "\"nodeX\" matches no host"),
+        ("etcd:!nodeX", "\"!nodeX\" matches no host"),
+        ("calico_rr", "\"calico_rr\" matches no host"),
+        (
+            "etcd:&kube_node:!node2:!node3",
+            "\"etcd:&kube_node:!node2:!node3\" matches no host",
+        ),
+        ("~node[12]", "regular expressions are not supported"),
+        ("etcd[0]", "subscripts like group[0] are not supported"),
+    ] {
+        let err = inv.select(Some(pattern)).unwrap_err();
+        assert!(matches!(
+            err,
+            InventoryError::NoMatch { .. } | InventoryError::Pattern { .. }
+        ));
+        let err = err.to_string();
+        assert!(err.contains(named), "{pattern}: {err}");
+    }
+}
+
+/// (case, inventory, expected lines) for every case under bad/.
+fn bad_cases() -> Vec<(String, PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(fixtures().join("bad")).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let expect = std::fs::read_to_string(dir.join("expect"))
+            .unwrap_or_else(|_| panic!("{name} has no expect file"));
+        let path = inventory_in(&dir).unwrap_or_else(|| panic!("{name} has no hosts file"));
+        out.push((name, path, expect));
+    }
+    out.sort();
+    out
 }
 
 #[test]
-fn malformed_and_hostile_inventories_are_rejected_with_the_place_named() {
-    let dir = root().join("tests/fixtures/inventory/bad");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) == Some("expect") {
-            continue;
+fn malformed_and_hostile_inventories_are_refused_with_the_place_named() {
+    let cases = bad_cases();
+    assert!(cases.len() >= 50, "only {} bad cases", cases.len());
+    let mut problems = Vec::new();
+    for (name, path, expect) in &cases {
+        match inventory::load(path) {
+            Ok(inv) => problems.push(format!(
+                "{name}: accepted, with hosts {:?}",
+                inv.hosts.keys().collect::<Vec<_>>()
+            )),
+            Err(e) => {
+                let text = e.to_string();
+                for want in expect.lines().filter(|l| !l.is_empty()) {
+                    if !text.contains(want) {
+                        problems.push(format!("{name}: the error lacks {want:?}:\n  {text}"));
+                    }
+                }
+            }
         }
-        let want = std::fs::read_to_string(path.with_extension("expect"))
-            .unwrap_or_else(|_| panic!("{} has no .expect", path.display()));
-        let err = match sprayvault::inventory::load(&path) {
-            Ok(_) => panic!("{} was accepted", path.display()),
-            Err(e) => e.to_string(),
-        };
-        for line in want.lines().filter(|l| !l.is_empty()) {
-            assert!(
-                err.contains(line),
-                "{}: error {err:?} lacks {line:?}",
-                path.display()
-            );
-        }
-        checked += 1;
     }
-    assert!(checked >= 8, "only {checked} bad cases");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn directories_skip_what_ansible_skips() {
+    let dir = fixtures().join("dir-kubespray");
+    let inv = inventory::load(&dir).unwrap();
+    assert_eq!(inv.hosts.len(), 5);
+    assert!(
+        !inv.hosts.contains_key("stale1"),
+        "inventory.ini is ignored in a directory"
+    );
+    assert_eq!(inv.skipped.len(), 1, "{:?}", inv.skipped);
+    assert!(
+        inv.skipped[0].contains("artifacts/admin.conf")
+            && inv.skipped[0].contains("'apiVersion:' ends with ':'"),
+        "{:?}",
+        inv.skipped
+    );
+    // The same .ini file given by itself is read.
+    let ini = inventory::load(&dir.join("inventory.ini")).unwrap();
+    assert_eq!(ini.hosts.keys().collect::<Vec<_>>(), ["stale1"]);
+    assert!(ini.skipped.is_empty());
+    // A directory of which no file can be read is an error.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes"), "this is not an inventory\n").unwrap();
+    let err = inventory::load(tmp.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("notes line 1") && err.contains("not name=value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_inventory_is_a_read_error() {
+    let err = inventory::load(&fixtures().join("no-such-inventory.yaml")).unwrap_err();
+    assert!(matches!(err, InventoryError::Read { .. }));
+    assert!(err.to_string().contains("no-such-inventory.yaml"), "{err}");
+}
+
+#[test]
+fn text_reads_like_a_file_without_var_files() {
+    let inv = inventory::from_text(
+        Path::new("hosts.yaml"),
+        "all:\n  hosts:\n    n1: {ansible_host: 10.0.0.1, ansible_become: yes}\n  children:\n    etcd:\n      hosts:\n        n1:\n",
+    )
+    .unwrap();
+    assert_eq!(inv.hosts["n1"].address, "10.0.0.1");
+    assert!(inv.hosts["n1"].become_ && inv.hosts["n1"].is_etcd());
+    let inv = inventory::from_text(
+        Path::new("hosts"),
+        "[kube_node]\nw[1:3] ansible_port=2200\n",
+    )
+    .unwrap();
+    assert_eq!(inv.hosts.len(), 3);
+    assert_eq!(inv.groups["kube_node"].len(), 3);
+    assert!(
+        inventory::from_text(Path::new("hosts.ini"), "[all]\nn1 ansible_user='a b'\n").is_err()
+    );
 }

@@ -1,22 +1,29 @@
-//! Booleans as Ansible reads them (`ansible.module_utils.parsing.convert_bool`).
+//! Booleans as Ansible reads `ansible_become` (`convert_bool.boolean`,
+//! strict): `yes/no`, `true/false`, `on/off`, `y/n`, `t/f`, `1/0` in any
+//! case with blanks around, YAML/JSON booleans, and the numbers 1 and 0.
+//! Anything else is an error in Ansible too.
 
 use serde_json::Value;
 
-/// `Some(bool)` for the spellings Ansible accepts, `None` otherwise.
+/// `Some(bool)` for the values Ansible accepts, `None` otherwise.
 pub fn ansible_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(x) if x == 1.0 => Some(true),
-            Some(x) if x == 0.0 => Some(false),
+        Value::Number(n) => {
+            let x = n.as_f64()?;
+            if x == 1.0 {
+                Some(true)
+            } else if x == 0.0 {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        Value::String(s) => match s.trim().to_lowercase().as_str() {
+            "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
+            "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
             _ => None,
         },
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "y" | "yes" | "on" | "1" | "true" | "t" | "1.0" => Some(true),
-            "n" | "no" | "off" | "0" | "false" | "f" | "0.0" | "" => Some(false),
-            _ => None,
-        },
-        Value::Null => Some(false),
         _ => None,
     }
 }
@@ -33,9 +40,12 @@ mod tests {
             json!("yes"),
             json!("True"),
             json!("ON"),
+            json!(" Yes "),
             json!(1),
+            json!(1.0),
             json!("1"),
             json!("t"),
+            json!("Y"),
         ] {
             assert_eq!(ansible_bool(&t), Some(true), "{t}");
         }
@@ -47,9 +57,19 @@ mod tests {
             json!(0),
             json!("0"),
             json!("n"),
+            json!("F"),
         ] {
             assert_eq!(ansible_bool(&f), Some(false), "{f}");
         }
-        assert_eq!(ansible_bool(&json!("maybe")), None);
+        for bad in [
+            json!("maybe"),
+            json!(""),
+            json!("1.0"),
+            json!(2),
+            json!([true]),
+            json!(null),
+        ] {
+            assert_eq!(ansible_bool(&bad), None, "{bad}");
+        }
     }
 }

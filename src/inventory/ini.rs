@@ -1,204 +1,261 @@
-//! Ansible's INI inventory format: `[group]`, `[group:children]`,
-//! `[group:vars]`, host lines with inline variables (shell-style quoting),
-//! `host:port`, ranges, and `#`/`;` comments.
+//! Ansible's INI inventory format, read as its `ini` plugin reads it:
+//! `[group]`, `[group:children]` and `[group:vars]` sections (in any order,
+//! a group named before it is defined), host lines split like a shell
+//! (`shlex.rs`) with `host:port` and ranges, inline values read as Python
+//! literals (`literal.rs`, also for `:vars` lines, whose value is the rest
+//! of the line), and whole-line `#`/`;` comments.
 
-use super::raw::Raw;
-use super::{range, InventoryError};
-use serde_json::Value;
+use super::data::{Data, Origin};
+use super::{address, literal, range, shlex, InventoryError};
 use std::path::Path;
 
-enum Section {
-    Hosts(String),
-    Children(String),
-    Vars(String),
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Hosts,
+    Children,
+    Vars,
 }
 
-/// Splits a line the way Python's `shlex.split(line, comments=True)` does.
-fn shlex(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_token = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_token = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated ' quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_token = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(x @ ('"' | '\\' | '$' | '`')) => cur.push(x),
-                            Some(x) => {
-                                cur.push('\\');
-                                cur.push(x);
-                            }
-                            None => return Err("unterminated \" quote".into()),
-                        },
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated \" quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_token = true;
-                if let Some(x) = chars.next() {
-                    cur.push(x);
-                }
-            }
-            '#' if !in_token => break,
-            c if c.is_whitespace() => {
-                if in_token {
-                    out.push(std::mem::take(&mut cur));
-                    in_token = false;
-                }
-            }
-            c => {
-                in_token = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_token {
-        out.push(cur);
-    }
-    Ok(out)
+/// A group named in `[x:children]` or `[x:vars]` before it was defined.
+struct Pending {
+    name: String,
+    line: usize,
+    children: bool,
+    parents: Vec<String>,
 }
 
-/// Values of inline host variables are Python literals in Ansible: numbers
-/// and True/False become typed values, everything else a string.
-fn literal(v: &str) -> Value {
-    if let Ok(i) = v.parse::<i64>() {
-        return Value::from(i);
-    }
-    match v {
-        "True" => Value::Bool(true),
-        "False" => Value::Bool(false),
-        "None" => Value::Null,
-        _ => Value::String(v.to_string()),
-    }
-}
-
-/// Splits `host:port` (the port after the last `]`, so ranges stay intact).
-pub(super) fn split_port(token: &str) -> Result<(String, Option<u16>), String> {
-    let tail_start = token.rfind(']').map(|i| i + 1).unwrap_or(0);
-    match token[tail_start..].rfind(':') {
-        Some(i) => {
-            let at = tail_start + i;
-            let port = &token[at + 1..];
-            let port: u16 = port.parse().map_err(|_| {
-                format!("port {port:?} of host {token:?} is not a number from 1 to 65535")
-            })?;
-            Ok((token[..at].to_string(), Some(port)))
-        }
-        None => Ok((token.to_string(), None)),
-    }
-}
-
-fn unquote(v: &str) -> String {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return v[1..v.len() - 1].to_string();
-        }
-    }
-    v.to_string()
-}
-
-pub fn parse(path: &Path, text: &str, raw: &mut Raw) -> Result<(), InventoryError> {
-    let mut section = Section::Hosts("ungrouped".to_string());
-    for (i, line) in text.lines().enumerate() {
+pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), InventoryError> {
+    let mut group = "ungrouped".to_string();
+    let mut state = State::Hosts;
+    let mut pending: Vec<Pending> = Vec::new();
+    for (i, raw) in splitlines(text).into_iter().enumerate() {
+        let at = Origin {
+            file: file.to_path_buf(),
+            line: Some(i + 1),
+        };
         let err = |why: String| InventoryError::Syntax {
-            file: path.to_path_buf(),
-            line: i + 1,
+            file: file.to_path_buf(),
+            line: Some(i + 1),
             why,
         };
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        if t.starts_with('[') {
-            let Some(inner) = t
-                .strip_prefix('[')
-                .and_then(|r| r.split_once(']'))
-                .filter(|(_, rest)| {
-                    rest.trim().is_empty()
-                        || rest.trim().starts_with('#')
-                        || rest.trim().starts_with(';')
-                })
-                .map(|(inner, _)| inner)
-            else {
-                return Err(err(format!("section header {t:?} is not of the form [group], [group:children] or [group:vars]")));
-            };
-            let (name, kind) = inner.split_once(':').unwrap_or((inner, "hosts"));
-            super::check_group_name(name).map_err(|why| err(why))?;
-            raw.group(name);
-            section = match kind {
-                "hosts" => Section::Hosts(name.into()),
-                "children" => Section::Children(name.into()),
-                "vars" => Section::Vars(name.into()),
-                k => {
+        if let Some((name, kind)) = section(line) {
+            state = match kind.unwrap_or("hosts") {
+                "hosts" => State::Hosts,
+                "children" => State::Children,
+                "vars" => State::Vars,
+                other => {
                     return Err(err(format!(
-                        "unknown section type {k:?} in [{inner}]: use :children or :vars"
+                        "section [{name}:{other}] has the unknown type '{other}'; use [{name}], [{name}:children] or [{name}:vars]"
                     )))
                 }
             };
+            if !data.has_group(name) {
+                if state == State::Vars && !pending.iter().any(|p| p.name == name) {
+                    pending.push(Pending {
+                        name: name.to_string(),
+                        line: i + 1,
+                        children: false,
+                        parents: Vec::new(),
+                    });
+                }
+                data.add_group(name).map_err(&err)?;
+            }
+            if state != State::Vars {
+                resolve(name, &mut pending, data).map_err(&err)?;
+            }
+            group = name.to_string();
             continue;
         }
-        match &section {
-            Section::Hosts(group) => {
-                let tokens =
-                    shlex(t).map_err(|why| err(format!("{why} in {t:?}; close the quote")))?;
-                let Some(first) = tokens.first() else {
-                    continue;
-                };
-                let (pattern, port) = split_port(first).map_err(&err)?;
-                let mut vars = serde_json::Map::new();
-                if let Some(p) = port {
-                    vars.insert("ansible_port".into(), Value::from(p));
-                }
-                for kv in &tokens[1..] {
-                    let (k, v) = kv
-                        .split_once('=')
-                        .ok_or_else(|| err(format!("host variable {kv:?} is not key=value")))?;
-                    if k.is_empty() {
-                        return Err(err(format!("host variable {kv:?} has no name")));
+        if line.starts_with('[') && (line.ends_with(']') || !bracketed_host(line)) {
+            return Err(err(format!(
+                "{line:?} is not a valid section header; write [group], [group:children] or [group:vars] alone on the line, without spaces (a comment after it starts with #)"
+            )));
+        }
+        match state {
+            State::Hosts => host_line(line, &group, &at, data).map_err(err)?,
+            State::Children => {
+                let child = child_name(line).ok_or_else(|| {
+                    err(format!("{line:?} in [{group}:children] is not a group name; write one group per line"))
+                })?;
+                if data.has_group(child) {
+                    data.add_child(&group, child).map_err(&err)?;
+                } else {
+                    match pending.iter_mut().find(|p| p.name == child) {
+                        Some(p) => p.parents.push(group.clone()),
+                        None => pending.push(Pending {
+                            name: child.to_string(),
+                            line: i + 1,
+                            children: true,
+                            parents: vec![group.clone()],
+                        }),
                     }
-                    vars.insert(k.to_string(), literal(v));
-                }
-                for host in range::expand(&pattern).map_err(&err)? {
-                    super::check_host_name(&host).map_err(|why| err(why))?;
-                    raw.add_host(group, &host, vars.clone());
                 }
             }
-            Section::Children(group) => {
-                let tokens = shlex(t).map_err(|why| err(why))?;
-                let Some(child) = tokens.first() else {
-                    continue;
-                };
-                super::check_group_name(child).map_err(|why| err(why))?;
-                raw.add_child(group, child);
+            State::Vars => {
+                let (k, v) = line.split_once('=').ok_or_else(|| {
+                    err(format!("{line:?} in [{group}:vars] is not name=value; write one variable per line as name=value"))
+                })?;
+                data.set_group_var(&group, k.trim(), literal::value(v.trim()), &at)
+                    .map_err(&err)?;
             }
-            Section::Vars(group) => {
-                let (k, v) = t
-                    .split_once('=')
-                    .ok_or_else(|| err(format!("{t:?} in [{group}:vars] is not key=value")))?;
-                raw.group(group)
-                    .vars
-                    .insert(k.trim().to_string(), Value::String(unquote(v)));
+        }
+    }
+    if let Some(p) = pending.first() {
+        let why = if p.children {
+            let parent = p.parents.last().map(String::as_str).unwrap_or("?");
+            format!(
+                "section [{parent}:children] names the group '{}', which is never defined; add a [{}] section (it may be empty) or remove the line",
+                p.name, p.name
+            )
+        } else {
+            format!(
+                "section [{}:vars] is for the group '{}', which is never defined; add a [{}] section or remove these variables",
+                p.name, p.name, p.name
+            )
+        };
+        return Err(InventoryError::Syntax {
+            file: file.to_path_buf(),
+            line: Some(p.line),
+            why,
+        });
+    }
+    Ok(())
+}
+
+/// A group defined now: its pending `[x:children]` mentions take effect,
+/// a pending `[x:vars]` is satisfied (Ansible's `_add_pending_children`).
+fn resolve(name: &str, pending: &mut Vec<Pending>, data: &mut Data) -> Result<(), String> {
+    let Some(at) = pending.iter().position(|p| p.name == name) else {
+        return Ok(());
+    };
+    let p = pending.remove(at);
+    if p.children {
+        for parent in &p.parents {
+            data.add_child(parent, name)?;
+            if pending.iter().any(|q| q.name == *parent && q.children) {
+                resolve(parent, pending, data)?;
             }
         }
     }
     Ok(())
+}
+
+/// `[name]` or `[name:kind]`, with an optional `#` comment after it.
+fn section(line: &str) -> Option<(&str, Option<&str>)> {
+    let rest = line.strip_prefix('[')?;
+    let end = rest
+        .find(|c: char| c == ':' || c == ']' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    if end == 0 {
+        return None;
+    }
+    let (name, mut rest) = rest.split_at(end);
+    let mut kind = None;
+    if let Some(r) = rest.strip_prefix(':') {
+        let k = r
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(r.len());
+        if k == 0 {
+            return None;
+        }
+        kind = Some(&r[..k]);
+        rest = &r[k..];
+    }
+    let rest = rest.strip_prefix(']')?.trim_start();
+    (rest.is_empty() || rest.starts_with('#')).then_some((name, kind))
+}
+
+/// A group name on a `[x:children]` line, with an optional `#` comment.
+fn child_name(line: &str) -> Option<&str> {
+    let end = line
+        .find(|c: char| c == ':' || c == ']' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let rest = line[end..].trim_start();
+    (end > 0 && (rest.is_empty() || rest.starts_with('#'))).then_some(&line[..end])
+}
+
+/// A host line may start with `[`: `[address]:port` or `[1:3].example`.
+fn bracketed_host(line: &str) -> bool {
+    let first = line.split_whitespace().next().unwrap_or("");
+    address::parse_address(first).is_some()
+}
+
+/// `pattern[:port] [name=value ...]`: adds the hosts to `group`.
+fn host_line(line: &str, group: &str, at: &Origin, data: &mut Data) -> Result<(), String> {
+    let first = line.split_whitespace().next().unwrap_or(line);
+    let tokens = shlex::split(line).map_err(|e| match e {
+        shlex::Error::Quote => {
+            format!("unterminated quote in host variables of '{first}'; close the quote")
+        }
+        shlex::Error::Escape => {
+            format!("the host line of '{first}' ends with a backslash; remove it")
+        }
+    })?;
+    let Some(pattern) = tokens.first() else {
+        return Ok(());
+    };
+    let (hostpattern, port) = address::split_port(pattern);
+    if pattern.trim().ends_with(':') && port.is_none() {
+        return Err(format!(
+            "host pattern '{pattern}' ends with ':'; give the port after it or remove the ':'"
+        ));
+    }
+    let hosts = range::expand(&hostpattern)?;
+    let mut vars = Vec::new();
+    for t in &tokens[1..] {
+        let (k, v) = t.split_once('=').ok_or_else(|| {
+            format!("host variable {t:?} of '{pattern}' is not name=value; write name=value, quoting values with spaces")
+        })?;
+        vars.push((k, literal::value(v)));
+    }
+    if hosts.iter().any(|h| h.trim() == "---") {
+        return Err(
+            "'---' starts a YAML document: a YAML inventory file must end in .yaml or .yml".into(),
+        );
+    }
+    for h in &hosts {
+        data.add_host(h, group, port, at);
+        for (k, v) in &vars {
+            data.set_host_var(h, k, v.clone(), at);
+        }
+    }
+    Ok(())
+}
+
+/// Python's `str.splitlines`: every line break Python knows.
+fn splitlines(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(
+            c,
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
+        ) {
+            out.push(&text[start..i]);
+            start = i + c.len_utf8();
+            if c == '\r' && chars.peek().map(|(_, n)| *n) == Some('\n') {
+                chars.next();
+                start += 1;
+            }
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -206,23 +263,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shlex_like_python() {
+    fn section_headers() {
+        assert_eq!(section("[kube_node]"), Some(("kube_node", None)));
         assert_eq!(
-            shlex("a b='c d' e=\"f\\\"g\" # note").unwrap(),
-            vec!["a", "b=c d", "e=f\"g"]
+            section("[k8s_cluster:children]  # note"),
+            Some(("k8s_cluster", Some("children")))
         );
-        assert_eq!(shlex("x=a#b").unwrap(), vec!["x=a#b"]);
-        assert!(shlex("a b='c").is_err());
+        assert_eq!(section("[all:vars]"), Some(("all", Some("vars"))));
+        assert_eq!(section("[kube-master]"), Some(("kube-master", None)));
+        for bad in ["[kube node]", "[a] ; c", "[a:]", "[]", "[a", "[a:b:c]"] {
+            assert_eq!(section(bad), None, "{bad}");
+        }
+        assert_eq!(child_name("kube_node # c"), Some("kube_node"));
+        assert_eq!(child_name("a b"), None);
     }
 
     #[test]
-    fn ports() {
-        assert_eq!(split_port("n1:2222").unwrap(), ("n1".into(), Some(2222)));
-        assert_eq!(split_port("n[1:3]").unwrap(), ("n[1:3]".into(), None));
-        assert_eq!(
-            split_port("n[1:3]:22").unwrap(),
-            ("n[1:3]".into(), Some(22))
-        );
-        assert!(split_port("n1:x").is_err());
+    fn lines_split_like_python() {
+        assert_eq!(splitlines("a\r\nb\rc\nd"), ["a", "b", "c", "d"]);
+        assert_eq!(splitlines("a\n\nb\n"), ["a", "", "b"]);
     }
 }

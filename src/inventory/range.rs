@@ -1,91 +1,142 @@
-//! Host ranges as Ansible expands them: `node[01:10]`, `gpu-[a:c]`,
-//! `web[1:10:2]`; several ranges in one name multiply out.
+//! Host ranges as Ansible expands them (`expand_hostname_range`):
+//! `node[01:10]` (zero-padded), `gpu-[a:c]`, `web[1:10:2]` (with a step),
+//! several ranges in one name multiplying out. Where Ansible would quietly
+//! make no host (`[3:1]`), this is an error.
 
-/// Expands every `[start:end(:stride)]` in `pattern`. Names without brackets
-/// come back unchanged. Errors are sentences for the caller to place.
+/// Guards against `[0:99999999]` by mistake.
+const MAX_HOSTS: usize = 100_000;
+const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// The host names `pattern` stands for; a name without `[` is itself.
+/// Errors are phrases for the caller to place (file, line).
 pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    expand_into(pattern, pattern, &mut out)?;
+    Ok(out)
+}
+
+fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), String> {
     let Some(open) = pattern.find('[') else {
-        return Ok(vec![pattern.to_string()]);
+        out.push(pattern.to_string());
+        return Ok(());
     };
-    let close = pattern[open..]
-        .find(']')
-        .map(|i| open + i)
-        .ok_or_else(|| format!("unbalanced '[' in host pattern {pattern:?}"))?;
+    let close = match pattern.find(']') {
+        Some(c) if c > open => c,
+        _ => {
+            return Err(format!(
+                "unbalanced '[' in host pattern {whole:?}: close the range with ']'"
+            ))
+        }
+    };
     let (head, body, tail) = (
         &pattern[..open],
         &pattern[open + 1..close],
         &pattern[close + 1..],
     );
-    let parts: Vec<&str> = body.split(':').collect();
-    if parts.len() < 2 || parts.len() > 3 {
-        return Err(format!(
-            "host range [{body}] in {pattern:?} must be [start:end] or [start:end:stride]"
-        ));
+    let bad = |why: &str| format!("bad host range [{body}] in {whole:?}: {why}");
+    let bounds: Vec<&str> = body.split(':').collect();
+    if !(2..=3).contains(&bounds.len()) {
+        return Err(bad("write it as [begin:end] or [begin:end:step]"));
     }
-    let (beg, end) = (parts[0], parts[1]);
-    let stride: usize = match parts.get(2) {
-        Some(s) => s
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| format!("bad stride {s:?} in {pattern:?}"))?,
+    let beg = if bounds[0].is_empty() { "0" } else { bounds[0] };
+    let end = bounds[1];
+    if end.is_empty() {
+        return Err(bad("it has no end value"));
+    }
+    let step = match bounds.get(2) {
+        Some(s) => py_int(s).ok_or_else(|| bad("the step must be a whole number"))?,
         None => 1,
     };
-    if end.is_empty() {
-        return Err(format!("host range [{body}] in {pattern:?} has no end"));
+    if step == 0 {
+        return Err(bad("the step must not be 0"));
     }
-    let mut items = Vec::new();
-    if end.chars().all(|c| c.is_ascii_digit())
-        && (beg.is_empty() || beg.chars().all(|c| c.is_ascii_digit()))
-    {
-        let b: u64 = if beg.is_empty() {
-            0
-        } else {
-            beg.parse()
-                .map_err(|_| format!("bad range start in {pattern:?}"))?
-        };
-        let e: u64 = end
-            .parse()
-            .map_err(|_| format!("bad range end in {pattern:?}"))?;
-        if b > e {
-            return Err(format!(
-                "host range [{body}] in {pattern:?} starts after it ends"
-            ));
+    // A leading zero asks for zero-padding to the width of `begin`.
+    let width = if beg.len() > 1 && beg.starts_with('0') {
+        if beg.len() != end.len() {
+            return Err(bad("zero-padded begin and end must have the same width"));
         }
-        let width = if beg.len() > 1 && beg.starts_with('0') {
-            beg.len()
-        } else {
-            0
-        };
-        let mut i = b;
-        while i <= e {
-            items.push(format!("{i:0width$}"));
-            i += stride as u64;
-        }
-    } else if beg.len() == 1
-        && end.len() == 1
-        && beg.chars().all(|c| c.is_ascii_alphabetic())
-        && end.chars().all(|c| c.is_ascii_alphabetic())
-    {
-        let (b, e) = (beg.as_bytes()[0], end.as_bytes()[0]);
-        if b > e {
-            return Err(format!(
-                "host range [{body}] in {pattern:?} starts after it ends"
-            ));
-        }
-        items.extend((b..=e).step_by(stride).map(|c| (c as char).to_string()));
+        beg.len()
     } else {
-        return Err(format!(
-            "host range [{body}] in {pattern:?} must be numbers or single letters"
-        ));
+        0
+    };
+    let items: Vec<String> = match (LETTERS.find(beg), LETTERS.find(end)) {
+        (Some(b), Some(e)) => {
+            if b > e {
+                return Err(bad("it begins after it ends"));
+            }
+            if step < 0 {
+                Vec::new()
+            } else {
+                LETTERS[b..=e]
+                    .chars()
+                    .step_by(step as usize)
+                    .map(|c| zfill(&c.to_string(), width))
+                    .collect()
+            }
+        }
+        _ => {
+            let (b, e) = match (py_int(beg), py_int(end)) {
+                (Some(b), Some(e)) => (b, e),
+                _ => return Err(bad("begin and end must both be numbers or both letters")),
+            };
+            // Python's range(b, e + 1, step).
+            let mut v = Vec::new();
+            let mut i = b;
+            while (step > 0 && i <= e) || (step < 0 && i > e + 1) {
+                if v.len() >= MAX_HOSTS {
+                    return Err(bad(&format!("it makes more than {MAX_HOSTS} hosts")));
+                }
+                v.push(zfill(&i.to_string(), width));
+                i += step;
+            }
+            v
+        }
+    };
+    if items.is_empty() {
+        return Err(bad("it makes no host; ranges count up, as in [1:3]"));
     }
-    let mut out = Vec::new();
-    for rest in expand(tail)? {
-        for i in &items {
-            out.push(format!("{head}{i}{rest}"));
+    for item in items {
+        expand_into(whole, &format!("{head}{item}{tail}"), out)?;
+        if out.len() > MAX_HOSTS {
+            return Err(format!(
+                "host pattern {whole:?} makes more than {MAX_HOSTS} hosts"
+            ));
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Python's `int(text)` for the forms that matter: blanks around, a sign,
+/// digits with single underscores between them.
+fn py_int(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.chars().all(|c| c.is_ascii_digit() || c == '_')
+    {
+        return None;
+    }
+    let n: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if neg { -n } else { n })
+}
+
+/// Python's `str.zfill`: zeros on the left (after a sign) up to `width`.
+fn zfill(s: &str, width: usize) -> String {
+    let len = s.chars().count();
+    if len >= width {
+        return s.to_string();
+    }
+    let pad = "0".repeat(width - len);
+    match s.strip_prefix('-') {
+        Some(rest) => format!("-{pad}{rest}"),
+        None => format!("{pad}{s}"),
+    }
 }
 
 #[cfg(test)]
@@ -93,23 +144,40 @@ mod tests {
     use super::expand;
 
     #[test]
-    fn ranges() {
-        assert_eq!(expand("node1").unwrap(), vec!["node1"]);
+    fn ranges_like_ansible() {
+        assert_eq!(expand("node1").unwrap(), ["node1"]);
         assert_eq!(
             expand("node[01:03]").unwrap(),
-            vec!["node01", "node02", "node03"]
+            ["node01", "node02", "node03"]
         );
-        assert_eq!(
-            expand("gpu-[a:c]").unwrap(),
-            vec!["gpu-a", "gpu-b", "gpu-c"]
-        );
-        assert_eq!(expand("w[1:7:3]").unwrap(), vec!["w1", "w4", "w7"]);
+        assert_eq!(expand("gpu-[a:c]").unwrap(), ["gpu-a", "gpu-b", "gpu-c"]);
+        assert_eq!(expand("w[1:7:3]").unwrap(), ["w1", "w4", "w7"]);
+        assert_eq!(expand("w[1:10:2]").unwrap(), ["w1", "w3", "w5", "w7", "w9"]);
         assert_eq!(
             expand("r[1:2]-[a:b]").unwrap(),
-            vec!["r1-a", "r2-a", "r1-b", "r2-b"]
+            ["r1-a", "r1-b", "r2-a", "r2-b"]
         );
-        assert_eq!(expand("n[8:10]").unwrap(), vec!["n8", "n9", "n10"]);
-        for bad in ["n[1:", "n[3:1]", "n[1:2:0]", "n[a:10]", "n[1]"] {
+        assert_eq!(expand("n[8:10]").unwrap(), ["n8", "n9", "n10"]);
+        assert_eq!(expand("n[:2]").unwrap(), ["n0", "n1", "n2"]);
+        assert_eq!(expand("x[A:C]").unwrap(), ["xA", "xB", "xC"]);
+        assert_eq!(expand("x[y:B]").unwrap(), ["xy", "xz", "xA", "xB"]);
+        assert_eq!(expand("n[10:1:-3]").unwrap(), ["n10", "n7", "n4"]);
+    }
+
+    #[test]
+    fn bad_ranges_are_errors() {
+        for bad in [
+            "n[1:",
+            "n[3:1]",
+            "n[1:2:0]",
+            "n[a:10]",
+            "n[1]",
+            "n[1:2:3:4]",
+            "n[01:100]",
+            "n[:]",
+            "n[0:9999999]",
+            "n]1:2[",
+        ] {
             assert!(expand(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,206 @@
+//! Refusing host names, users and addresses that could be taken for ssh
+//! options or shell syntax, before anything connects anywhere: a value that
+//! starts with `-`, holds blanks, control characters or shell
+//! metacharacters, or is a Jinja template (which sprayvault does not
+//! evaluate). Host names also become directory names in the vault.
+
+use std::net::Ipv6Addr;
+
+/// `Err(why; what to do)` when `value` is empty, a template, starts with
+/// `-`, or holds a character outside `allowed`; `rule` says what is allowed.
+fn common(
+    what: &str,
+    value: &str,
+    allowed: impl Fn(char) -> bool,
+    rule: &str,
+) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} is empty; {rule}"));
+    }
+    if value.contains("{{") || value.contains("{%") {
+        return Err(format!(
+            "{what} {value:?} is a Jinja template, which sprayvault does not evaluate; write the value itself"
+        ));
+    }
+    if value.starts_with('-') {
+        return Err(format!(
+            "{what} {value:?} starts with '-', which ssh would take for an option; {rule}"
+        ));
+    }
+    let Some(bad) = value.chars().find(|c| !allowed(*c)) else {
+        return Ok(());
+    };
+    let shown = if bad.is_whitespace() {
+        "whitespace".to_string()
+    } else if bad.is_control() {
+        "a control character".to_string()
+    } else if ";|&$`'\"<>(){}*?!\\#~%=,[]^".contains(bad) {
+        format!("the shell metacharacter '{bad}'")
+    } else {
+        format!("the character '{bad}'")
+    };
+    Err(format!("{what} {value:?} holds {shown}; {rule}"))
+}
+
+/// Host names: letters, digits, `.`, `_` and `-`, starting with a letter or
+/// digit (the vault's rule for node directories), at most 253 characters.
+pub fn host_name(name: &str) -> Result<(), String> {
+    let rule = "host names may hold only letters, digits, '.', '_' and '-', and start with a letter or digit";
+    if name.parse::<Ipv6Addr>().is_ok() {
+        return Err(format!(
+            "host name {name:?} is an IPv6 address; name the host and set ansible_host={name}"
+        ));
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    common("host name", name, ok, rule)?;
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "host name {name:?} does not start with a letter or digit; {rule}"
+        ));
+    }
+    if name.len() > 253 {
+        let start: String = name.chars().take(20).collect();
+        return Err(format!(
+            "host name {start:?}... is longer than 253 characters; shorten it"
+        ));
+    }
+    Ok(())
+}
+
+/// `ansible_user` (named `what`): letters, digits, `.`, `_`, `-`, `@`, `+`.
+pub fn user(what: &str, u: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
+    common(
+        what,
+        u,
+        ok,
+        "users may hold only letters, digits, '.', '_', '-', '@' and '+'",
+    )
+}
+
+/// `ansible_host` (named `what`): a host name or IPv4 address, or an IPv6
+/// address (optionally with a `%zone`).
+pub fn address(what: &str, a: &str) -> Result<(), String> {
+    let rule = "give a host name, an IPv4 address or an IPv6 address";
+    let (ip, zone) = a.split_once('%').unwrap_or((a, ""));
+    let zone_ok = zone
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ip.contains(':') && ip.parse::<Ipv6Addr>().is_ok() && zone_ok {
+        return Ok(());
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    common(what, a, ok, rule)?;
+    if a.starts_with('.') {
+        return Err(format!("{what} {a:?} starts with '.'; {rule}"));
+    }
+    Ok(())
+}
+
+/// `ansible_ssh_private_key_file` (named `what`): any path that is not an
+/// option and has no control characters (ssh gets it as one argument).
+pub fn key_file(what: &str, k: &str) -> Result<(), String> {
+    common(
+        what,
+        k,
+        |c| !c.is_control(),
+        "give the path of the private key",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        for ok in [
+            "node1",
+            "k8s-master-01",
+            "a.b_c",
+            "10.0.0.1",
+            "gpu-a.example.com",
+        ] {
+            assert!(host_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            ".hidden",
+            "_x",
+            "a b",
+            "a;b",
+            "a/b",
+            "a$b",
+            "\u{e4}",
+            "a\tb",
+            "n:22",
+            "fe80::1",
+            "{{ x }}",
+            "a`b`",
+            "a(b)",
+        ] {
+            assert!(host_name(bad).is_err(), "{bad}");
+        }
+        assert!(host_name("fe80::1").unwrap_err().contains("IPv6"));
+        assert!(host_name("a;b")
+            .unwrap_err()
+            .contains("shell metacharacter ';'"));
+    }
+
+    #[test]
+    fn users_addresses_keys() {
+        for ok in [
+            "ubuntu",
+            "core",
+            "first.last",
+            "svc-deploy",
+            "user@corp.example",
+            "1000",
+        ] {
+            assert!(user("ansible_user", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-l",
+            "root;reboot",
+            "a b",
+            "$(id)",
+            "r`id`",
+            "x\u{7}",
+            "a'b",
+            "a\"b",
+            "a|b",
+            "{{ u }}",
+        ] {
+            assert!(user("ansible_user", bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "10.0.0.1",
+            "node1.example.com",
+            "fe80::1",
+            "::1",
+            "fe80::1%eth0",
+            "2001:db8::5",
+        ] {
+            assert!(address("ansible_host", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "-oProxyCommand=x",
+            "a b",
+            "$(id)",
+            ".x",
+            "host;id",
+            "[::1]",
+            "a:b",
+            "{{ ip }}",
+            "",
+        ] {
+            assert!(address("ansible_host", bad).is_err(), "{bad}");
+        }
+        assert!(key_file("k", "~/.ssh/id_ed25519").is_ok());
+        assert!(key_file("k", "keys/node 1.pem").is_ok());
+        assert!(key_file("k", "-i/x").is_err());
+        assert!(key_file("k", "a\nb").is_err());
+    }
+}
