@@ -297,17 +297,7 @@ pub async fn run(
             report.facts = Some(read);
             facts
         }
-        None => previous
-            .facts
-            .entries
-            .iter()
-            .filter_map(|(h, e)| {
-                previous
-                    .fact_blobs
-                    .get(h)
-                    .map(|o| (h.clone(), (e.clone(), *o)))
-            })
-            .collect(),
+        None => previous.facts_with_blobs(),
     };
     let commit = vault.commit_backup(parent, &config, writes, &facts, &record)?;
     report.commit = commit.to_string();

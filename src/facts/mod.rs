@@ -60,17 +60,7 @@ pub fn collect(
     key: &MacKey,
     recipients: &Recipients,
 ) -> Result<(BTreeMap<String, (FactEntry, Oid)>, FactsRead), VaultError> {
-    let mut out: BTreeMap<String, (FactEntry, Oid)> = previous
-        .facts
-        .entries
-        .iter()
-        .filter_map(|(h, e)| {
-            previous
-                .fact_blobs
-                .get(h)
-                .map(|o| (h.clone(), (e.clone(), *o)))
-        })
-        .collect();
+    let mut out = previous.facts_with_blobs();
     let mut report = FactsRead::default();
     for host in hosts {
         let path = cache.file(host);

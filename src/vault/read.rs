@@ -34,6 +34,15 @@ pub struct Backup {
 }
 
 impl Backup {
+    /// The facts entries with their blobs, as the next commit carries them.
+    pub fn facts_with_blobs(&self) -> BTreeMap<String, (facts_index::FactEntry, Oid)> {
+        self.facts
+            .entries
+            .iter()
+            .filter_map(|(h, e)| self.fact_blobs.get(h).map(|o| (h.clone(), (e.clone(), *o))))
+            .collect()
+    }
+
     pub fn short_id(&self) -> String {
         self.commit.to_string()[..10].to_string()
     }
