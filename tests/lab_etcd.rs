@@ -109,9 +109,16 @@ fn snapshots_are_taken_verified_exported_and_pruned() {
     assert!(data.join("member/snap/db").is_file());
     // recover.sh reassembles it too, without sprayvault.
     let recovered = v.tmp.path().join("recovered");
-    ok(Command::new("sh").arg(root().join("vault-layout/recover.sh")).arg(&v.dir).arg(&v.key.identity).arg(&recovered));
+    ok(Command::new("sh")
+        .arg(root().join("vault-layout/recover.sh"))
+        .arg(&v.dir)
+        .arg(&v.key.identity)
+        .arg(&recovered));
     let name = snap["name"].as_str().unwrap();
-    assert_eq!(std::fs::read(recovered.join(format!("etcd/{name}.db"))).unwrap(), std::fs::read(&out).unwrap());
+    assert_eq!(
+        std::fs::read(recovered.join(format!("etcd/{name}.db"))).unwrap(),
+        std::fs::read(&out).unwrap()
+    );
     let other = age_key(v.tmp.path(), "other");
     sv_run(&[
         "etcd",

@@ -100,7 +100,8 @@ fn etcd_snapshot_example_parses_and_serializes_identically() {
     let examples = blocks("etcd-snapshot");
     assert!(!examples.is_empty());
     for text in examples {
-        let i = sprayvault::etcd::index::SnapshotIndex::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let i = sprayvault::etcd::index::SnapshotIndex::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(i.chunks.len(), 2);
         assert_eq!(i.to_text(), text);
     }
