@@ -18,7 +18,18 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let inv = sprayvault::inventory::load(&a.inventory)?;
     if g.json {
-        output::json(&inv.to_json())?;
+        let mut all = inv.to_json();
+        if a.limit.is_some() {
+            let keep: std::collections::BTreeSet<String> = inv
+                .select(a.limit.as_deref())?
+                .iter()
+                .map(|h| h.name.clone())
+                .collect();
+            if let Some(hosts) = all.get_mut("hosts").and_then(|h| h.as_object_mut()) {
+                hosts.retain(|name, _| keep.contains(name));
+            }
+        }
+        output::json(&all)?;
         return Ok(Exit::Success);
     }
     let mut t = output::Table::new(&["HOST", "ADDRESS", "PORT", "USER", "BECOME", "GROUPS"]);
