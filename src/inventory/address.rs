@@ -36,7 +36,8 @@ fn trailing_port(s: &str) -> Option<(&str, u64)> {
     if digits == 0 {
         return None;
     }
-    let colon = s.len() - digits - 1;
+    // All digits (a host named `10`): no room for a `:` before them.
+    let colon = s.len().checked_sub(digits + 1)?;
     if s.as_bytes().get(colon) != Some(&b':') {
         return None;
     }
@@ -130,6 +131,18 @@ mod tests {
         assert_eq!(split_port("node_:22"), ("node_:22".into(), None));
         assert_eq!(split_port("n1:http"), ("n1:http".into(), None));
         assert_eq!(split_port("n1:"), ("n1:".into(), None));
+    }
+
+    /// Found by the `inventory_ini` fuzz target: a name made only of
+    /// digits (`10`) put the `:` before the port at index -1, and debug
+    /// builds panicked with "attempt to subtract with overflow".
+    #[test]
+    fn regression_all_digit_name_underflows() {
+        for name in ["1", "10", "8080"] {
+            assert_eq!(split_port(name), (name.to_string(), None));
+            assert_eq!(parse_address(name), Some((name.to_string(), None)));
+        }
+        assert_eq!(split_port(":22"), (":22".into(), None));
     }
 
     #[test]

@@ -88,6 +88,25 @@ fn name_field(s: &str) -> Option<String> {
     (s != "-").then(|| s.to_string())
 }
 
+/// True when `s` is a number written the way `to_text` writes it: decimal
+/// digits without a sign or leading zeros (`-` first if `signed` allows a
+/// negative value, but never `-0`). `str::parse` alone also takes `+5`,
+/// `007` and `-0`, which would make two texts for one manifest.
+fn canonical_decimal(s: &str, signed: bool) -> bool {
+    let digits = match s.strip_prefix('-') {
+        Some(rest) if signed => {
+            if rest == "0" {
+                return false;
+            }
+            rest
+        }
+        _ => s,
+    };
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+}
+
 impl Manifest {
     pub fn insert(&mut self, entry: Entry) {
         self.entries.insert(entry.path.clone(), entry);
@@ -161,12 +180,23 @@ impl Manifest {
             }
             let mode = u32::from_str_radix(f[1], 8).map_err(|e| err(e.to_string()))?;
             let num = |s: &str, what: &str| -> Result<u64, ManifestError> {
+                if !canonical_decimal(s, false) {
+                    return Err(err(format!(
+                        "{what} {s:?} is not a number in plain decimal (no sign, no leading zeros)"
+                    )));
+                }
                 s.parse::<u64>()
                     .map_err(|_| err(format!("{what} {s:?} is not a number")))
             };
             let uid = u32::try_from(num(f[2], "uid")?).map_err(|_| err("uid too large".into()))?;
             let gid = u32::try_from(num(f[3], "gid")?).map_err(|_| err("gid too large".into()))?;
             let size = num(f[6], "size")?;
+            if !canonical_decimal(f[7], true) {
+                return Err(err(format!(
+                    "mtime {:?} is not a number in plain decimal (no '+', no leading zeros, no -0)",
+                    f[7]
+                )));
+            }
             let mtime = f[7]
                 .parse::<i64>()
                 .map_err(|_| err(format!("mtime {:?} is not a number", f[7])))?;
@@ -293,6 +323,42 @@ mod tests {
             Manifest::parse(text.as_bytes()),
             Err(ManifestError::Line { line: 3, .. })
         ));
+    }
+
+    /// Found by the `manifest` fuzz target: numbers with leading zeros or a
+    /// `+` sign (and an mtime of `-0`) were accepted, so `to_text` gave other
+    /// bytes than were read and one manifest had several texts.
+    #[test]
+    fn regression_non_canonical_numbers_accepted() {
+        let line = |uid: &str, gid: &str, size: &str, mtime: &str| {
+            format!(
+                "sprayvault-manifest 1\nf\t0640\t{uid}\t{gid}\tr\tot\t{size}\t{mtime}\t{}\t/t\t-\n",
+                "f4".repeat(32)
+            )
+        };
+        let ok = line("0", "10", "5", "-5");
+        let m = Manifest::parse(ok.as_bytes()).unwrap();
+        assert_eq!(m.to_text(), ok);
+        for bad in [
+            line("0", "0", "05", "5"),
+            line("00", "0", "5", "5"),
+            line("+1", "0", "5", "5"),
+            line("0", "010", "5", "5"),
+            line("0", "0", "+5", "5"),
+            line("0", "0", "5", "05"),
+            line("0", "0", "5", "+5"),
+            line("0", "0", "5", "-0"),
+            line("0", "0", "5", "-05"),
+            line("0", "0", "5", "-"),
+        ] {
+            assert!(
+                matches!(
+                    Manifest::parse(bad.as_bytes()),
+                    Err(ManifestError::Line { line: 2, .. })
+                ),
+                "accepted:\n{bad}"
+            );
+        }
     }
 
     #[test]
