@@ -511,6 +511,36 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let _ = holder.kill();
     let _ = holder.wait();
 
+    // A symlink planted where the backup has a directory is never written through.
+    let outside = format!("/tmp/sprayvault-test-outside-{}", std::process::id());
+    lab.exec("node1", &["sh", "-c", &format!("mkdir -p {outside} && rm -rf /etc/ssl/etcd/ssl && ln -s {outside} /etc/ssl/etcd/ssl")]);
+    let r = sv_run(&[
+        "restore",
+        "node1",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        id,
+        "--force",
+    ])
+    .expect(3);
+    assert!(
+        r.out.contains("FAILED /etc/ssl/etcd/ssl/ca-key.pem")
+            && r.out.contains("refusing to write through it"),
+        "{}",
+        r.out
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "restore wrote outside the node's tree"
+    );
+    let _ = std::fs::remove_dir_all(&outside);
+
     // A corrupted object: restore refuses and names the file.
     let blob = v
         .git(&["rev-parse", "main:nodes/node1/files/etc/etcd.env"])
