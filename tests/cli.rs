@@ -78,9 +78,24 @@ fn vault_option_goes_before_or_after_the_subcommand_or_in_the_environment() {
 #[test]
 fn inventory_json_honours_limit() {
     let case = root().join("tests/fixtures/inventory/ini-kubespray/hosts.ini");
-    let r = sv_run(&["inventory", "-i", case.to_str().unwrap(), "--json", "--limit", "etcd:!node3"]).expect(0);
+    let r = sv_run(&[
+        "inventory",
+        "-i",
+        case.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "etcd:!node3",
+    ])
+    .expect(0);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
     let names: Vec<&String> = v["hosts"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["node1", "node2"]);
-    sv_run(&["inventory", "-i", case.to_str().unwrap(), "--limit", "nosuchhost"]).expect(1);
+    sv_run(&[
+        "inventory",
+        "-i",
+        case.to_str().unwrap(),
+        "--limit",
+        "nosuchhost",
+    ])
+    .expect(1);
 }
