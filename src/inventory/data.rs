@@ -212,14 +212,16 @@ impl Data {
             self.link("all", &g);
         }
         let names: Vec<String> = self.hosts.keys().cloned().collect();
+        // Taken out of `ungrouped` in one pass at the end: one `retain` per
+        // host was quadratic (minutes for `n[0:99999]` both before and in
+        // a section).
+        let mut regrouped: BTreeSet<String> = BTreeSet::new();
         for h in names {
             let groups = self.host_groups(&h);
             let others = groups.iter().any(|g| g != "all" && g != "ungrouped");
             if groups.contains("ungrouped") {
                 if others {
-                    if let Some(u) = self.groups.get_mut("ungrouped") {
-                        u.hosts.retain(|x| *x != h);
-                    }
+                    regrouped.insert(h.clone());
                     if let Some(x) = self.hosts.get_mut(&h) {
                         x.groups.retain(|g| g != "ungrouped");
                     }
@@ -232,6 +234,9 @@ impl Data {
                     .unwrap_or_default();
                 self.add_host(&h, "ungrouped", None, &origin);
             }
+        }
+        if let Some(u) = self.groups.get_mut("ungrouped") {
+            u.hosts.retain(|x| !regrouped.contains(x));
         }
     }
 
@@ -322,6 +327,32 @@ mod tests {
             ),
             (0, 1, 2, 3, 1)
         );
+    }
+
+    /// Found by the `inventory_ini` fuzz target (a timeout): hosts named
+    /// before any section and again in one were taken out of `ungrouped`
+    /// one `retain` at a time, quadratic in the hosts: `n[0:99999]` twice
+    /// took 42 s to read in a release build.
+    #[test]
+    fn regression_ungrouped_removal_quadratic() {
+        let mut d = Data::new();
+        let o = Origin::default();
+        d.add_group("g").unwrap();
+        let n = 50_000;
+        for i in 0..n {
+            d.add_host(&format!("n{i}"), "ungrouped", None, &o);
+        }
+        d.add_host("lonely", "ungrouped", None, &o);
+        for i in 0..n {
+            d.add_host(&format!("n{i}"), "g", None, &o);
+        }
+        let start = std::time::Instant::now();
+        d.reconcile();
+        // Quadratic, this is over a billion string comparisons.
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(d.groups["ungrouped"].hosts, ["lonely"]);
+        assert_eq!(d.groups["g"].hosts.len(), n);
+        assert_eq!(d.hosts["n7"].groups, ["g"]);
     }
 
     #[test]
