@@ -9,18 +9,11 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
-fn etcdctl(lab: &Lab, node: &str, args: &[&str]) -> String {
-    let mut a = vec!["etcdctl", node];
-    a.extend_from_slice(args);
-    lab.lab(&a)
-}
-
 #[test]
 fn snapshots_are_taken_verified_exported_and_pruned() {
     let lab = Lab::up("etcd", 52, 3);
     for i in 0..50 {
-        etcdctl(
-            &lab,
+        lab.etcdctl(
             "node1",
             &[
                 "put",
@@ -44,12 +37,8 @@ fn snapshots_are_taken_verified_exported_and_pruned() {
     .unwrap();
     let snap = &ls[0];
     assert!(snap["keys"].as_u64().unwrap() >= 50, "{ls}");
-    let status: Value = serde_json::from_str(&etcdctl(
-        &lab,
-        "node1",
-        &["endpoint", "status", "-w", "json"],
-    ))
-    .unwrap();
+    let status: Value =
+        serde_json::from_str(&lab.etcdctl("node1", &["endpoint", "status", "-w", "json"])).unwrap();
     let live_rev = status[0]["Status"]["header"]["revision"].as_u64().unwrap();
     assert_eq!(snap["revision"].as_u64().unwrap(), live_rev, "{ls}");
     let msg = v.git(&["show", "-s", "--format=%B", "main"]);

@@ -1,8 +1,11 @@
-//! `sprayvault etcd ls|export` and `sprayvault prune`: etcd snapshots.
+//! `sprayvault etcd ls|export` and `sprayvault prune`: etcd snapshots
+//! (`etcd restore` is in `etcd_restore`).
 
 use super::{output, Global};
 use sprayvault::etcd::prune::{self, Policy};
+use sprayvault::etcd::select;
 use sprayvault::etcd::store::{self, StoredSnapshot};
+use sprayvault::etcd::trailer::Trailer;
 use sprayvault::exit::Exit;
 use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::{rfc3339, Vault};
@@ -15,12 +18,15 @@ pub enum Command {
     Ls,
     /// Reassemble, decrypt and verify one snapshot into a file for `etcdctl snapshot restore`.
     Export(ExportArgs),
+    /// Restore every etcd member from one snapshot (quorum lost). Shows the plan; acts with --yes.
+    Restore(super::etcd_restore::Args),
 }
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// Which snapshot: latest (default), its name, or a date (the last at or before it).
-    #[arg(long, value_name = "NAME|DATE|latest")]
+    /// Which snapshot: latest (default), its name, an etcd revision, a backup
+    /// (commit, tag, latest~N), or a date (the last taken at or before it).
+    #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
     /// Where to write the snapshot file.
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -78,38 +84,14 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         Command::Export(a) => export(g, &vault, a),
-    }
-}
-
-fn pick<'a>(snaps: &'a [StoredSnapshot], at: Option<&str>) -> anyhow::Result<&'a StoredSnapshot> {
-    let none = || {
-        anyhow::anyhow!("the vault holds no etcd snapshot; backups take one from a member of the inventory's etcd group")
-    };
-    match at.unwrap_or("latest") {
-        "latest" => snaps.last().ok_or_else(none),
-        at => {
-            if let Some(s) = snaps
-                .iter()
-                .find(|s| s.name == at || s.commit.starts_with(at))
-            {
-                return Ok(s);
-            }
-            let limit = sprayvault::vault::rev::parse_date(at).ok_or_else(|| anyhow::anyhow!("no etcd snapshot {at:?}; give a name from `sprayvault etcd ls`, a date, or latest"))?;
-            snaps
-                .iter()
-                .rev()
-                .find(|s| s.index.taken <= limit)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("no etcd snapshot at or before {at}; see `sprayvault etcd ls`")
-                })
-        }
+        Command::Restore(a) => super::etcd_restore::run(g, a),
     }
 }
 
 fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
     let identity = Identity::load(&a.identity)?;
     let snaps = store::list(vault)?;
-    let snap = pick(&snaps, a.at.as_deref())?;
+    let snap = select::pick(vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
     let dir = a
         .output
         .parent()
@@ -132,22 +114,12 @@ fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
             .open(&tmp)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?
     };
-    let mut hasher = sha2::Sha256::default();
-    let mut tail: Vec<u8> = Vec::new();
+    let mut trailer = Trailer::default();
     let written = store::read(vault, snap, &identity, |chunk| {
-        use sha2::Digest;
-        tail.extend_from_slice(chunk);
-        if tail.len() > 32 {
-            let n = tail.len() - 32;
-            hasher.update(&tail[..n]);
-            tail.drain(..n);
-        }
+        trailer.update(chunk);
         file.write_all(chunk)
     });
-    let valid = {
-        use sha2::Digest;
-        tail.len() == 32 && hasher.finalize().as_slice() == tail.as_slice()
-    };
+    let valid = trailer.valid();
     let result = written.map_err(anyhow::Error::from).and_then(|_| {
         if valid {
             file.sync_all()?;

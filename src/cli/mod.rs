@@ -5,6 +5,7 @@ mod backup;
 mod certs;
 mod diff;
 mod etcd;
+mod etcd_restore;
 mod facts;
 mod init;
 mod inventory;
@@ -66,7 +67,7 @@ enum Command {
     Pull(replicate::PullArgs),
     /// Check that every object of every backup is present and intact.
     Verify(verify::Args),
-    /// etcd snapshots: list them, export one for `etcdctl snapshot restore`.
+    /// etcd snapshots: list them, export one, restore every member from one.
     #[command(subcommand)]
     Etcd(etcd::Command),
     /// Remove old etcd snapshots by a retention policy, and free their space.
@@ -170,6 +171,9 @@ pub fn exit_for(e: &anyhow::Error) -> Exit {
         }
         if let Some(sprayvault::facts::FactsError::Vault(v)) = cause.downcast_ref() {
             return v.exit();
+        }
+        if let Some(e) = cause.downcast_ref() {
+            return etcd_restore::exit_for(e);
         }
     }
     Exit::Failure

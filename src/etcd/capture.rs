@@ -5,40 +5,23 @@
 //! snapshot touches the control host's disk.
 
 use super::chunker::Chunker;
+use super::env::EtcdEnv;
 use super::index::SnapshotIndex;
 use super::store::ChunkWriter;
+use super::trailer::Trailer;
 use crate::source::remote::{read_pieces, shell_quote};
 use crate::source::{Remote, SshOptions, Target};
 use crate::vault::mac::MacKey;
-use sha2::{Digest, Sha256};
-
-/// Checks etcd's sha256 trailer while the snapshot streams by: the last 32
-/// bytes must be the sha256 of everything before them.
-#[derive(Default)]
-struct Trailer {
-    hash: Sha256,
-    tail: Vec<u8>,
-}
-
-impl Trailer {
-    fn update(&mut self, piece: &[u8]) {
-        self.tail.extend_from_slice(piece);
-        if self.tail.len() > 32 {
-            let n = self.tail.len() - 32;
-            self.hash.update(&self.tail[..n]);
-            self.tail.drain(..n);
-        }
-    }
-    fn valid(self) -> bool {
-        self.tail.len() == 32 && self.hash.finalize().as_slice() == self.tail.as_slice()
-    }
-}
-
-fn env_value(env: &str, key: &str) -> Option<String> {
-    env.lines()
-        .filter_map(|l| l.trim().split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+/// The `etcdctl` command line (v3 API) that talks to `endpoint` with the
+/// node's kubespray admin certificate, as run on the node itself.
+pub fn etcdctl(node: &str, endpoint: &str, ca: &str) -> String {
+    format!(
+        "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={}",
+        shell_quote(endpoint),
+        shell_quote(ca),
+        shell_quote(&format!("/etc/ssl/etcd/ssl/admin-{node}.pem")),
+        shell_quote(&format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem"))
+    )
 }
 
 /// Takes, verifies and stores one snapshot from the member on `target`.
@@ -54,23 +37,15 @@ pub async fn take(
         .await
         .map_err(|e| e.to_string())?;
     let result = async {
-        let env = String::from_utf8_lossy(&remote.read("/etc/etcd.env").await.map_err(|e| e.to_string())?).to_string();
-        let member = env_value(&env, "ETCD_NAME").ok_or(format!("node {node}: /etc/etcd.env has no ETCD_NAME"))?;
-        let endpoint = env_value(&env, "ETCD_ADVERTISE_CLIENT_URLS")
-            .and_then(|u| u.split(',').next().map(str::to_string))
-            .ok_or(format!("node {node}: /etc/etcd.env has no ETCD_ADVERTISE_CLIENT_URLS"))?;
-        let ca = env_value(&env, "ETCD_TRUSTED_CA_FILE").unwrap_or_else(|| "/etc/ssl/etcd/ssl/ca.pem".into());
-        let cert = format!("/etc/ssl/etcd/ssl/admin-{node}.pem");
-        let cert_key = format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem");
+        let env = EtcdEnv::parse(&String::from_utf8_lossy(&remote.read("/etc/etcd.env").await.map_err(|e| e.to_string())?));
+        let member = env.get("ETCD_NAME").ok_or(format!("node {node}: /etc/etcd.env has no ETCD_NAME"))?.to_string();
+        let endpoint = env
+            .first_url("ETCD_ADVERTISE_CLIENT_URLS")
+            .ok_or(format!("node {node}: /etc/etcd.env has no ETCD_ADVERTISE_CLIENT_URLS"))?
+            .to_string();
         let nonce: u64 = rand::random();
         let tmp = format!("/var/tmp/sprayvault-etcd-{nonce:016x}.db");
-        let ctl = format!(
-            "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={}",
-            shell_quote(&endpoint),
-            shell_quote(&ca),
-            shell_quote(&cert),
-            shell_quote(&cert_key)
-        );
+        let ctl = etcdctl(node, &endpoint, env.client_ca());
         // A member that is down would make `snapshot save` wait for its whole
         // command timeout: ask for health first, briefly.
         let save = format!(
@@ -120,38 +95,4 @@ pub async fn take(
     .await;
     remote.close().await;
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trailer_checks_sha256_of_everything_before_it() {
-        let body = b"bbolt database pages".repeat(1000);
-        let mut file = body.clone();
-        file.extend_from_slice(&Sha256::digest(&body));
-        let mut t = Trailer::default();
-        for p in file.chunks(333) {
-            t.update(p);
-        }
-        assert!(t.valid());
-        let mut bad = Trailer::default();
-        file[5] ^= 1;
-        bad.update(&file);
-        assert!(!bad.valid());
-    }
-
-    #[test]
-    fn reads_etcd_env() {
-        let env = "# kubespray\nETCD_NAME=etcd1\nETCD_ADVERTISE_CLIENT_URLS=https://10.0.0.1:2379,https://127.0.0.1:2379\n";
-        assert_eq!(env_value(env, "ETCD_NAME").as_deref(), Some("etcd1"));
-        assert_eq!(
-            env_value(env, "ETCD_ADVERTISE_CLIENT_URLS")
-                .unwrap()
-                .split(',')
-                .next(),
-            Some("https://10.0.0.1:2379")
-        );
-    }
 }

@@ -4,9 +4,13 @@
 
 pub mod capture;
 pub mod chunker;
+pub mod env;
 pub mod index;
 pub mod prune;
+pub mod restore;
+pub mod select;
 pub mod store;
+pub mod trailer;
 
 use crate::source::{SshOptions, Target};
 use crate::vault::crypto::Recipients;

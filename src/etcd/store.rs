@@ -124,12 +124,10 @@ impl<'a> ChunkWriter<'a> {
                     Vec::with_capacity(data.len() / 2),
                     flate2::Compression::fast(),
                 );
-                gz.write_all(data)
-                    .and_then(|_| Ok(()))
-                    .map_err(|e| VaultError::Io {
-                        path: "gzip".into(),
-                        source: e,
-                    })?;
+                gz.write_all(data).map_err(|e| VaultError::Io {
+                    path: "gzip".into(),
+                    source: e,
+                })?;
                 let packed = gz.finish().map_err(|e| VaultError::Io {
                     path: "gzip".into(),
                     source: e,
@@ -200,30 +198,43 @@ impl<'a> ChunkWriter<'a> {
     }
 }
 
-/// Reassembles a snapshot, calling `out` with each decrypted, decompressed chunk in order.
+/// Decrypts and decompresses chunk `i` of a snapshot, checking its size.
+pub fn read_chunk(
+    vault: &Vault,
+    snap: &StoredSnapshot,
+    identity: &Identity,
+    i: usize,
+) -> Result<Vec<u8>, VaultError> {
+    let (mac, size) = &snap.index.chunks[i];
+    let what = format!("chunk {} of etcd snapshot {}", i + 1, snap.name);
+    let cipher = vault.read_blob(snap.chunk_blobs[mac])?;
+    let packed = identity.decrypt(&cipher, &what)?;
+    let mut plain = Vec::with_capacity(*size as usize);
+    std::io::copy(&mut flate2::read::GzDecoder::new(&packed[..]), &mut plain).map_err(|e| {
+        VaultError::Damaged {
+            rev: snap.name.clone(),
+            what: format!("{what} does not decompress: {e}"),
+        }
+    })?;
+    if plain.len() as u64 != *size {
+        return Err(VaultError::Damaged {
+            rev: snap.name.clone(),
+            what: format!("{what} has {} bytes, the index says {size}", plain.len()),
+        });
+    }
+    Ok(plain)
+}
+
+/// Reassembles a snapshot, calling `out` with each decrypted, decompressed
+/// chunk in order.
 pub fn read(
     vault: &Vault,
     snap: &StoredSnapshot,
     identity: &Identity,
     mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), VaultError> {
-    for (i, (mac, size)) in snap.index.chunks.iter().enumerate() {
-        let what = format!("chunk {} of etcd snapshot {}", i + 1, snap.name);
-        let cipher = vault.read_blob(snap.chunk_blobs[mac])?;
-        let packed = identity.decrypt(&cipher, &what)?;
-        let mut plain = Vec::with_capacity(*size as usize);
-        std::io::copy(&mut flate2::read::GzDecoder::new(&packed[..]), &mut plain).map_err(|e| {
-            VaultError::Damaged {
-                rev: snap.name.clone(),
-                what: format!("{what} does not decompress: {e}"),
-            }
-        })?;
-        if plain.len() as u64 != *size {
-            return Err(VaultError::Damaged {
-                rev: snap.name.clone(),
-                what: format!("{what} has {} bytes, the index says {size}", plain.len()),
-            });
-        }
+    for i in 0..snap.index.chunks.len() {
+        let plain = read_chunk(vault, snap, identity, i)?;
         out(&plain).map_err(|source| VaultError::Io {
             path: snap.name.clone().into(),
             source,

@@ -287,6 +287,23 @@ impl Remote {
         Ok(())
     }
 
+    /// Creates `path` exclusively (mode 0600) for writing in pieces: see
+    /// [`Upload`]. The caller removes it if it gives up half way.
+    pub async fn create_new(&self, path: &str) -> Result<Upload, SourceError> {
+        let mut opts = self.sftp.options();
+        opts.write(true).create_new(true);
+        let mut file = opts.open(path).await.map_err(|e| self.io(path, e))?;
+        file.set_permissions(Permissions::from(0o600u16))
+            .await
+            .map_err(|e| self.io(path, e))?;
+        Ok(Upload {
+            file,
+            node: self.target.node.clone(),
+            path: path.to_string(),
+            fsync: self.sftp.support_fsync(),
+        })
+    }
+
     /// Sets owner, group, permission bits and (for non-links) mtime.
     pub async fn set_meta(
         &self,
@@ -359,6 +376,46 @@ impl Remote {
         if let Ok(s) = Arc::try_unwrap(self.session) {
             let _ = s.close().await;
         }
+    }
+}
+
+/// A file on a node being written in pieces.
+pub struct Upload {
+    file: openssh_sftp_client::file::File,
+    node: String,
+    path: String,
+    fsync: bool,
+}
+
+impl Upload {
+    fn io(&self, e: SftpError) -> SourceError {
+        SourceError::Io {
+            node: self.node.clone(),
+            path: self.path.clone(),
+            why: chain(&e),
+        }
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), SourceError> {
+        match self.file.write_all(data).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    /// Syncs the file to the node's disk and closes it.
+    pub async fn finish(mut self) -> Result<(), SourceError> {
+        if self.fsync {
+            if let Err(e) = self.file.sync_all().await {
+                return Err(self.io(e));
+            }
+        }
+        let (node, path) = (self.node, self.path);
+        self.file.close().await.map_err(|e| SourceError::Io {
+            node,
+            path,
+            why: chain(&e),
+        })
     }
 }
 

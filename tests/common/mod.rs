@@ -144,6 +144,13 @@ impl Lab {
         self.dir.join("nodes").join(node).join("root")
     }
 
+    /// `etcdctl` with the node's kubespray admin certificate (`lab etcdctl`).
+    pub fn etcdctl(&self, node: &str, args: &[&str]) -> String {
+        let mut a = vec!["etcdctl", node];
+        a.extend_from_slice(args);
+        self.lab(&a)
+    }
+
     /// Runs a command inside the node.
     pub fn exec(&self, node: &str, cmd: &[&str]) -> String {
         let mut args = vec!["exec", node, "--"];

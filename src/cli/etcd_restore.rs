@@ -1,0 +1,229 @@
+//! `sprayvault etcd restore`: bring every etcd member back from one
+//! snapshot when quorum is lost. Shows the plan; acts only with `--yes`.
+
+use super::{output, progress, Global};
+use sprayvault::etcd::restore::{self, Commands, EtcdRestoreError, RestorePlan};
+use sprayvault::etcd::{select, store};
+use sprayvault::exit::Exit;
+use sprayvault::source::{Remote, SshOptions, Target};
+use sprayvault::vault::crypto::Identity;
+use sprayvault::vault::{rfc3339, Vault};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which snapshot: latest (default), its name, an etcd revision, a backup
+    /// (commit, tag, latest~N), or a date (the last taken at or before it).
+    #[arg(long, value_name = "REV|DATE")]
+    at: Option<String>,
+    /// An age identity file or OpenSSH private key that can decrypt the vault.
+    #[arg(long, value_name = "FILE")]
+    identity: PathBuf,
+    /// The kubespray inventory: every host of its etcd group is restored.
+    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
+    inventory: PathBuf,
+    /// Carry the plan out (without it, the plan is shown and nothing changes).
+    #[arg(long)]
+    yes: bool,
+    /// Accept members whose /etc/etcd.env differs from the vault's copy.
+    #[arg(long)]
+    force: bool,
+    /// Command that stops etcd on a member (run as root there).
+    #[arg(long, value_name = "CMD", default_value_t = Commands::default().stop)]
+    stop_command: String,
+    /// Command that starts etcd on a member (run as root there).
+    #[arg(long, value_name = "CMD", default_value_t = Commands::default().start)]
+    start_command: String,
+    /// Seconds to wait for the members to start and become healthy.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// ssh configuration file, passed to ssh as -F.
+    #[arg(long, short = 'F', value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Seconds to wait for ssh to connect to a member.
+    #[arg(long, default_value_t = 15)]
+    connect_timeout: u64,
+}
+
+pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
+    let vault = Vault::open(g.vault_dir()?)?;
+    let identity = Identity::load(&a.identity)?;
+    let snaps = store::list(&vault)?;
+    let snap = select::pick(&vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
+    let inv = sprayvault::inventory::load(&a.inventory)?;
+    let targets: Vec<Target> = inv
+        .hosts
+        .values()
+        .filter(|h| h.is_etcd())
+        .map(Target::from_host)
+        .collect();
+    if targets.is_empty() {
+        return Err(super::UsageError(format!(
+            "inventory {} has no hosts in its etcd group; an etcd restore restores every member of it",
+            a.inventory.display()
+        ))
+        .into());
+    }
+    let ssh = SshOptions {
+        config_file: a.ssh_config.clone(),
+        connect_timeout: Duration::from_secs(a.connect_timeout),
+    };
+    let commands = Commands {
+        stop: a.stop_command.clone(),
+        start: a.start_command.clone(),
+    };
+    let progress = progress::Stderr::new(g.quiet);
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let connected =
+            futures_util::future::join_all(targets.iter().map(|t| Remote::connect(t, &ssh))).await;
+        let mut remotes = Vec::new();
+        let mut unreachable = Vec::new();
+        for c in connected {
+            match c {
+                Ok(r) => remotes.push(r),
+                Err(e) => unreachable.push(e.to_string()),
+            }
+        }
+        let result = async {
+            if !unreachable.is_empty() {
+                anyhow::bail!(
+                    "every etcd member must be reachable to restore them together, and {}; nothing was changed",
+                    unreachable.join("; ")
+                );
+            }
+            let plan =
+                restore::make_plan(&vault, snap, &identity, &remotes, &commands, a.force).await?;
+            print_plan(g, &plan)?;
+            if !plan.problems.is_empty() {
+                for p in &plan.problems {
+                    eprintln!("error: {p}");
+                }
+                eprintln!("etcd restore refused; nothing was changed");
+                return Ok(Exit::Refused);
+            }
+            if !a.yes {
+                eprintln!("nothing was changed: this restores every member above; re-run with --yes to carry it out");
+                return Ok(Exit::Refused);
+            }
+            let report = restore::apply(
+                &vault,
+                snap,
+                &identity,
+                &plan,
+                &remotes,
+                Duration::from_secs(a.timeout),
+                &progress,
+            )
+            .await?;
+            let healthy = report.members.iter().all(|m| m.healthy);
+            if g.json {
+                output::json(&report)?;
+            } else {
+                let mut t = output::Table::new(&["NODE", "MEMBER", "STATE", "REVISION", "OLD DATA"]);
+                for m in &report.members {
+                    t.row(vec![
+                        m.node.clone(),
+                        m.member.clone(),
+                        m.error.clone().unwrap_or_else(|| "healthy".into()),
+                        m.revision.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                        m.old_data.clone().unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                t.print();
+                println!(
+                    "restored etcd snapshot {} (revision {}) onto {} members in {:.1} s: {}",
+                    report.snapshot,
+                    report.revision,
+                    report.members.len(),
+                    report.seconds,
+                    if healthy {
+                        "all healthy".to_string()
+                    } else {
+                        format!(
+                            "{} not healthy",
+                            report.members.iter().filter(|m| !m.healthy).count()
+                        )
+                    }
+                );
+            }
+            anyhow::Ok(if healthy { Exit::Success } else { Exit::Failure })
+        }
+        .await;
+        for r in remotes {
+            r.close().await;
+        }
+        result
+    })
+}
+
+fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {
+    if g.json {
+        return output::json(plan);
+    }
+    println!(
+        "etcd restore plan: snapshot {} (taken {}, revision {}, {} keys, {} bytes)",
+        plan.snapshot,
+        rfc3339(plan.taken),
+        plan.revision,
+        plan.keys,
+        plan.size
+    );
+    println!(
+        "members as recorded in backup {} ({}): initial cluster {}{}",
+        plan.backup,
+        rfc3339(plan.backup_time),
+        plan.initial_cluster,
+        plan.cluster_token
+            .as_deref()
+            .map(|t| format!(", token {t}"))
+            .unwrap_or_default()
+    );
+    let mut t = output::Table::new(&[
+        "NODE",
+        "MEMBER",
+        "PEER URLS",
+        "NOW",
+        "DATA DIR",
+        "OLD DATA GOES TO",
+    ]);
+    for m in &plan.members {
+        t.row(vec![
+            m.node.clone(),
+            m.member.clone(),
+            m.peer_urls.clone(),
+            if m.answering {
+                "answering"
+            } else {
+                "not answering"
+            }
+            .to_string(),
+            m.data_dir.clone(),
+            if m.has_data {
+                format!("{}/member", m.aside)
+            } else {
+                "- (no member/ now)".into()
+            },
+        ]);
+    }
+    t.print();
+    println!(
+        "steps: stream the snapshot to /var/tmp on each member and restore it beside the data; \
+         stop etcd everywhere ({}); move the data in; start etcd everywhere ({}); wait until every member is healthy",
+        plan.commands.stop, plan.commands.start
+    );
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+/// Exit status for errors of this command.
+pub fn exit_for(e: &EtcdRestoreError) -> Exit {
+    match e {
+        EtcdRestoreError::Refused(_) => Exit::Refused,
+        EtcdRestoreError::Vault(v) => v.exit(),
+        _ => Exit::Failure,
+    }
+}

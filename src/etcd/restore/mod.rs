@@ -1,0 +1,65 @@
+//! Disaster recovery when etcd has lost quorum: every member of the
+//! inventory's `etcd` group gets the same snapshot, restored with the
+//! member's own name, peer URLs and initial cluster as the vault's copy of
+//! its `/etc/etcd.env` records them.
+//!
+//! Like a node restore it is two steps. [`plan::make_plan`] reads the
+//! vault and every member and changes nothing. [`apply::apply`] then:
+//!
+//! 1. streams the decrypted snapshot to a 0600 file under `/var/tmp` on
+//!    every member (its sha256 trailer checked on the way; the plaintext is
+//!    never written on the control host), and runs `snapshot restore` into
+//!    a new directory beside the member's data (`DATA/.sprayvault-restore-T`).
+//!    etcd keeps running meanwhile; a failure here changes nothing;
+//! 2. stops etcd on every member (the stop command), and checks the
+//!    database is no longer locked;
+//! 3. moves `DATA/member` aside to `DATA/.sprayvault-before-T/member` (never
+//!    deleted) and the restored `member` into its place, owned like `DATA`;
+//! 4. starts etcd on every member at once (a member waits for quorum), and
+//!    waits until every member answers `endpoint health`.
+//!
+//! The uploaded snapshot files are removed whatever happens.
+
+pub mod apply;
+pub mod plan;
+
+use crate::source::SourceError;
+use crate::vault::VaultError;
+use thiserror::Error;
+
+pub use apply::{apply, MemberResult, RestoreReport};
+pub use plan::{make_plan, MemberPlan, RestorePlan};
+
+/// The commands that stop and start etcd on a member, run through the
+/// member's shell (as root, through `sudo -n` when the inventory says
+/// `become`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Commands {
+    pub stop: String,
+    pub start: String,
+}
+
+impl Default for Commands {
+    /// kubespray runs etcd as the systemd unit `etcd.service`, both for
+    /// `etcd_deployment_type: host` and for its container deployments.
+    fn default() -> Self {
+        Commands {
+            stop: "systemctl stop etcd".into(),
+            start: "systemctl start etcd".into(),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum EtcdRestoreError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The restore cannot be carried out safely; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// A step failed; the message says what state each member was left in.
+    #[error("{0}")]
+    Failed(String),
+}

@@ -1,0 +1,458 @@
+//! The plan of an etcd restore: which snapshot, which backup's `etcd.env`
+//! copies give each member's name and URLs, what each member has now, and
+//! every reason not to go ahead. Reads only.
+
+use super::{Commands, EtcdRestoreError};
+use crate::etcd::capture::etcdctl;
+use crate::etcd::env::{parse_cluster, EtcdEnv};
+use crate::etcd::store::{StoredSnapshot, PREFIX};
+use crate::source::remote::shell_quote;
+use crate::source::Remote;
+use crate::vault::crypto::Identity;
+use crate::vault::Backup;
+use crate::vault::Vault;
+use git2::Oid;
+use serde::Serialize;
+
+const ENV_PATH: &str = "/etc/etcd.env";
+
+/// What happens on one member.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberPlan {
+    pub node: String,
+    /// `user@address:port`.
+    pub target: String,
+    /// `ETCD_NAME`.
+    pub member: String,
+    /// `ETCD_INITIAL_ADVERTISE_PEER_URLS`.
+    pub peer_urls: String,
+    /// The first of `ETCD_ADVERTISE_CLIENT_URLS`, for health checks.
+    pub client_url: String,
+    pub client_ca: String,
+    /// `ETCD_DATA_DIR`.
+    pub data_dir: String,
+    /// `DATA/member` exists on the node now.
+    pub has_data: bool,
+    /// The member answered `endpoint health` while planning.
+    pub answering: bool,
+    /// Where the current `DATA/member` is moved, if there is one then.
+    pub aside: String,
+    /// Where the snapshot is restored before it is moved into place.
+    pub restore_dir: String,
+    /// The snapshot file streamed to the node (removed at the end).
+    pub upload: String,
+    /// `etcdutl` (etcd 3.5 and later) or `etcdctl` (3.4) restores it.
+    pub tool: String,
+}
+
+/// A whole etcd restore, before anything is changed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RestorePlan {
+    pub snapshot: String,
+    pub snapshot_commit: String,
+    pub revision: u64,
+    pub keys: u64,
+    pub size: u64,
+    pub taken: i64,
+    /// The backup whose copies of `/etc/etcd.env` give names and URLs.
+    pub backup: String,
+    pub backup_time: i64,
+    /// `ETCD_INITIAL_CLUSTER` as every member's copy has it.
+    pub initial_cluster: String,
+    pub cluster_token: Option<String>,
+    pub commands: Commands,
+    pub members: Vec<MemberPlan>,
+    /// Why the plan must not be carried out; empty when it may.
+    pub problems: Vec<String>,
+    /// Worth reading before saying yes.
+    pub warnings: Vec<String>,
+}
+
+/// The backup whose `etcd.env` copies go with `snap`: the one that took
+/// it, else the first after it, else the newest.
+fn env_backup(vault: &Vault, snap: &StoredSnapshot) -> Result<Oid, EtcdRestoreError> {
+    let full = format!("{PREFIX}{}", snap.name);
+    let mut first_after: Option<Oid> = None;
+    let mut newest: Option<Oid> = None;
+    for commit in vault.history()? {
+        let (time, record) = vault.commit_info(commit)?;
+        newest.get_or_insert(commit);
+        let took = record.etcd.as_deref().is_some_and(|e| {
+            let mut w = e.split_whitespace();
+            w.next() == Some("ok") && w.next() == Some(full.as_str())
+        });
+        if took {
+            return Ok(commit);
+        }
+        if time >= snap.index.taken {
+            first_after = Some(commit);
+        }
+    }
+    first_after.or(newest).ok_or_else(|| {
+        EtcdRestoreError::Refused(
+            "the vault holds no backup, so no member's /etc/etcd.env; run `sprayvault backup` first".into(),
+        )
+    })
+}
+
+/// What the vault's copy of one member's `etcd.env` says.
+struct Recorded {
+    env: EtcdEnv,
+    member: String,
+    peer_urls: String,
+}
+
+fn recorded(
+    vault: &Vault,
+    backup: &Backup,
+    node: &str,
+    identity: &Identity,
+) -> Result<Result<Recorded, String>, EtcdRestoreError> {
+    let short = backup.short_id();
+    let Some(state) = backup.nodes.get(node) else {
+        return Ok(Err(format!(
+            "node {node} is in the inventory's etcd group but backup {short} has no state for it; give --at a snapshot taken when it was backed up, or take it out of the etcd group"
+        )));
+    };
+    if !state.blobs.contains_key(ENV_PATH) {
+        return Ok(Err(format!(
+            "node {node} is in the inventory's etcd group but backup {short} holds no {ENV_PATH} for it; was it an etcd member then?"
+        )));
+    }
+    let text = vault.decrypt_file(backup, node, ENV_PATH, identity)?;
+    let env = EtcdEnv::parse(&String::from_utf8_lossy(&text));
+    let mut missing = Vec::new();
+    for key in [
+        "ETCD_NAME",
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        "ETCD_INITIAL_CLUSTER",
+        "ETCD_ADVERTISE_CLIENT_URLS",
+    ] {
+        if env.get(key).is_none() {
+            missing.push(key);
+        }
+    }
+    if !missing.is_empty() {
+        return Ok(Err(format!(
+            "node {node}: {ENV_PATH} in backup {short} has no {}; it cannot be restored as an etcd member",
+            missing.join(", ")
+        )));
+    }
+    Ok(Ok(Recorded {
+        member: env.get("ETCD_NAME").unwrap_or_default().to_string(),
+        peer_urls: env
+            .get("ETCD_INITIAL_ADVERTISE_PEER_URLS")
+            .unwrap_or_default()
+            .to_string(),
+        env,
+    }))
+}
+
+/// What a member has now, read over its connection.
+#[derive(Default)]
+struct Found {
+    live_env: Option<EtcdEnv>,
+    admin_cert: bool,
+    tool: Option<String>,
+    has_data: bool,
+    data_avail_kib: Option<u64>,
+    tmp_avail_kib: Option<u64>,
+    answering: bool,
+}
+
+async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreError> {
+    let node = &remote.target.node;
+    let mut f = Found::default();
+    if remote.lstat(ENV_PATH).await?.is_some() {
+        let text = remote.read(ENV_PATH).await?;
+        f.live_env = Some(EtcdEnv::parse(&String::from_utf8_lossy(&text)));
+    }
+    f.admin_cert = remote
+        .lstat(&format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem"))
+        .await?
+        .is_some()
+        && remote
+            .lstat(&format!("/etc/ssl/etcd/ssl/admin-{node}.pem"))
+            .await?
+            .is_some();
+    let data = shell_quote(rec.env.data_dir());
+    let facts = remote
+        .run_privileged(
+            &format!(
+                "if command -v etcdutl >/dev/null 2>&1; then echo tool etcdutl; \
+                 elif command -v etcdctl >/dev/null 2>&1; then echo tool etcdctl; fi; \
+                 if [ -e {data}/member ]; then echo member yes; fi; \
+                 if [ -d {data} ]; then p={data}; else p=$(dirname {data}); fi; \
+                 echo dataavail $(df -Pk \"$p\" 2>/dev/null | awk 'NR==2 {{print $4}}'); \
+                 echo tmpavail $(df -Pk /var/tmp 2>/dev/null | awk 'NR==2 {{print $4}}')"
+            ),
+            "looking at etcd's data directory",
+        )
+        .await?;
+    for line in facts.lines() {
+        match line.split_once(' ') {
+            Some(("tool", t)) => f.tool = Some(t.trim().to_string()),
+            Some(("member", _)) => f.has_data = true,
+            Some(("dataavail", n)) => f.data_avail_kib = n.trim().parse().ok(),
+            Some(("tmpavail", n)) => f.tmp_avail_kib = n.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    if f.admin_cert {
+        let url = rec
+            .env
+            .first_url("ETCD_ADVERTISE_CLIENT_URLS")
+            .unwrap_or_default();
+        f.answering = remote
+            .run_privileged(
+                &format!(
+                    "{} --dial-timeout=3s --command-timeout=5s endpoint health >/dev/null 2>&1",
+                    etcdctl(node, url, rec.env.client_ca())
+                ),
+                "asking etcd for its health",
+            )
+            .await
+            .is_ok();
+    }
+    Ok(f)
+}
+
+/// The UTC time as `YYYYMMDDTHHMMSSZ`, for the names of the directories a
+/// restore makes.
+pub fn stamp(unix: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Builds the plan for restoring `snap` onto the members behind `remotes`
+/// (every host of the inventory's etcd group). `force` accepts members
+/// whose current `etcd.env` differs from the vault's copy.
+pub async fn make_plan(
+    vault: &Vault,
+    snap: &StoredSnapshot,
+    identity: &Identity,
+    remotes: &[Remote],
+    commands: &Commands,
+    force: bool,
+) -> Result<RestorePlan, EtcdRestoreError> {
+    if remotes.is_empty() {
+        return Err(EtcdRestoreError::Refused(
+            "the inventory's etcd group has no hosts; an etcd restore restores every member of it"
+                .into(),
+        ));
+    }
+    let backup = vault.backup(env_backup(vault, snap)?)?;
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut records = Vec::new();
+    for r in remotes {
+        match recorded(vault, &backup, &r.target.node, identity)? {
+            Ok(rec) => records.push((r, rec)),
+            Err(why) => problems.push(why),
+        }
+    }
+    let found = futures_util::future::join_all(records.iter().map(|(r, rec)| probe(r, rec)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<Found>, EtcdRestoreError>>()?;
+
+    let now = stamp(time::OffsetDateTime::now_utc().unix_timestamp());
+    let mut members = Vec::new();
+    for ((remote, rec), f) in records.iter().zip(found) {
+        let node = &remote.target.node;
+        let data_dir = rec.env.data_dir().trim_end_matches('/').to_string();
+        if data_dir.is_empty() || !data_dir.starts_with('/') || data_dir.contains("/../") {
+            problems.push(format!(
+                "node {node}: ETCD_DATA_DIR {data_dir:?} in the vault's {ENV_PATH} is not an absolute path"
+            ));
+            continue;
+        }
+        let restore_again = format!("restore the node's state first (`sprayvault restore {node} --identity FILE -i INVENTORY`)");
+        match &f.live_env {
+            None => problems.push(format!(
+                "node {node} has no {ENV_PATH}, so etcd cannot start there; {restore_again}"
+            )),
+            Some(live) => {
+                for key in [
+                    "ETCD_NAME",
+                    "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+                    "ETCD_ADVERTISE_CLIENT_URLS",
+                    "ETCD_DATA_DIR",
+                ] {
+                    if live.get(key) != rec.env.get(key) {
+                        let why = format!(
+                            "node {node}: {ENV_PATH} says {key}={}, backup {} says {}",
+                            live.get(key).unwrap_or(""),
+                            backup.short_id(),
+                            rec.env.get(key).unwrap_or("")
+                        );
+                        if force {
+                            warnings.push(format!("{why} (--force: the backup's is used)"));
+                        } else {
+                            problems.push(format!(
+                                "{why}; {restore_again}, or give --force to restore with the backup's"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if !f.admin_cert {
+            problems.push(format!(
+                "node {node} has no /etc/ssl/etcd/ssl/admin-{node}.pem and -key.pem to check etcd's health with; {restore_again}"
+            ));
+        }
+        let tool = match f.tool {
+            Some(t) => t,
+            None => {
+                problems.push(format!(
+                    "node {node} has neither etcdutl nor etcdctl on its PATH; install etcd's client tools there (kubespray puts them in /usr/local/bin)"
+                ));
+                String::new()
+            }
+        };
+        let kib = snap.index.size.div_ceil(1024);
+        match f.data_avail_kib {
+            Some(a) if a >= kib => {}
+            Some(a) => problems.push(format!(
+                "node {node}: the file system of {data_dir} has {a} KiB free, the restored database needs {kib} KiB"
+            )),
+            None => problems.push(format!(
+                "node {node}: cannot tell the free space for {data_dir} (does its parent directory exist?)"
+            )),
+        }
+        match f.tmp_avail_kib {
+            Some(a) if a >= kib => {}
+            Some(a) => problems.push(format!(
+                "node {node}: /var/tmp has {a} KiB free, the snapshot needs {kib} KiB"
+            )),
+            None => problems.push(format!(
+                "node {node}: cannot tell the free space in /var/tmp"
+            )),
+        }
+        if f.answering {
+            warnings.push(format!(
+                "etcd on {node} answers now: the restore replaces its data with the snapshot's, and whatever was written since is no longer served (it stays in {data_dir}/.sprayvault-before-{now})"
+            ));
+        }
+        members.push(MemberPlan {
+            node: node.clone(),
+            target: remote.target.display(),
+            member: rec.member.clone(),
+            peer_urls: rec.peer_urls.clone(),
+            client_url: rec
+                .env
+                .first_url("ETCD_ADVERTISE_CLIENT_URLS")
+                .unwrap_or_default()
+                .to_string(),
+            client_ca: rec.env.client_ca().to_string(),
+            aside: format!("{data_dir}/.sprayvault-before-{now}"),
+            restore_dir: format!("{data_dir}/.sprayvault-restore-{now}"),
+            upload: format!("/var/tmp/sprayvault-etcd-restore-{now}.db"),
+            has_data: f.has_data,
+            answering: f.answering,
+            data_dir,
+            tool,
+        });
+    }
+
+    // Every member's copy must name the same cluster, and that cluster must
+    // be exactly these members.
+    let mut initial_cluster = String::new();
+    let mut cluster_token = None;
+    if let Some((_, first)) = records.first() {
+        initial_cluster = first
+            .env
+            .get("ETCD_INITIAL_CLUSTER")
+            .unwrap_or_default()
+            .to_string();
+        cluster_token = first
+            .env
+            .get("ETCD_INITIAL_CLUSTER_TOKEN")
+            .map(str::to_string);
+        let want = parse_cluster(&initial_cluster);
+        for (r, rec) in &records {
+            let theirs = rec.env.get("ETCD_INITIAL_CLUSTER").unwrap_or_default();
+            if parse_cluster(theirs) != want {
+                problems.push(format!(
+                    "the members' ETCD_INITIAL_CLUSTER differ in backup {}: {} has {theirs:?}, {} has {initial_cluster:?}; fix the inventory's etcd group or restore from another snapshot",
+                    backup.short_id(),
+                    r.target.node,
+                    records[0].0.target.node
+                ));
+            }
+            if rec.env.get("ETCD_INITIAL_CLUSTER_TOKEN") != cluster_token.as_deref() {
+                problems.push(format!(
+                    "the members' ETCD_INITIAL_CLUSTER_TOKEN differ in backup {}",
+                    backup.short_id()
+                ));
+            }
+        }
+        match want {
+            None => problems.push(format!(
+                "ETCD_INITIAL_CLUSTER {initial_cluster:?} in backup {} is not a list of name=URL",
+                backup.short_id()
+            )),
+            Some(want) => {
+                let mut have: Vec<(String, String)> = Vec::new();
+                for (r, rec) in &records {
+                    for url in rec
+                        .peer_urls
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                    {
+                        let pair = (rec.member.clone(), url.to_string());
+                        if !want.contains(&pair) {
+                            problems.push(format!(
+                                "node {} ({}={}) is not in ETCD_INITIAL_CLUSTER {initial_cluster:?}; check the inventory's etcd group",
+                                r.target.node, pair.0, pair.1
+                            ));
+                        }
+                        have.push(pair);
+                    }
+                }
+                for (name, url) in &want {
+                    if !have.iter().any(|(n, u)| n == name && u == url) {
+                        problems.push(format!(
+                            "etcd member {name} ({url}) is in ETCD_INITIAL_CLUSTER but no host of the inventory's etcd group is it; every member must be restored together: add its host to the etcd group"
+                        ));
+                    }
+                }
+                let mut names: Vec<&str> = records.iter().map(|(_, r)| r.member.as_str()).collect();
+                names.sort();
+                if names.windows(2).any(|w| w[0] == w[1]) {
+                    problems.push(
+                        "two hosts of the inventory's etcd group have the same ETCD_NAME".into(),
+                    );
+                }
+            }
+        }
+    }
+    problems.dedup();
+    Ok(RestorePlan {
+        snapshot: snap.name.clone(),
+        snapshot_commit: snap.commit.clone(),
+        revision: snap.index.revision,
+        keys: snap.index.keys,
+        size: snap.index.size,
+        taken: snap.index.taken,
+        backup: backup.short_id(),
+        backup_time: backup.time,
+        initial_cluster,
+        cluster_token,
+        commands: commands.clone(),
+        members,
+        problems,
+        warnings,
+    })
+}

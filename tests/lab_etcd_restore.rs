@@ -1,0 +1,189 @@
+//! Disaster recovery against the lab's real 3-member TLS etcd cluster:
+//! write keys, back up (with a snapshot), write more, lose quorum (two
+//! members' data destroyed, the third still running on its old data), then
+//! `sprayvault etcd restore` brings every member back from the snapshot and
+//! the keys are read back with all members healthy.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn sprayvault_files(lab: &Lab, node: &str) -> String {
+    lab.exec(
+        node,
+        &[
+            "sh",
+            "-c",
+            "ls -a /var/lib/etcd; ls /var/tmp | grep sprayvault || true",
+        ],
+    )
+}
+
+#[test]
+fn restore_brings_every_member_back_from_a_snapshot() {
+    let lab = Lab::up("etcd-restore", 53, 3);
+    for i in 0..30 {
+        lab.etcdctl(
+            "node1",
+            &["put", &format!("/registry/keep/k{i:02}"), &format!("v{i}")],
+        );
+    }
+    let v = TestVault::new();
+    let r = v.backup(&lab, &["--no-facts"]).expect(0);
+    assert!(r.out.contains("etcd snapshot: "), "{}", r.out);
+    lab.etcdctl("node1", &["put", "/registry/after-backup", "lost"]);
+
+    // Quorum is lost: node1 and node2 stopped with their data destroyed,
+    // node3 still running alone on its old data.
+    for n in ["node1", "node2"] {
+        lab.lab(&["etcd-stop", n]);
+        lab.exec(n, &["rm", "-rf", "/var/lib/etcd/member"]);
+    }
+    let before = sprayvault_files(&lab, "node3");
+    assert!(before.contains("member"), "{before}");
+
+    let labcmd = format!(
+        "{} --dir {} ",
+        root().join("scripts/lab").display(),
+        lab.dir.display()
+    );
+    let stop = format!("{labcmd}etcd-stop \"$(uname -n)\"");
+    let start = format!("{labcmd}etcd-start \"$(uname -n)\"");
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+    let id = v.key.identity.to_str().unwrap().to_string();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "etcd",
+            "restore",
+            "--vault",
+            v.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+            "--identity",
+            &id,
+            "--stop-command",
+            &stop,
+            "--start-command",
+            &start,
+            "--timeout",
+            "90",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        sv_run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // A member whose etcd.env no longer matches the vault's is refused,
+    // by name, and nothing changes.
+    lab.exec(
+        "node2",
+        &[
+            "sed",
+            "-i",
+            "s/^ETCD_NAME=.*/ETCD_NAME=other/",
+            "/etc/etcd.env",
+        ],
+    );
+    let refused = run(&["--yes"]).expect(7);
+    assert!(
+        refused
+            .err
+            .contains("node node2: /etc/etcd.env says ETCD_NAME=other, backup"),
+        "{}",
+        refused.err
+    );
+    lab.exec(
+        "node2",
+        &[
+            "sed",
+            "-i",
+            "s/^ETCD_NAME=.*/ETCD_NAME=etcd2/",
+            "/etc/etcd.env",
+        ],
+    );
+
+    // Without --yes: the plan, and nothing changes.
+    let plan = run(&[]).expect(7);
+    for m in ["etcd1", "etcd2", "etcd3"] {
+        assert!(plan.out.contains(m), "{}", plan.out);
+    }
+    assert!(
+        plan.out
+            .contains("initial cluster etcd1=https://127.0.53.11:2380"),
+        "{}",
+        plan.out
+    );
+    assert!(plan.err.contains("re-run with --yes"), "{}", plan.err);
+    assert_eq!(sprayvault_files(&lab, "node3"), before);
+    for n in ["node1", "node2"] {
+        assert!(!sprayvault_files(&lab, n).contains("sprayvault"));
+    }
+
+    let done = run(&["--yes"]).expect(0);
+    assert!(
+        done.out.contains("all healthy"),
+        "{}\n{}",
+        done.out,
+        done.err
+    );
+
+    // Every member is healthy, the keys of the snapshot are back, the key
+    // written after the backup is not.
+    lab.lab(&["wait-healthy", "--timeout", "30"]);
+    let health = lab.etcdctl("node2", &["endpoint", "health", "--cluster", "-w", "json"]);
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health.as_array().unwrap().len(), 3, "{health}");
+    assert!(
+        health
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["health"] == true),
+        "{health}"
+    );
+    for n in ["node1", "node2", "node3"] {
+        let keys = lab.etcdctl(n, &["get", "--prefix", "/registry/keep/", "--keys-only"]);
+        assert_eq!(
+            keys.lines().filter(|l| !l.is_empty()).count(),
+            30,
+            "{n}: {keys}"
+        );
+        assert_eq!(
+            lab.etcdctl(n, &["get", "/registry/after-backup"]).trim(),
+            ""
+        );
+    }
+    let members = lab.etcdctl("node1", &["member", "list"]);
+    assert_eq!(members.lines().count(), 3, "{members}");
+    // The cluster takes writes again.
+    lab.etcdctl("node1", &["put", "/registry/after-restore", "yes"]);
+    assert!(lab
+        .etcdctl("node3", &["get", "/registry/after-restore"])
+        .contains("yes"));
+
+    // node3's old data was moved aside, not deleted; the uploaded snapshot
+    // files are gone from every member.
+    let after3 = sprayvault_files(&lab, "node3");
+    let aside = after3
+        .lines()
+        .find(|l| l.starts_with(".sprayvault-before-"))
+        .unwrap_or_else(|| panic!("no old data kept on node3: {after3}"));
+    lab.exec(
+        "node3",
+        &["test", "-d", &format!("/var/lib/etcd/{aside}/member/wal")],
+    );
+    for n in ["node1", "node2", "node3"] {
+        let files = sprayvault_files(&lab, n);
+        assert!(!files.contains("sprayvault-etcd-restore"), "{n}: {files}");
+        assert!(!files.contains(".sprayvault-restore-"), "{n}: {files}");
+    }
+}
