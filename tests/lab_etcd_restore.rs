@@ -128,6 +128,28 @@ fn restore_brings_every_member_back_from_a_snapshot() {
         assert!(!sprayvault_files(&lab, n).contains("sprayvault"));
     }
 
+    // A stop command that fails: nothing is restored, the snapshot files and
+    // restore directories are cleaned up, node3 keeps its data.
+    let failed = {
+        let mut a = args(&["--yes"]);
+        let i = a.iter().position(|x| x == "--stop-command").unwrap();
+        a[i + 1] = "echo no service manager here >&2; false".into();
+        sv_run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+    .expect(1);
+    assert!(
+        failed
+            .err
+            .contains("stopping etcd failed, so nothing was restored")
+            && failed.err.contains("no service manager here"),
+        "{}",
+        failed.err
+    );
+    assert_eq!(sprayvault_files(&lab, "node3"), before);
+    for n in ["node1", "node2"] {
+        assert!(!sprayvault_files(&lab, n).contains("sprayvault"));
+    }
+
     let done = run(&["--yes"]).expect(0);
     assert!(
         done.out.contains("all healthy"),
