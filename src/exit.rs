@@ -20,7 +20,8 @@ pub enum Exit {
     Locked,
     /// The identity given cannot decrypt the vault (wrong key or corrupt object).
     CannotDecrypt,
-    /// A restore was refused: the target differs from the backup and `--force` was not given.
+    /// A restore was refused: the target differs from the backup and `--force`
+    /// was not given, or `etcd restore` was not confirmed with `--yes`.
     Refused,
     /// `certs --expiring-within`: some certificate expires within the window.
     Expiring,
@@ -71,7 +72,9 @@ impl Exit {
             Exit::NoVault => "no vault at the given path",
             Exit::Locked => "vault locked by another run",
             Exit::CannotDecrypt => "cannot decrypt: wrong identity or corrupt object",
-            Exit::Refused => "restore refused: target differs from the backup (use --force)",
+            Exit::Refused => {
+                "restore refused: target differs from the backup (use --force), or not confirmed (--yes)"
+            }
             Exit::Expiring => "certs: a certificate expires within --expiring-within",
             Exit::PushFailed => "backup committed, but the push to the off-site remote failed",
             Exit::Damaged => "verify found missing or damaged objects",
