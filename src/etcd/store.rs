@@ -135,7 +135,7 @@ impl<'a> ChunkWriter<'a> {
                 let cipher = self.recipients.encrypt(&packed)?;
                 self.bytes_added += cipher.len() as u64;
                 self.new_chunks += 1;
-                let oid = self.vault.write_blob(&cipher)?;
+                let oid = self.vault.write_stored_blob(&cipher)?;
                 self.known.insert(mac.to_string(), oid);
                 oid
             }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod facts_index;
 pub mod lock;
+pub mod loose;
 pub mod mac;
 pub mod manifest;
 pub mod message;

@@ -27,6 +27,15 @@ impl Vault {
         self.git("writing an object", self.repo.blob(data))
     }
 
+    /// Writes a large ciphertext blob without compressing it (see `loose`).
+    pub fn write_stored_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
+        let objects = self.repo.path().join("objects");
+        super::loose::write_blob(&objects, data).map_err(|source| VaultError::Io {
+            path: objects,
+            source,
+        })
+    }
+
     /// Writes a backup commit on top of `parent` and moves the branch to it.
     pub fn commit_backup(
         &self,
