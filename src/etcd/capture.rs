@@ -1,15 +1,15 @@
 //! Taking a snapshot from one etcd member over SSH: `etcdctl snapshot save`
 //! on the node with its kubespray admin certificate, `snapshot status` for
-//! revision and key count, then streaming the file back through SFTP into
-//! the chunker. The file on the node is always removed; nothing of the
-//! snapshot touches the control host's disk.
+//! revision and key count, the file streaming back over the ssh session into
+//! the chunker while etcdctl writes it. The file on the node is always
+//! removed; nothing of the snapshot touches the control host's disk.
 
 use super::chunker::Chunker;
 use super::env::EtcdEnv;
 use super::index::SnapshotIndex;
 use super::store::ChunkWriter;
 use super::trailer::Trailer;
-use crate::source::remote::{read_pieces, shell_quote};
+use crate::source::remote::shell_quote;
 use crate::source::{Remote, SshOptions, Target};
 use crate::vault::mac::MacKey;
 /// The `etcdctl` command line (v3 API) that talks to `endpoint` with the
@@ -47,19 +47,24 @@ pub async fn take(
         let tmp = format!("/var/tmp/sprayvault-etcd-{nonce:016x}.db");
         let ctl = etcdctl(node, &endpoint, env.client_ca());
         // A member that is down would make `snapshot save` wait for its whole
-        // command timeout: ask for health first, briefly.
+        // command timeout: ask for health first, briefly. Then the file is
+        // followed (by descriptor: etcdctl renames `.part` when done) while
+        // etcdctl writes it, so the transfer overlaps the save; the trailer
+        // check and `snapshot status` below catch any short or mixed read.
         let save = format!(
-            "umask 077; find /var/tmp -maxdepth 1 -name 'sprayvault-etcd-*.db' -mmin +60 -delete 2>/dev/null; \
+            "umask 077; find /var/tmp -maxdepth 1 -name 'sprayvault-etcd-*' -mmin +60 -delete 2>/dev/null; \
              {ctl} --dial-timeout=5s --command-timeout=10s endpoint health >/dev/null 2>&1 || {{ echo \"etcd member at $(printf %s {ep}) is not healthy\" >&2; exit 1; }}; \
-             {ctl} --dial-timeout=10s --command-timeout=600s snapshot save {t} >/dev/null && \
-             (etcdutl snapshot status {t} -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status {t} -w json)",
+             {ctl} --dial-timeout=10s --command-timeout=600s snapshot save {t} >/dev/null 2>{log} & pid=$!; \
+             while [ ! -e {t}.part ] && [ ! -e {t} ] && kill -0 $pid 2>/dev/null; do sleep 0.02; done; \
+             {{ command exec 3<{t}.part || command exec 3<{t}; }} 2>/dev/null || {{ wait $pid; cat {log} >&2; rm -f {log}; exit 1; }}; \
+             tail -c +1 -s 0.05 --pid=$pid -f /dev/fd/3; wait $pid; rc=$?; \
+             [ $rc = 0 ] || cat {log} >&2; rm -f {log}; exit $rc",
             ep = shell_quote(&endpoint),
             t = shell_quote(&tmp),
+            log = shell_quote(&format!("{tmp}.log")),
         );
         let taken = time::OffsetDateTime::now_utc().unix_timestamp();
         let streamed = async {
-            let status = remote.run_privileged(&save, "taking an etcd snapshot").await.map_err(|e| e.to_string())?;
-            let status: serde_json::Value = serde_json::from_str(status.trim()).map_err(|e| format!("node {node}: cannot read `snapshot status`: {e}"))?;
             let mut chunker = Chunker::new(key);
             let mut trailer = Trailer::default();
             let mut chunks: Vec<(String, u64)> = Vec::new();
@@ -69,13 +74,21 @@ pub async fn take(
                 chunks.push((mac, chunk.len() as u64));
                 Ok(())
             };
-            let size = read_pieces(&remote, &tmp, 1 << 20, |piece| {
-                trailer.update(piece);
-                chunker.push(piece, &mut store)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            let size = remote
+                .stream_privileged(&save, "taking an etcd snapshot", 1 << 20, |piece| {
+                    trailer.update(piece);
+                    chunker.push(piece, &mut store)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
             chunker.finish(&mut store)?;
+            let status = format!(
+                "etcdutl snapshot status {t} -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status {t} -w json",
+                t = shell_quote(&tmp)
+            );
+            let status = remote.run_privileged(&status, "reading the snapshot's status").await;
+            let status: serde_json::Value = serde_json::from_str(status.map_err(|e| e.to_string())?.trim())
+                .map_err(|e| format!("node {node}: cannot read `snapshot status`: {e}"))?;
             let num = |k: &str| status.get(k).and_then(serde_json::Value::as_u64);
             let (revision, keys, total) = (num("revision").unwrap_or(0), num("totalKey").unwrap_or(0), num("totalSize"));
             if !trailer.valid() {
@@ -87,7 +100,12 @@ pub async fn take(
             Ok(SnapshotIndex { node: node.clone(), member: member.clone(), taken, revision, keys, size, chunks })
         }
         .await;
-        let removed = remote.run_privileged(&format!("rm -f {}", shell_quote(&tmp)), "removing the snapshot file").await;
+        let removed = remote
+            .run_privileged(
+                &format!("rm -f {t} {t}.part {t}.log", t = shell_quote(&tmp)),
+                "removing the snapshot file",
+            )
+            .await;
         let index = streamed?;
         removed.map_err(|e| format!("{e} (the snapshot file {tmp} may be left on the node)"))?;
         Ok(index)
