@@ -75,3 +75,63 @@ pub fn pick<'a>(
         "no etcd snapshot {at:?}: give latest, a name or revision from `sprayvault etcd ls`, a backup (commit, tag, latest~N), or a date"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::index::SnapshotIndex;
+    use crate::vault::config::VaultConfig;
+
+    fn snap(name: &str, commit: &str, taken: i64, revision: u64) -> StoredSnapshot {
+        StoredSnapshot {
+            name: name.into(),
+            commit: commit.into(),
+            index: SnapshotIndex {
+                node: "node1".into(),
+                member: "etcd1".into(),
+                taken,
+                revision,
+                keys: 1,
+                size: 0,
+                chunks: vec![],
+            },
+            chunk_blobs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn at_takes_names_revisions_commits_and_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let config = VaultConfig::new(vec![recipient.into()], &[], &[]).unwrap();
+        let vault = Vault::init(&dir.path().join("v"), config).unwrap();
+        // 2026-11-20T02:00:00Z and a day later.
+        let snaps = vec![
+            snap("20261120T020000Z-node1", "aaaa1111", 1795140000, 100),
+            snap("20261121T020000Z-node1", "bbbb2222", 1795226400, 250),
+        ];
+        let name = |at: Option<&str>| pick(&vault, &snaps, at).map(|s| s.name.as_str());
+        assert_eq!(name(None), Ok("20261121T020000Z-node1"));
+        assert_eq!(name(Some("latest")), Ok("20261121T020000Z-node1"));
+        assert_eq!(
+            name(Some("refs/sprayvault/etcd/20261120T020000Z-node1")),
+            Ok("20261120T020000Z-node1")
+        );
+        assert_eq!(name(Some("100")), Ok("20261120T020000Z-node1"));
+        assert_eq!(name(Some("bbbb")), Ok("20261121T020000Z-node1"));
+        assert_eq!(name(Some("2026-11-20")), Ok("20261120T020000Z-node1"));
+        assert_eq!(name(Some("2026-11-21T01:59")), Ok("20261120T020000Z-node1"));
+        assert_eq!(name(Some("2026-11-22")), Ok("20261121T020000Z-node1"));
+        let e = name(Some("101")).unwrap_err();
+        assert!(e.contains("no etcd snapshot at revision 101"), "{e}");
+        let e = name(Some("2026-11-19")).unwrap_err();
+        assert!(e.contains("at or before 2026-11-19"), "{e}");
+        // The vault's first commit is a backup that took no snapshot.
+        let e = name(Some("latest~0")).unwrap_err();
+        assert!(e.contains("holds no etcd snapshot"), "{e}");
+        let e = name(Some("tuesday")).unwrap_err();
+        assert!(e.contains("no etcd snapshot \"tuesday\""), "{e}");
+        let e = pick(&vault, &[], None).unwrap_err();
+        assert!(e.contains("holds no etcd snapshot"), "{e}");
+    }
+}
