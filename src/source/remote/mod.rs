@@ -12,6 +12,9 @@ use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
 use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
 use std::sync::Arc;
 
+mod stream;
+pub use stream::Upload;
+
 /// Starts the first SFTP server found at the usual places (Debian, RHEL, Arch, Alpine).
 const SFTP_SERVER: &str = "sh -c 'for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; do if [ -x \"$p\" ]; then exec \"$p\"; fi; done; echo \"no sftp-server found\" >&2; exit 127'";
 
@@ -211,85 +214,6 @@ impl Remote {
         run(&self.session, &self.target.node, &full, what).await
     }
 
-    /// Runs a fixed command line on the node like [`Remote::run_privileged`],
-    /// handing its standard output to `sink` in pieces of at most `piece`
-    /// bytes as it arrives; returns the bytes seen. Fails if the command
-    /// exits non-zero (with its stderr) or `sink` fails.
-    pub async fn stream_privileged<F>(
-        &self,
-        cmd: &str,
-        what: &str,
-        piece: usize,
-        mut sink: F,
-    ) -> Result<u64, SourceError>
-    where
-        F: FnMut(&[u8]) -> Result<(), String>,
-    {
-        use tokio::io::AsyncReadExt;
-        let node = &self.target.node;
-        let full = if self.sudo {
-            format!("sudo -n sh -c {}", shell_quote(cmd))
-        } else {
-            cmd.to_string()
-        };
-        let failed = |why: String| SourceError::Command {
-            node: node.clone(),
-            what: what.into(),
-            why,
-        };
-        let mut child = self
-            .session
-            .raw_command(&full)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .await
-            .map_err(|e| failed(chain(&e)))?;
-        let mut out = child.stdout().take().expect("stdout was piped");
-        let mut err = child.stderr().take().expect("stderr was piped");
-        let errors = async {
-            let mut text = Vec::new();
-            let _ = err.read_to_end(&mut text).await;
-            text
-        };
-        let reading = async {
-            let mut buf = vec![0u8; piece];
-            let mut total = 0u64;
-            loop {
-                // Fill the buffer before handing it on: pipes deliver small reads.
-                let mut filled = 0;
-                while filled < buf.len() {
-                    match out.read(&mut buf[filled..]).await {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) => return (total, Err(e.to_string())),
-                    }
-                }
-                if filled == 0 {
-                    return (total, Ok(()));
-                }
-                total += filled as u64;
-                // On a failing sink, stop reading: the closed pipe ends the
-                // command on the node.
-                if let Err(e) = sink(&buf[..filled]) {
-                    return (total, Err(e));
-                }
-            }
-        };
-        let ((total, sunk), text) = tokio::join!(reading, errors);
-        let status = child.wait().await.map_err(|e| failed(chain(&e)))?;
-        sunk.map_err(|why| SourceError::Io {
-            node: node.clone(),
-            path: what.into(),
-            why,
-        })?;
-        if !status.success() {
-            return Err(failed(String::from_utf8_lossy(&text).trim().to_string()));
-        }
-        Ok(total)
-    }
-
     /// lstat; `None` when the path does not exist.
     pub async fn lstat(&self, path: &str) -> Result<Option<Meta>, SourceError> {
         match self.sftp.fs().symlink_metadata(path).await {
@@ -364,23 +288,6 @@ impl Remote {
         }
         f.close().await.map_err(|e| self.io(path, e))?;
         Ok(())
-    }
-
-    /// Creates `path` exclusively (mode 0600) for writing in pieces: see
-    /// [`Upload`]. The caller removes it if it gives up half way.
-    pub async fn create_new(&self, path: &str) -> Result<Upload, SourceError> {
-        let mut opts = self.sftp.options();
-        opts.write(true).create_new(true);
-        let mut file = opts.open(path).await.map_err(|e| self.io(path, e))?;
-        file.set_permissions(Permissions::from(0o600u16))
-            .await
-            .map_err(|e| self.io(path, e))?;
-        Ok(Upload {
-            file,
-            node: self.target.node.clone(),
-            path: path.to_string(),
-            fsync: self.sftp.support_fsync(),
-        })
     }
 
     /// Sets owner, group, permission bits and (for non-links) mtime.
@@ -458,46 +365,6 @@ impl Remote {
     }
 }
 
-/// A file on a node being written in pieces.
-pub struct Upload {
-    file: openssh_sftp_client::file::File,
-    node: String,
-    path: String,
-    fsync: bool,
-}
-
-impl Upload {
-    fn io(&self, e: SftpError) -> SourceError {
-        SourceError::Io {
-            node: self.node.clone(),
-            path: self.path.clone(),
-            why: chain(&e),
-        }
-    }
-
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), SourceError> {
-        match self.file.write_all(data).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.io(e)),
-        }
-    }
-
-    /// Syncs the file to the node's disk and closes it.
-    pub async fn finish(mut self) -> Result<(), SourceError> {
-        if self.fsync {
-            if let Err(e) = self.file.sync_all().await {
-                return Err(self.io(e));
-            }
-        }
-        let (node, path) = (self.node, self.path);
-        self.file.close().await.map_err(|e| SourceError::Io {
-            node,
-            path,
-            why: chain(&e),
-        })
-    }
-}
-
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote")
@@ -509,40 +376,6 @@ impl std::fmt::Debug for Remote {
 /// Quotes a string for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// Reads a file in pieces of at most `piece` bytes, calling `sink` with each.
-pub async fn read_pieces<F>(
-    remote: &Remote,
-    path: &str,
-    piece: u32,
-    mut sink: F,
-) -> Result<u64, SourceError>
-where
-    F: FnMut(&[u8]) -> Result<(), String>,
-{
-    let mut f = remote
-        .sftp
-        .open(path)
-        .await
-        .map_err(|e| remote.io(path, e))?;
-    let mut total = 0u64;
-    loop {
-        let buf = bytes::BytesMut::with_capacity(piece as usize);
-        match f.read(piece, buf).await.map_err(|e| remote.io(path, e))? {
-            None => break,
-            Some(b) => {
-                total += b.len() as u64;
-                sink(&b).map_err(|why| SourceError::Io {
-                    node: remote.target.node.clone(),
-                    path: path.to_string(),
-                    why,
-                })?;
-            }
-        }
-    }
-    let _ = f.close().await;
-    Ok(total)
 }
 
 async fn run(session: &Session, node: &str, cmd: &str, what: &str) -> Result<String, SourceError> {
