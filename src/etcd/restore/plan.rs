@@ -339,9 +339,10 @@ pub async fn make_plan(
                 "node {node}: cannot tell the free space in /var/tmp"
             )),
         }
+        let aside = format!("{data_dir}/.sprayvault-before-{now}");
         if f.answering {
             warnings.push(format!(
-                "etcd on {node} answers now: the restore replaces its data with the snapshot's, and whatever was written since is no longer served (it stays in {data_dir}/.sprayvault-before-{now})"
+                "etcd on {node} answers now: the restore replaces its data with the snapshot's, and whatever was written since is no longer served (it stays in {aside})"
             ));
         }
         members.push(MemberPlan {
@@ -355,7 +356,7 @@ pub async fn make_plan(
                 .unwrap_or_default()
                 .to_string(),
             client_ca: rec.env.client_ca().to_string(),
-            aside: format!("{data_dir}/.sprayvault-before-{now}"),
+            aside,
             restore_dir: format!("{data_dir}/.sprayvault-restore-{now}"),
             upload: format!("/var/tmp/sprayvault-etcd-restore-{now}.db"),
             has_data: f.has_data,
@@ -390,12 +391,15 @@ pub async fn make_plan(
                     records[0].0.target.node
                 ));
             }
-            if rec.env.get("ETCD_INITIAL_CLUSTER_TOKEN") != cluster_token.as_deref() {
-                problems.push(format!(
-                    "the members' ETCD_INITIAL_CLUSTER_TOKEN differ in backup {}",
-                    backup.short_id()
-                ));
-            }
+        }
+        if records
+            .iter()
+            .any(|(_, rec)| rec.env.get("ETCD_INITIAL_CLUSTER_TOKEN") != cluster_token.as_deref())
+        {
+            problems.push(format!(
+                "the members' ETCD_INITIAL_CLUSTER_TOKEN differ in backup {}",
+                backup.short_id()
+            ));
         }
         match want {
             None => problems.push(format!(
@@ -438,7 +442,6 @@ pub async fn make_plan(
             }
         }
     }
-    problems.dedup();
     Ok(RestorePlan {
         snapshot: snap.name.clone(),
         snapshot_commit: snap.commit.clone(),
