@@ -183,7 +183,7 @@ impl<'a> ChunkWriter<'a> {
         )?;
         let t = time::OffsetDateTime::from_unix_timestamp(index.taken)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let name = format!(
+        let base = format!(
             "{PREFIX}{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
             t.year(),
             u8::from(t.month()),
@@ -193,11 +193,27 @@ impl<'a> ChunkWriter<'a> {
             t.second(),
             index.node
         );
-        git(
-            self.vault,
-            "writing the snapshot ref",
-            repo.reference(&name, oid, false, &msg),
-        )?;
+        // Two snapshots of one node within a second (back-to-back runs)
+        // get `.2`, `.3`, ... rather than failing the second run.
+        let mut n = 1;
+        let name = loop {
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}.{n}")
+            };
+            match repo.reference(&name, oid, false, &msg) {
+                Ok(_) => break name,
+                Err(e) if e.code() == git2::ErrorCode::Exists && n < 100 => n += 1,
+                Err(source) => {
+                    return Err(VaultError::Git {
+                        dir: self.vault.dir().into(),
+                        what: "writing the snapshot ref".into(),
+                        source,
+                    })
+                }
+            }
+        };
         Ok(name)
     }
 }
@@ -245,4 +261,41 @@ pub fn read(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vault::config::VaultConfig;
+
+    /// Found by back-to-back backups in the lab: a second snapshot of the
+    /// same node within one second failed the whole run on an existing ref.
+    #[test]
+    fn regression_two_snapshots_in_one_second_get_distinct_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let config = VaultConfig::new(vec![recipient.into()], &[], &[]).unwrap();
+        let vault = Vault::init(&dir.path().join("v"), config).unwrap();
+        let recipients = Recipients::parse(&[recipient]).unwrap();
+        let index = SnapshotIndex {
+            node: "node1".into(),
+            member: "etcd1".into(),
+            taken: 1795140000,
+            revision: 7,
+            keys: 1,
+            size: 0,
+            chunks: vec![],
+        };
+        let a = ChunkWriter::new(&vault, &recipients)
+            .unwrap()
+            .commit(&index)
+            .unwrap();
+        let b = ChunkWriter::new(&vault, &recipients)
+            .unwrap()
+            .commit(&index)
+            .unwrap();
+        assert_eq!(a, "refs/sprayvault/etcd/20261120T020000Z-node1");
+        assert_eq!(b, "refs/sprayvault/etcd/20261120T020000Z-node1.2");
+        assert_eq!(list(&vault).unwrap().len(), 2);
+    }
 }
