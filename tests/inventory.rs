@@ -260,27 +260,6 @@ fn unwrap_unsafe(v: &Value) -> Value {
     }
 }
 
-/// Equal, or the one documented difference: Ansible reads YAML 1.1, where
-/// unquoted yes/no/on/off are booleans; sprayvault reads YAML 1.2 (text).
-fn same_var(ansible: &Value, ours: &Value) -> bool {
-    match (ansible, ours) {
-        (Value::Bool(b), Value::String(s)) => {
-            let t = ["yes", "Yes", "YES", "on", "On", "ON"];
-            let f = ["no", "No", "NO", "off", "Off", "OFF"];
-            (*b && t.contains(&s.as_str())) || (!*b && f.contains(&s.as_str()))
-        }
-        (Value::Object(a), Value::Object(o)) => {
-            a.len() == o.len()
-                && a.iter()
-                    .all(|(k, x)| o.get(k).is_some_and(|y| same_var(x, y)))
-        }
-        (Value::Array(a), Value::Array(o)) => {
-            a.len() == o.len() && a.iter().zip(o).all(|(x, y)| same_var(x, y))
-        }
-        _ => ansible == ours,
-    }
-}
-
 #[test]
 fn the_corpus_covers_every_construct() {
     let names: Vec<String> = corpus().into_iter().map(|(n, _)| n).collect();
@@ -359,7 +338,7 @@ fn variables_and_key_files_are_what_ansible_merges() {
             let keys: BTreeSet<&String> = theirs.keys().chain(ours.keys()).collect();
             for k in keys {
                 let (a, o) = (theirs.get(k), ours.get(k));
-                if !matches!((a, o), (Some(a), Some(o)) if same_var(a, o)) {
+                if a != o {
                     diffs.push(format!(
                         "{name} {host} {k}: ansible {a:?}, sprayvault {o:?}"
                     ));

@@ -79,9 +79,9 @@ pub fn collect(
         };
         let facts: Value = match cache.plugin {
             config::Plugin::Jsonfile => serde_json::from_slice(&data).map_err(|e| e.to_string()),
-            config::Plugin::Yaml => serde_yaml::from_slice::<serde_yaml::Value>(&data)
+            config::Plugin::Yaml => std::str::from_utf8(&data)
                 .map_err(|e| e.to_string())
-                .and_then(|y| serde_json::to_value(y).map_err(|e| e.to_string())),
+                .and_then(crate::inventory::yaml_to_json),
         }
         .unwrap_or_else(|why| {
             report.errors.push((
@@ -159,9 +159,9 @@ pub fn read(
 pub fn parse(cache: &FactCache, data: &[u8]) -> Value {
     match cache.plugin {
         config::Plugin::Jsonfile => serde_json::from_slice(data).unwrap_or(Value::Null),
-        config::Plugin::Yaml => serde_yaml::from_slice::<serde_yaml::Value>(data)
+        config::Plugin::Yaml => std::str::from_utf8(data)
             .ok()
-            .and_then(|y| serde_json::to_value(y).ok())
+            .and_then(|t| crate::inventory::yaml_to_json(t).ok())
             .unwrap_or(Value::Null),
     }
 }

@@ -10,13 +10,15 @@
 //!
 //! The parts: `source` (files and directories), `ini` and `yaml` (the two
 //! formats, with `shlex`, `literal`, `address`, `range` and `node` beneath
-//! them), `data` (groups and hosts as parsed), `vars` (group_vars/host_vars
+//! them; `node` builds values from `compose`'s tree of saphyr-parser events
+//! with `yaml11`'s PyYAML scalar rules), `data` (groups and hosts as parsed), `vars` (group_vars/host_vars
 //! and the order variables merge in), `host` and `check` (connection
 //! settings and what is refused), `boolean`, and `pattern` (`--limit`).
 
 mod address;
 mod boolean;
 mod check;
+mod compose;
 mod data;
 mod host;
 mod ini;
@@ -29,6 +31,7 @@ mod shlex;
 mod source;
 mod vars;
 mod yaml;
+mod yaml11;
 
 pub use boolean::ansible_bool;
 
@@ -85,7 +88,7 @@ pub struct Host {
     /// `all` and `ungrouped`, sorted.
     pub groups: Vec<String>,
     /// The host's merged variables, as `ansible-inventory --list` shows them
-    /// (but YAML is read as YAML 1.2, see `node.rs`).
+    /// (`!unsafe` values as the values themselves).
     pub vars: BTreeMap<String, Value>,
 }
 
@@ -148,6 +151,13 @@ pub fn from_text(name: &Path, text: &str) -> Result<Inventory, InventoryError> {
     let mut data = data::Data::new();
     source::read_text(name, text, &mut data)?;
     build(data, None)
+}
+
+/// A YAML (or JSON) document as JSON, read as Ansible's loader reads it
+/// (YAML 1.1 scalars, merge keys, `!vault`, `!unsafe`; see `node.rs`). Also
+/// what Ansible's YAML fact cache files are read with.
+pub fn yaml_to_json(text: &str) -> Result<Value, String> {
+    node::parse(text)?.to_value()
 }
 
 /// Groups, depths and merged variables, into hosts.

@@ -1,20 +1,30 @@
-//! YAML (and JSON) documents as Ansible's loader gives them: mappings keep
-//! their order, a repeated key keeps its first place and its last value,
-//! `<<` merge keys are applied, `!vault` values come out as
-//! `{"__ansible_vault": ciphertext}` (as ansible-inventory prints them) and
-//! `!unsafe` values as the plain values Ansible uses (ansible-inventory
-//! prints `{"__ansible_unsafe": value}`). Other tags are errors.
+//! YAML (and JSON) documents as Ansible's loader gives them: JSON first,
+//! then YAML read as PyYAML reads it (YAML 1.1 scalars, see `yaml11.rs`),
+//! built from the composed tree (`compose.rs`) as Ansible's constructor
+//! builds it: a repeated key keeps its first place and its last value
+//! (keys compare as Python compares them, so `1`, `1.0` and `true` are one
+//! key), `<<` merge keys are applied (the mapping's own keys over the
+//! merged ones, earlier merged mappings over later ones), `!vault` values
+//! come out as `{"__ansible_vault": ciphertext}` (as ansible-inventory
+//! prints them) and `!unsafe` values as the plain values Ansible uses
+//! (ansible-inventory prints `{"__ansible_unsafe": value}`). Tags Ansible
+//! has no constructor for are errors, and so are values it cannot print
+//! (`!!binary`, `!!set`).
 //!
-//! Scalars follow serde_yaml (YAML 1.2): unlike Ansible's PyYAML (YAML 1.1),
-//! unquoted `yes`/`no`/`on`/`off` stay text, `0755` is not octal and `1e3`
-//! is a number. Where sprayvault reads such values (`ansible_become`) both
-//! mean the same.
+//! Aliases are expanded; a document that expands past a million nodes is
+//! refused (an alias bomb would otherwise take all memory).
 
-use serde::de::{
-    Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
-};
+use super::compose::{self, Raw};
+use super::yaml11::{self, Scalar};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use std::fmt;
+use std::rc::Rc;
+
+/// More nodes than this, once aliases are expanded, is refused.
+const MAX_NODES: usize = 1 << 20;
+
+const CORE: &str = "tag:yaml.org,2002:";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
@@ -22,71 +32,255 @@ pub enum Node {
     Bool(bool),
     Number(Number),
     Str(String),
+    /// A date or time, as Python's `isoformat()` writes it.
+    Time(String),
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
-    Tagged(String, Box<Node>),
+    /// `!unsafe`: not to be templated; the value itself for sprayvault.
+    Unsafe(Box<Node>),
+    /// `!vault`: the ciphertext.
+    Vault(String),
 }
 
 /// Parses one JSON or YAML document (JSON first, as Ansible's loader does)
-/// into resolved nodes: merge keys applied, keys unique. The error is
-/// serde_yaml's, which names line and column.
+/// into resolved nodes: merge keys applied, keys unique. Errors name the
+/// line and column.
 pub fn parse(text: &str) -> Result<Node, String> {
-    let raw: Node = match serde_json::from_str(text) {
-        Ok(n) => n,
-        Err(_) => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
+    if let Ok(n) = serde_json::from_str::<Node>(text) {
+        return Ok(n);
+    }
+    let Some(doc) = compose::compose(text)? else {
+        return Ok(Node::Null);
     };
-    resolve(raw)
+    let mut budget = MAX_NODES;
+    construct(&doc, &mut budget)
 }
 
-fn resolve(node: Node) -> Result<Node, String> {
-    Ok(match node {
-        Node::Seq(items) => Node::Seq(items.into_iter().map(resolve).collect::<Result<_, _>>()?),
-        Node::Tagged(tag, inner) => Node::Tagged(tag, Box::new(resolve(*inner)?)),
-        Node::Map(pairs) => {
-            let mut out: Vec<(Node, Node)> = Vec::new();
-            let mut explicit = Vec::new();
-            for (k, v) in pairs {
-                if k == Node::Str("<<".into()) {
-                    // Earlier merged mappings win over later ones, and the
-                    // mapping's own keys over all of them.
-                    let merged = match resolve(v)? {
-                        Node::Map(m) => vec![m],
-                        Node::Seq(items) => items
-                            .into_iter()
-                            .map(|i| match i {
-                                Node::Map(m) => Ok(m),
-                                _ => Err("a YAML merge key (<<) takes mappings".to_string()),
-                            })
-                            .collect::<Result<_, _>>()?,
-                        _ => {
-                            return Err(
-                                "a YAML merge key (<<) takes a mapping or a list of mappings"
-                                    .into(),
-                            )
+fn spend(budget: &mut usize) -> Result<(), String> {
+    *budget = budget.checked_sub(1).ok_or_else(|| {
+        format!("the YAML expands (through its aliases) to more than {MAX_NODES} values")
+    })?;
+    Ok(())
+}
+
+fn scalar(s: Scalar) -> Node {
+    match s {
+        Scalar::Null => Node::Null,
+        Scalar::Bool(b) => Node::Bool(b),
+        Scalar::Number(n) => Node::Number(n),
+        // .inf and .nan have no JSON form; keep them as YAML writes them.
+        Scalar::NonFinite(t) => Node::Str(t.into()),
+        Scalar::Str(t) => Node::Str(t),
+        Scalar::Time(t) => Node::Time(t),
+    }
+}
+
+fn unknown_tag(tag: &str) -> String {
+    let shown = match tag.strip_prefix(CORE) {
+        Some(name) => format!("!!{name}"),
+        None => tag.to_string(),
+    };
+    format!("the YAML tag {shown} is not one Ansible knows (only !unsafe, !vault and YAML's own !! tags)")
+}
+
+/// Ansible's constructor on one composed node.
+fn construct(raw: &Raw, budget: &mut usize) -> Result<Node, String> {
+    spend(budget)?;
+    let at = raw.at();
+    let fail = |why: String| format!("{why} (at {at})");
+    let tag = raw.tag();
+    let core = tag.and_then(|t| t.strip_prefix(CORE));
+    Ok(match raw {
+        Raw::Scalar {
+            value, implicit, ..
+        } => match (tag, core) {
+            _ if *implicit => scalar(yaml11::plain(value).map_err(fail)?),
+            (None, _) => Node::Str(value.clone()),
+            (_, Some(name))
+                if !matches!(
+                    name,
+                    "seq" | "map" | "omap" | "pairs" | "set" | "python/dict"
+                ) =>
+            {
+                scalar(yaml11::construct(name, value).map_err(fail)?)
+            }
+            (Some("!unsafe"), _) => Node::Unsafe(Box::new(Node::Str(value.clone()))),
+            (Some("!vault" | "!vault-encrypted"), _) => Node::Vault(value.clone()),
+            (Some(t), Some(_)) => {
+                return Err(fail(format!(
+                    "a text is tagged {}, which takes a list or mapping",
+                    t.replace(CORE, "!!")
+                )))
+            }
+            (Some(t), None) => return Err(fail(unknown_tag(t))),
+        },
+        Raw::Seq { items, .. } => {
+            match (tag, core) {
+                (None, _) | (_, Some("seq")) => Node::Seq(
+                    items
+                        .iter()
+                        .map(|i| construct(i, budget))
+                        .collect::<Result<_, _>>()?,
+                ),
+                (_, Some("omap" | "pairs")) => {
+                    let mut out = Vec::new();
+                    for i in items {
+                        match i.as_ref() {
+                        Raw::Map { pairs, .. } if pairs.len() == 1 => {
+                            let (k, v) = &pairs[0];
+                            out.push(Node::Seq(vec![construct(k, budget)?, construct(v, budget)?]));
                         }
-                    };
-                    for m in merged.into_iter().rev() {
-                        for (mk, mv) in m {
-                            insert(&mut out, mk, mv);
-                        }
+                        _ => return Err(fail("each item of an !!omap or !!pairs list must be a mapping of one key".into())),
                     }
-                } else {
-                    explicit.push((resolve(k)?, resolve(v)?));
+                    }
+                    Node::Seq(out)
                 }
+                (Some("!unsafe"), _) => Node::Unsafe(Box::new(Node::Seq(
+                    items
+                        .iter()
+                        .map(|i| construct(i, budget))
+                        .collect::<Result<_, _>>()?,
+                ))),
+                (Some(t), _) => return Err(fail(tagged_wrongly(t, "a list"))),
             }
-            for (k, v) in explicit {
-                insert(&mut out, k, v);
-            }
-            Node::Map(out)
         }
-        other => other,
+        Raw::Map { pairs, .. } => match (tag, core) {
+            (None, _) | (_, Some("map" | "python/dict")) => mapping(pairs, budget)?,
+            (Some("!unsafe"), _) => Node::Unsafe(Box::new(mapping(pairs, budget)?)),
+            (_, Some("set")) => return Err(fail(
+                "an !!set cannot be shown by Ansible (ansible-inventory fails on it); write a list"
+                    .into(),
+            )),
+            (Some(t), _) => return Err(fail(tagged_wrongly(t, "a mapping"))),
+        },
     })
 }
 
+fn tagged_wrongly(tag: &str, what: &str) -> String {
+    match tag.strip_prefix(CORE) {
+        Some(name)
+            if !matches!(
+                name,
+                "seq" | "map" | "omap" | "pairs" | "set" | "python/dict" | "binary"
+            ) =>
+        {
+            format!("{what} is tagged !!{name}, which takes a single value")
+        }
+        Some("binary") => {
+            "!!binary values cannot be shown by Ansible (ansible-inventory fails on them)".into()
+        }
+        _ if matches!(tag, "!vault" | "!vault-encrypted") => {
+            format!("{what} is tagged {tag}, which takes the encrypted text")
+        }
+        Some(name) => format!("{what} is tagged !!{name}"),
+        None => unknown_tag(tag),
+    }
+}
+
+/// A `<<` key: plain (or `!`-tagged) `<<`, or tagged `!!merge`.
+fn is_merge(k: &Raw) -> bool {
+    match k {
+        Raw::Scalar {
+            value,
+            implicit,
+            tag,
+            ..
+        } => (*implicit && value == "<<") || tag.as_deref() == Some("tag:yaml.org,2002:merge"),
+        _ => false,
+    }
+}
+
+type Pairs = Vec<(Rc<Raw>, Rc<Raw>)>;
+
+/// PyYAML's `flatten_mapping`: merged pairs first (later mappings of a
+/// merge list before earlier ones, so earlier ones win), then the own.
+fn flatten(pairs: &Pairs, budget: &mut usize) -> Result<Pairs, String> {
+    let mut merged = Vec::new();
+    let mut own = Vec::new();
+    for (k, v) in pairs {
+        spend(budget)?;
+        if !is_merge(k) {
+            own.push((k.clone(), v.clone()));
+            continue;
+        }
+        let at = v.at();
+        match v.as_ref() {
+            Raw::Map { pairs: m, .. } => merged.extend(flatten(m, budget)?),
+            Raw::Seq { items, .. } => {
+                let mut sub = Vec::new();
+                for i in items {
+                    match i.as_ref() {
+                        Raw::Map { pairs: m, .. } => sub.push(flatten(m, budget)?),
+                        _ => return Err(format!("a YAML merge key (<<) takes mappings, and an item of its list at {} is not one", i.at())),
+                    }
+                }
+                for s in sub.into_iter().rev() {
+                    merged.extend(s);
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "a YAML merge key (<<) takes a mapping or a list of mappings (at {at})"
+                ))
+            }
+        }
+    }
+    merged.extend(own);
+    Ok(merged)
+}
+
+fn mapping(pairs: &Pairs, budget: &mut usize) -> Result<Node, String> {
+    let mut out = Vec::new();
+    for (k, v) in flatten(pairs, budget)? {
+        let key = match k.as_ref() {
+            // YAML 1.1's value key `=` is text as a key.
+            Raw::Scalar {
+                value,
+                implicit: true,
+                ..
+            } if value == "=" => Node::Str(value.clone()),
+            Raw::Seq { .. } | Raw::Map { .. } => {
+                return Err(format!(
+                    "a mapping key at {} is a list or mapping; keys must be plain names",
+                    k.at()
+                ))
+            }
+            _ => construct(&k, budget)?,
+        };
+        let value = construct(&v, budget)?;
+        insert(&mut out, key, value);
+    }
+    Ok(Node::Map(out))
+}
+
+/// Python's dict assignment: an equal key keeps its place and takes the
+/// new value.
 fn insert(map: &mut Vec<(Node, Node)>, k: Node, v: Node) {
-    match map.iter_mut().find(|(old, _)| *old == k) {
+    match map.iter_mut().find(|(old, _)| same_key(old, &k)) {
         Some(slot) => slot.1 = v,
         None => map.push((k, v)),
+    }
+}
+
+/// Python's `==` on the values keys can have (`1 == 1.0 == True`).
+fn same_key(a: &Node, b: &Node) -> bool {
+    fn num(n: &Node) -> Option<f64> {
+        match n {
+            Node::Bool(b) => Some(f64::from(u8::from(*b))),
+            Node::Number(x) => x.as_f64(),
+            Node::Unsafe(inner) => num(inner),
+            _ => None,
+        }
+    }
+    fn plain(n: &Node) -> &Node {
+        match n {
+            Node::Unsafe(inner) => plain(inner),
+            other => other,
+        }
+    }
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => plain(a) == plain(b),
     }
 }
 
@@ -98,9 +292,20 @@ impl Node {
             Node::Bool(_) => "a boolean",
             Node::Number(_) => "a number",
             Node::Str(_) => "a string",
+            Node::Time(_) => "a date",
             Node::Seq(_) => "a list",
             Node::Map(_) => "a mapping",
-            Node::Tagged(..) => "a tagged value",
+            Node::Unsafe(inner) => inner.kind(),
+            Node::Vault(_) => "a vault-encrypted value",
+        }
+    }
+
+    /// The text of a string (also one marked `!unsafe`).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            Node::Unsafe(inner) => inner.as_str(),
+            _ => None,
         }
     }
 
@@ -110,7 +315,7 @@ impl Node {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(*b),
             Node::Number(n) => Value::Number(n.clone()),
-            Node::Str(s) => Value::String(s.clone()),
+            Node::Str(s) | Node::Time(s) => Value::String(s.clone()),
             Node::Seq(items) => {
                 Value::Array(items.iter().map(Node::to_value).collect::<Result<_, _>>()?)
             }
@@ -121,19 +326,12 @@ impl Node {
                 }
                 Value::Object(m)
             }
-            Node::Tagged(tag, inner) => match (tag.as_str(), inner.as_ref()) {
-                ("unsafe", _) => inner.to_value()?,
-                ("vault", Node::Str(text)) => {
-                    let mut m = Map::new();
-                    m.insert("__ansible_vault".into(), Value::String(text.clone()));
-                    Value::Object(m)
-                }
-                _ => {
-                    return Err(format!(
-                        "the YAML tag !{tag} is not one Ansible knows (only !unsafe and !vault)"
-                    ))
-                }
-            },
+            Node::Unsafe(inner) => inner.to_value()?,
+            Node::Vault(text) => {
+                let mut m = Map::new();
+                m.insert("__ansible_vault".into(), Value::String(text.clone()));
+                Value::Object(m)
+            }
         })
     }
 
@@ -144,7 +342,7 @@ impl Node {
             Node::Number(n) => Ok(n.to_string()),
             Node::Bool(b) => Ok(b.to_string()),
             Node::Null => Ok("null".into()),
-            Node::Tagged(t, inner) if t == "unsafe" => inner.key_text(),
+            Node::Unsafe(inner) => inner.key_text(),
             other => Err(format!(
                 "a mapping key is {}; keys must be plain names",
                 other.kind()
@@ -153,6 +351,7 @@ impl Node {
     }
 }
 
+/// For JSON documents (serde_json), which Ansible reads before YAML.
 struct NodeVisitor;
 
 impl<'de> Visitor<'de> for NodeVisitor {
@@ -209,16 +408,18 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut pairs = Vec::new();
-        while let Some(pair) = map.next_entry()? {
-            pairs.push(pair);
+        while let Some((k, v)) = map.next_entry()? {
+            insert(&mut pairs, k, v);
+        }
+        // Ansible's JSON decoder turns these objects back into values.
+        for (k, v) in &pairs {
+            match (k.as_str(), v) {
+                (Some("__ansible_vault"), Node::Str(text)) => return Ok(Node::Vault(text.clone())),
+                (Some("__ansible_unsafe"), v) => return Ok(Node::Unsafe(Box::new(v.clone()))),
+                _ => {}
+            }
         }
         Ok(Node::Map(pairs))
-    }
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
-        // serde_yaml hands a `!tag value` over as an enum variant.
-        let (tag, variant): (String, _) = data.variant()?;
-        let inner: Node = variant.newtype_variant()?;
-        Ok(Node::Tagged(tag, Box::new(inner)))
     }
 }
 
@@ -250,18 +451,79 @@ mod tests {
             v("b: &b {p: 1, q: 2}\nc:\n  <<: *b\n  q: 3"),
             json!({"b": {"p": 1, "q": 2}, "c": {"p": 1, "q": 3}})
         );
-        assert_eq!(
-            v("1: a\ntrue: b\n~: c"),
-            json!({"1": "a", "true": "b", "null": "c"})
-        );
+        assert_eq!(v("1: a\ntrue: b\n~: c"), json!({"1": "b", "null": "c"}));
         assert_eq!(
             v("n: 123456789012345678901234"),
             json!({"n": 123456789012345678901234.0})
         );
         assert!(parse("a: [").is_err());
         assert!(parse("a: 1\n---\nb: 2").is_err());
-        assert!(parse("x: !foo bar").unwrap().to_value().is_err());
-        assert!(parse("? [1]\n: x").unwrap().to_value().is_err());
+        assert!(parse("x: !foo bar").is_err());
+    }
+
+    #[test]
+    fn merges_tags_and_limits_like_ansible() {
+        // Each expectation is what Ansible 2.14's loader gave.
+        assert_eq!(
+            v("a: &a {p: 1, q: 1}\nb: &b {q: 2, r: 2}\nc:\n  <<: [*a, *b]\n  r: 3"),
+            json!({"a": {"p": 1, "q": 1}, "b": {"q": 2, "r": 2}, "c": {"p": 1, "q": 1, "r": 3}})
+        );
+        assert_eq!(v("x: {'<<': {a: 1}}"), json!({"x": {"<<": {"a": 1}}}));
+        assert_eq!(v("x: {!!merge k: {a: 1}}"), json!({"x": {"a": 1}}));
+        assert_eq!(v("=: 1"), json!({"=": 1}));
+        assert!(parse("x: =").is_err());
+        assert!(parse("x: <<").is_err());
+        assert_eq!(v("x: !!str 0022"), json!({"x": "0022"}));
+        assert_eq!(v("x: ! '0022'"), json!({"x": 18}));
+        assert_eq!(v("x: !!python/dict {a: 1}"), json!({"x": {"a": 1}}));
+        assert_eq!(
+            v("x: !!omap [a: 1, b: 2]"),
+            json!({"x": [["a", 1], ["b", 2]]})
+        );
+        assert_eq!(v("x: !unsafe [1, a]"), json!({"x": [1, "a"]}));
+        assert_eq!(v("x: !unsafe 22"), json!({"x": "22"}));
+        assert_eq!(v("d: 2001-12-14"), json!({"d": "2001-12-14"}));
+        assert_eq!(
+            v("{\"v\": {\"__ansible_vault\": \"c\"}, \"u\": {\"__ansible_unsafe\": 5}}"),
+            json!({"v": {"__ansible_vault": "c"}, "u": 5})
+        );
+        for bad in [
+            "x: !!binary aGVsbG8=",
+            "x: !!set {a, b}",
+            "x: !!int [1]",
+            "x: !vault [1]",
+            "x: !!bool y",
+            "? [1]\n: x",
+            "2001-12-14: x",
+        ] {
+            assert!(parse(bad).and_then(|n| n.to_value()).is_err(), "{bad}");
+        }
+        let e = parse("a:\n  b: !env X").unwrap_err();
+        assert!(e.contains("!env") && e.contains("line 2 column 6"), "{e}");
+    }
+
+    #[test]
+    fn hostile_documents_are_refused_not_expanded() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            bomb += &format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n");
+        }
+        let e = parse(&bomb).unwrap_err();
+        assert!(e.contains("more than"), "{e}");
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        // saphyr-parser's own bound, or this module's, whichever is lower.
+        let e = parse(&format!("x: {deep}")).unwrap_err();
+        assert!(
+            e.contains("recursion limit") || e.contains("nests deeper"),
+            "{e}"
+        );
+        let nested = "x:\n".to_string()
+            + &(1..300)
+                .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+                .collect::<String>();
+        assert!(parse(&nested).is_err());
+        assert!(parse("a: &a [*a]").is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), Failure> {
     };
     if let Some((_, plugin)) = top
         .iter()
-        .find(|(k, v)| *k == Node::Str("plugin".into()) && truthy(v))
+        .find(|(k, v)| k.as_str() == Some("plugin") && truthy(v))
     {
         return Err(fail(
             true,
@@ -73,16 +73,17 @@ fn truthy(n: &Node) -> bool {
         Node::Null => false,
         Node::Bool(b) => *b,
         Node::Number(x) => x.as_f64() != Some(0.0),
-        Node::Str(s) => !s.is_empty(),
+        Node::Str(s) | Node::Time(s) => !s.is_empty(),
         Node::Seq(v) => !v.is_empty(),
         Node::Map(m) => !m.is_empty(),
-        Node::Tagged(..) => true,
+        Node::Unsafe(inner) => truthy(inner),
+        Node::Vault(_) => true,
     }
 }
 
 /// Reads one group definition; returns the group's name.
 fn group(name: &Node, def: Node, data: &mut Data, origin: &Origin) -> Result<String, String> {
-    let Node::Str(name) = name else {
+    let Some(name) = name.as_str() else {
         return Err(format!(
             "a group name is {}; group names must be strings",
             name.kind()
@@ -100,8 +101,8 @@ fn group(name: &Node, def: Node, data: &mut Data, origin: &Origin) -> Result<Str
     };
     data.add_group(name)?;
     for (key, value) in pairs {
-        let section = match &key {
-            Node::Str(k) if matches!(k.as_str(), "hosts" | "children" | "vars") => k.clone(),
+        let section = match key.as_str() {
+            Some(k) if matches!(k, "hosts" | "children" | "vars") => k.to_string(),
             _ => {
                 return Err(format!(
                     "group '{name}' has the key {}, but only hosts:, children: and vars: are valid there; check the indentation and spelling",
@@ -113,7 +114,7 @@ fn group(name: &Node, def: Node, data: &mut Data, origin: &Origin) -> Result<Str
             Node::Null => continue,
             Node::Map(entries) => entries,
             // `hosts: node1` is `hosts: {node1: null}` in Ansible.
-            Node::Str(s) => vec![(Node::Str(s), Node::Null)],
+            s @ (Node::Str(_) | Node::Unsafe(_)) if s.as_str().is_some() => vec![(s, Node::Null)],
             other => {
                 let hint = if section == "hosts" && matches!(other, Node::Seq(_)) {
                     " (write each host as a key ending in ':', not as a '- ' list item)"
@@ -148,7 +149,7 @@ fn group(name: &Node, def: Node, data: &mut Data, origin: &Origin) -> Result<Str
             }
         }
     }
-    Ok(name.clone())
+    Ok(name.to_string())
 }
 
 /// One key under `hosts:`: a host pattern and its variables.
@@ -159,7 +160,7 @@ fn hosts(
     data: &mut Data,
     origin: &Origin,
 ) -> Result<(), String> {
-    let Node::Str(pattern) = pattern else {
+    let Some(pattern) = pattern.as_str() else {
         return Err(format!(
             "host {} in group '{group}' is {}; quote host names that look like numbers",
             pattern
