@@ -207,10 +207,14 @@ fn expected(list: &Value) -> Expected {
         }
         all.remove("all");
         all.remove("ungrouped");
-        let v = hostvars
+        let v: Map<String, Value> = hostvars
             .get(*host)
             .and_then(Value::as_object)
-            .unwrap_or(&empty);
+            .unwrap_or(&empty)
+            .iter()
+            .map(|(k, x)| (k.clone(), unwrap_unsafe(x)))
+            .collect();
+        let v = &v;
         hosts.insert(
             host.to_string(),
             json!({
@@ -232,7 +236,7 @@ fn expected(list: &Value) -> Expected {
         let shown: Map<String, Value> = v
             .iter()
             .filter(|(k, _)| !INTERNAL.contains(&k.as_str()))
-            .map(|(k, x)| (k.clone(), unwrap_unsafe(x)))
+            .map(|(k, x)| (k.clone(), x.clone()))
             .collect();
         vars.insert(host.to_string(), shown);
     }
@@ -284,6 +288,14 @@ fn the_corpus_covers_every_construct() {
         "ungrouped",
         "dir-inventory",
         "dir-kubespray",
+        "yaml11-booleans",
+        "yaml11-integers",
+        "yaml11-floats",
+        "yaml11-timestamps",
+        "yaml11-tags",
+        "yaml11-merge",
+        "yaml11-vault-unsafe",
+        "yaml11-nulls-keys",
     ] {
         assert!(
             names.iter().any(|n| n == want),
@@ -403,6 +415,54 @@ fn the_rules_the_corpus_shows() {
         ["etcd", "k8s_cluster", "kube_control_plane", "kube_node"]
     );
     assert_eq!(n1.vars["etcd_memory_limit"], "512M");
+}
+
+/// The YAML 1.1 rules, one spot check each (a YAML 1.2 reader gets every
+/// one of these wrong).
+#[test]
+fn yaml_is_read_by_yaml_1_1_rules_as_ansible_reads_it() {
+    let load = |case: &str| {
+        let (_, path) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
+        inventory::load(&path).unwrap()
+    };
+    let var = |inv: &inventory::Inventory, h: &str, k: &str| inv.hosts[h].vars[k].clone();
+    let inv = load("yaml11-booleans");
+    assert!(inv.hosts["b1"].become_ && !inv.hosts["b2"].become_);
+    assert_eq!(var(&inv, "b1", "v_yes"), json!(true));
+    assert_eq!(var(&inv, "b2", "v_OFF"), json!(false));
+    assert_eq!(var(&inv, "b4", "v_y"), json!("y"));
+    assert_eq!(var(&inv, "b4", "v_quoted"), json!("yes"));
+    let inv = load("yaml11-integers");
+    assert_eq!(inv.hosts["i1"].port, Some(18)); // ansible_port: 0022
+    assert_eq!(inv.hosts["i2"].port, Some(2222)); // 2_222
+    assert_eq!(inv.hosts["i3"].port, Some(2222)); // 0x8AE
+    assert_eq!(inv.hosts["i4"].port, Some(1170)); // 02222
+    assert_eq!(var(&inv, "i3", "v_sexagesimal"), json!(685230));
+    assert_eq!(var(&inv, "i3", "v_not_octal"), json!("08"));
+    let inv = load("yaml11-floats");
+    assert_eq!(var(&inv, "f1", "v_exp_nodot"), json!("1e3"));
+    assert_eq!(var(&inv, "f1", "v_exp_unsigned"), json!("1.0e3"));
+    assert_eq!(var(&inv, "f1", "v_exp_signed"), json!(1000.0));
+    let inv = load("yaml11-timestamps");
+    assert_eq!(
+        var(&inv, "t1", "v_canonical"),
+        json!("2001-12-14T21:59:43.100000-05:00")
+    );
+    let inv = load("yaml11-tags");
+    assert_eq!(inv.hosts["g1"].port, Some(2200));
+    assert_eq!(var(&inv, "g1", "v_str_octal"), json!("0022"));
+    assert_eq!(var(&inv, "g1", "v_nonspecific_quoted"), json!(42));
+    let inv = load("yaml11-merge");
+    assert_eq!(inv.hosts["m2"].port, Some(2202)); // own key over merged
+    assert_eq!(var(&inv, "m3", "tier"), json!("ssh")); // earlier merged wins
+    assert_eq!(var(&inv, "m4", "<<"), json!("quoted"));
+    let inv = load("yaml11-vault-unsafe");
+    assert_eq!(inv.hosts["v1"].user.as_deref(), Some("core"));
+    assert_eq!(inv.hosts["v2"].port, Some(18));
+    assert!(var(&inv, "v2", "db_password")["__ansible_vault"]
+        .as_str()
+        .unwrap()
+        .starts_with("$ANSIBLE_VAULT;1.1;AES256\n"));
 }
 
 #[test]

@@ -86,6 +86,9 @@ pub fn construct(name: &str, v: &str) -> Result<Scalar, String> {
             .and_then(|t| t.iso())
             .map(Scalar::Time)
             .ok_or_else(|| bad("a valid date or time")),
+        "binary" => Err(
+            "a !!binary value cannot be shown by Ansible (ansible-inventory fails on it); write it as text".into(),
+        ),
         _ => Err(format!(
             "the YAML tag !!{name} is not one Ansible can use here"
         )),
