@@ -17,15 +17,15 @@ pub enum PathError {
 }
 
 /// Accepts node names that are safe as a directory name and as an ssh
-/// destination: `^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`.
+/// destination: letters and digits of any script (`příbor`), `.`, `_` and
+/// `-`, starting with a letter or digit, at most 253 bytes.
 pub fn check_node_name(name: &str) -> Result<(), PathError> {
-    let bytes = name.as_bytes();
-    let ok = !bytes.is_empty()
-        && bytes.len() <= 253
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.starts_with(char::is_alphanumeric)
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
@@ -122,7 +122,15 @@ mod tests {
 
     #[test]
     fn node_names() {
-        for ok in ["node1", "k8s-master-01", "a.b_c", "10.0.0.1"] {
+        for ok in [
+            "node1",
+            "k8s-master-01",
+            "a.b_c",
+            "10.0.0.1",
+            "příbor",
+            "ä",
+            "узел1",
+        ] {
             assert!(check_node_name(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -133,7 +141,9 @@ mod tests {
             "a;b",
             "a/b",
             "a$b",
-            "ä",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "\u{301}a",
         ] {
             assert!(check_node_name(bad).is_err(), "{bad}");
         }

@@ -172,7 +172,7 @@ struct Expected {
     key_files: BTreeMap<String, Option<PathBuf>>,
 }
 
-fn expected(list: &Value) -> Expected {
+fn expected(path: &Path, list: &Value) -> Expected {
     let obj = list.as_object().unwrap();
     let mut parents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut direct: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -240,11 +240,86 @@ fn expected(list: &Value) -> Expected {
             .collect();
         vars.insert(host.to_string(), shown);
     }
+    // Connection variables that are templates: what Ansible makes of them.
+    let templates = hosts.iter().any(|(h, _)| {
+        CONNECTION.iter().any(|k| {
+            hostvars
+                .get(h)
+                .and_then(|v| v.get(*k))
+                .is_some_and(|v| text(v).contains("{{"))
+        })
+    });
+    if templates {
+        for (host, t) in ansible_templated(path) {
+            let mut h = hosts[&host].as_object().unwrap().clone();
+            h.insert("address".into(), json!(t.address));
+            h.insert("user".into(), json!(t.user));
+            hosts.insert(host.clone(), Value::Object(h));
+            key_files.insert(host, t.key_file.map(PathBuf::from));
+        }
+    }
     Expected {
         json: json!({ "hosts": hosts }),
         vars,
         key_files,
     }
+}
+
+/// The variables Ansible's ssh connection templates that sprayvault reads.
+const CONNECTION: [&str; 6] = [
+    "ansible_ssh_host",
+    "ansible_host",
+    "ansible_ssh_user",
+    "ansible_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+];
+
+struct Templated {
+    address: String,
+    user: Option<String>,
+    key_file: Option<String>,
+}
+
+/// The connection variables of every host as Ansible templates them before
+/// it connects: `ansible -m debug` (which connects nowhere) prints them.
+fn ansible_templated(path: &Path) -> BTreeMap<String, Templated> {
+    need("ansible");
+    let msg = "msg={{ {'address': ansible_ssh_host | default(ansible_host | default(inventory_hostname)), \
+               'user': ansible_ssh_user | default(ansible_user | default(None)), \
+               'key': ansible_ssh_private_key_file | default(ansible_private_key_file | default(None))} }}";
+    let out = ok(Command::new("ansible")
+        .arg("-i")
+        .arg(path)
+        .args(["all", "-m", "debug", "-a", msg])
+        .current_dir(fixtures())
+        .env("ANSIBLE_NOCOLOR", "1"));
+    // `HOST | SUCCESS => {` ... `}` for each host.
+    let mut found = BTreeMap::new();
+    let mut lines = out.lines();
+    while let Some(line) = lines.next() {
+        let Some(host) = line.strip_suffix(" | SUCCESS => {") else {
+            continue;
+        };
+        let mut doc = String::from("{");
+        for l in lines.by_ref() {
+            doc.push_str(l);
+            if l == "}" {
+                break;
+            }
+        }
+        let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+        let m = &v["msg"];
+        found.insert(
+            host.to_string(),
+            Templated {
+                address: text(&m["address"]),
+                user: m["user"].as_str().map(str::to_string),
+                key_file: m["key"].as_str().map(str::to_string),
+            },
+        );
+    }
+    found
 }
 
 /// ansible-inventory shows `!unsafe` values as `{"__ansible_unsafe": v}`;
@@ -296,6 +371,8 @@ fn the_corpus_covers_every_construct() {
         "yaml11-merge",
         "yaml11-vault-unsafe",
         "yaml11-nulls-keys",
+        "unicode-names",
+        "vagrant-keys",
     ] {
         assert!(
             names.iter().any(|n| n == want),
@@ -308,7 +385,7 @@ fn the_corpus_covers_every_construct() {
 fn every_corpus_inventory_reads_as_ansible_inventory_reads_it() {
     let mut diffs = Vec::new();
     for (name, path, list) in ansible_corpus() {
-        let want = expected(list).json;
+        let want = expected(path, list).json;
         match inventory::load(path) {
             Err(e) => diffs.push(format!("{name}: refused: {e}")),
             Ok(inv) => {
@@ -342,7 +419,7 @@ fn every_corpus_inventory_reads_as_ansible_inventory_reads_it() {
 fn variables_and_key_files_are_what_ansible_merges() {
     let mut diffs = Vec::new();
     for (name, path, list) in ansible_corpus() {
-        let want = expected(list);
+        let want = expected(path, list);
         let inv = inventory::load(path).unwrap_or_else(|e| panic!("{name}: {e}"));
         for (host, h) in &inv.hosts {
             let theirs = &want.vars[host];
@@ -475,7 +552,7 @@ fn the_cli_prints_the_same_json() {
     let printed: Value =
         serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", r.out));
     assert_eq!(printed, inventory::load(path).unwrap().to_json());
-    assert_eq!(printed, expected(list).json);
+    assert_eq!(printed, expected(path, list).json);
 }
 
 #[test]
@@ -730,5 +807,76 @@ fn text_reads_like_a_file_without_var_files() {
     assert_eq!(inv.groups["kube_node"].len(), 3);
     assert!(
         inventory::from_text(Path::new("hosts.ini"), "[all]\nn1 ansible_user='a b'\n").is_err()
+    );
+}
+
+/// One unusable host failed the whole inventory, even when `--limit` left
+/// it out; Ansible fails only on the hosts it uses, and so does sprayvault
+/// now: selecting the host (or every host) is still refused, naming it.
+#[test]
+fn regression_unusable_host_outside_limit_failed_the_inventory() {
+    let path = fixtures().join("bad/limit-unusable-host/hosts");
+    let inv = inventory::read(&path).unwrap();
+    let names = |hosts: Vec<&inventory::Host>| -> Vec<String> {
+        hosts.iter().map(|h| h.name.clone()).collect()
+    };
+    for pattern in ["kube_node", "node*", "all:!bastion", "node1,node2", "node2"] {
+        let ours = names(inv.select(Some(pattern)).unwrap());
+        assert_eq!(ours, ansible_hosts(&path, pattern), "{pattern}");
+    }
+    for pattern in [
+        None,
+        Some("all"),
+        Some("bastion"),
+        Some("*"),
+        Some("node1:bastion"),
+    ] {
+        let e = inv.select(pattern).unwrap_err().to_string();
+        assert!(
+            e.contains("host '-oProxyCommand=x'") && e.contains("starts with '-'"),
+            "{pattern:?}: {e}"
+        );
+    }
+    let p = path.to_str().unwrap();
+    let r = sv_run(&["inventory", "-i", p, "--limit", "kube_node", "--json"]).expect(0);
+    let printed: Value = serde_json::from_str(&r.out).unwrap();
+    let hosts: Vec<&String> = printed["hosts"].as_object().unwrap().keys().collect();
+    assert_eq!(hosts, ["node1", "node2"]);
+    for args in [
+        vec!["inventory", "-i", p],
+        vec!["inventory", "-i", p, "--json"],
+    ] {
+        let r = sv_run(&args).expect(1);
+        assert!(r.err.contains("host '-oProxyCommand=x'"), "{}", r.err);
+    }
+}
+
+/// Host names in any script, and the host-name templates of Vagrant
+/// inventories, as Ansible resolves them (the corpus checks every value;
+/// these are the spot checks).
+#[test]
+fn non_ascii_names_and_host_name_templates() {
+    let load = |case: &str| {
+        let (_, path) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
+        inventory::load(&path).unwrap()
+    };
+    let inv = load("unicode-names");
+    let h = &inv.hosts["příbor"];
+    assert_eq!(
+        (h.address.as_str(), h.port, h.user.as_deref()),
+        ("10.0.0.11", Some(2201), Some("spravce"))
+    );
+    assert!(h.is_etcd() && h.is_control_plane());
+    assert_eq!(inv.hosts["東京-1"].user.as_deref(), Some("ops"));
+    assert_eq!(inv.select(Some("skupina_ř")).unwrap().len(), 3);
+    let inv = load("vagrant-keys");
+    assert_eq!(
+        inv.hosts["k8s-1"].key_file.as_deref(),
+        Some(Path::new(".vagrant/machines/k8s-1/virtualbox/private_key"))
+    );
+    assert_eq!(inv.hosts["k8s-3.vagrant"].address, "k8s-3.local");
+    assert_eq!(
+        inv.hosts["k8s-3.vagrant"].key_file.as_deref(),
+        Some(Path::new("~/.vagrant.d/keys/k8s-3.key"))
     );
 }

@@ -16,24 +16,21 @@ pub struct Args {
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
-    let inv = sprayvault::inventory::load(&a.inventory)?;
+    // Hosts left out by --limit may be unusable, as for Ansible.
+    let inv = sprayvault::inventory::read(&a.inventory)?;
+    let selected = inv.select(a.limit.as_deref())?;
     if g.json {
         let mut all = inv.to_json();
-        if a.limit.is_some() {
-            let keep: std::collections::BTreeSet<String> = inv
-                .select(a.limit.as_deref())?
-                .iter()
-                .map(|h| h.name.clone())
-                .collect();
-            if let Some(hosts) = all.get_mut("hosts").and_then(|h| h.as_object_mut()) {
-                hosts.retain(|name, _| keep.contains(name));
-            }
+        let keep: std::collections::BTreeSet<&str> =
+            selected.iter().map(|h| h.name.as_str()).collect();
+        if let Some(hosts) = all.get_mut("hosts").and_then(|h| h.as_object_mut()) {
+            hosts.retain(|name, _| keep.contains(name.as_str()));
         }
         output::json(&all)?;
         return Ok(Exit::Success);
     }
     let mut t = output::Table::new(&["HOST", "ADDRESS", "PORT", "USER", "BECOME", "GROUPS"]);
-    for h in inv.select(a.limit.as_deref())? {
+    for h in selected {
         t.row(vec![
             h.name.clone(),
             h.address.clone(),

@@ -2,7 +2,7 @@
 //! options or shell syntax, before anything connects anywhere: a value that
 //! starts with `-`, holds blanks, control characters or shell
 //! metacharacters, or is a Jinja template (which sprayvault does not
-//! evaluate). Host names also become directory names in the vault.
+//! evaluate, beyond the host's own name: see `template.rs`). Host names also become directory names in the vault.
 
 use std::net::Ipv6Addr;
 
@@ -17,9 +17,9 @@ fn common(
     if value.is_empty() {
         return Err(format!("{what} is empty; {rule}"));
     }
-    if value.contains("{{") || value.contains("{%") {
+    if value.contains("{{") || value.contains("{%") || value.contains("{#") {
         return Err(format!(
-            "{what} {value:?} is a Jinja template, which sprayvault does not evaluate; write the value itself"
+            "{what} {value:?} is a Jinja template, which sprayvault does not evaluate (beyond {{{{ inventory_hostname }}}} and {{{{ inventory_hostname_short }}}}); write the value itself"
         ));
     }
     if value.starts_with('-') {
@@ -42,8 +42,9 @@ fn common(
     Err(format!("{what} {value:?} holds {shown}; {rule}"))
 }
 
-/// Host names: letters, digits, `.`, `_` and `-`, starting with a letter or
-/// digit (the vault's rule for node directories), at most 253 characters.
+/// Host names: letters and digits of any script (`příbor`, as Ansible
+/// takes them), `.`, `_` and `-`, starting with a letter or digit (the
+/// vault's rule for node directories), at most 253 bytes.
 pub fn host_name(name: &str) -> Result<(), String> {
     let rule = "host names may hold only letters, digits, '.', '_' and '-', and start with a letter or digit";
     if name.parse::<Ipv6Addr>().is_ok() {
@@ -51,9 +52,9 @@ pub fn host_name(name: &str) -> Result<(), String> {
             "host name {name:?} is an IPv6 address; name the host and set ansible_host={name}"
         ));
     }
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let ok = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
     common("host name", name, ok, rule)?;
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+    if !name.starts_with(char::is_alphanumeric) {
         return Err(format!(
             "host name {name:?} does not start with a letter or digit; {rule}"
         ));
@@ -61,7 +62,7 @@ pub fn host_name(name: &str) -> Result<(), String> {
     if name.len() > 253 {
         let start: String = name.chars().take(20).collect();
         return Err(format!(
-            "host name {start:?}... is longer than 253 characters; shorten it"
+            "host name {start:?}... is longer than 253 bytes; shorten it"
         ));
     }
     Ok(())
@@ -74,7 +75,7 @@ pub fn user(what: &str, u: &str) -> Result<(), String> {
         what,
         u,
         ok,
-        "users may hold only letters, digits, '.', '_', '-', '@' and '+'",
+        "users may hold only ASCII letters, digits, '.', '_', '-', '@' and '+'",
     )
 }
 
@@ -120,6 +121,9 @@ mod tests {
             "a.b_c",
             "10.0.0.1",
             "gpu-a.example.com",
+            "příbor",
+            "ä",
+            "узел-1",
         ] {
             assert!(host_name(ok).is_ok(), "{ok}");
         }
@@ -132,7 +136,9 @@ mod tests {
             "a;b",
             "a/b",
             "a$b",
-            "\u{e4}",
+            "a\u{202e}b",
+            "a\u{a0}b",
+            "\u{301}a",
             "a\tb",
             "n:22",
             "fe80::1",

@@ -7,7 +7,7 @@
 //! `ansible_private_key_file`); a null value counts as not set.
 
 use super::data::{Origin, Vars};
-use super::{ansible_bool, check, Host, InventoryError};
+use super::{ansible_bool, check, template, Host, InventoryError};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -28,6 +28,14 @@ fn text(what: &str, v: &Value) -> Result<String, String> {
         Value::Number(n) => Ok(n.to_string()),
         other => Err(format!("{what} is {other}, where text belongs")),
     }
+}
+
+/// The text of a connection variable as Ansible templates it, where that
+/// needs only the host's name (see `template.rs`); other templates stay,
+/// for the checks to refuse.
+fn templated(name: &str, what: &str, v: &Value) -> Result<String, String> {
+    let t = text(what, v)?;
+    Ok(template::substitute(&t, name).unwrap_or(t))
 }
 
 /// A port as Ansible's int conversion takes it: a whole number, also
@@ -55,7 +63,7 @@ pub fn build(name: &str, vars: Vars, groups: Vec<String>) -> Result<Host, Invent
     };
     let address = match pick(&vars, &["ansible_ssh_host", "ansible_host"]) {
         Some((what, v, o)) => {
-            let a = text(what, v).map_err(|w| fail(o, w))?;
+            let a = templated(name, what, v).map_err(|w| fail(o, w))?;
             check::address(what, &a).map_err(|w| fail(o, w))?;
             a
         }
@@ -67,7 +75,7 @@ pub fn build(name: &str, vars: Vars, groups: Vec<String>) -> Result<Host, Invent
     };
     let user = match pick(&vars, &["ansible_ssh_user", "ansible_user"]) {
         Some((what, v, o)) => {
-            let u = text(what, v).map_err(|w| fail(o, w))?;
+            let u = templated(name, what, v).map_err(|w| fail(o, w))?;
             check::user(what, &u).map_err(|w| fail(o, w))?;
             Some(u)
         }
@@ -89,7 +97,7 @@ pub fn build(name: &str, vars: Vars, groups: Vec<String>) -> Result<Host, Invent
         &["ansible_ssh_private_key_file", "ansible_private_key_file"],
     ) {
         Some((what, v, o)) => {
-            let k = text(what, v).map_err(|w| fail(o, w))?;
+            let k = templated(name, what, v).map_err(|w| fail(o, w))?;
             check::key_file(what, &k).map_err(|w| fail(o, w))?;
             Some(PathBuf::from(k))
         }

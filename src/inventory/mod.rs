@@ -29,6 +29,7 @@ mod pytoken;
 mod range;
 mod shlex;
 mod source;
+mod template;
 mod vars;
 mod yaml;
 mod yaml11;
@@ -44,7 +45,7 @@ fn at_line(line: &Option<usize>) -> String {
     line.map(|l| format!(" line {l}")).unwrap_or_default()
 }
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum InventoryError {
     #[error("cannot read inventory {}: {why}; give the kubespray inventory file or directory with -i", path.display())]
     Read { path: PathBuf, why: String },
@@ -116,7 +117,13 @@ impl Host {
 
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
+    /// The hosts sprayvault can use.
     pub hosts: BTreeMap<String, Host>,
+    /// Hosts it cannot use (a hostile name, an unusable connection
+    /// variable), with why. As in Ansible, they are errors only where they
+    /// are used: `select` fails when it would select one, `load` when there
+    /// is one at all.
+    pub unusable: BTreeMap<String, InventoryError>,
     /// Every group with all its hosts (through children too), `all` and
     /// `ungrouped` included.
     pub groups: BTreeMap<String, BTreeSet<String>>,
@@ -127,8 +134,24 @@ pub struct Inventory {
 
 /// Loads an inventory file (YAML by its extension, else INI, as Ansible
 /// tries them) or a directory of them, with the `group_vars/` and
-/// `host_vars/` beside the file or in the directory.
+/// `host_vars/` beside the file or in the directory. Every host must be
+/// usable; see `read` for an inventory of which only some hosts are used.
 pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+    every_host_usable(read(path)?)
+}
+
+fn every_host_usable(mut inv: Inventory) -> Result<Inventory, InventoryError> {
+    match std::mem::take(&mut inv.unusable).into_values().next() {
+        Some(e) => Err(e),
+        None => Ok(inv),
+    }
+}
+
+/// Like `load`, but hosts that sprayvault cannot use are kept aside in
+/// `unusable` instead of failing the whole inventory, for commands that
+/// `select` the hosts they work on (`--limit`), as Ansible fails only on
+/// the hosts it uses.
+pub fn read(path: &Path) -> Result<Inventory, InventoryError> {
     let mut data = data::Data::new();
     let mut skipped = Vec::new();
     source::read(path, &mut data, &mut skipped)?;
@@ -146,11 +169,12 @@ pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
 }
 
 /// Reads inventory text as if it were the file `name` (its extension picks
-/// YAML or INI), without group_vars/host_vars. For tools and fuzzing.
+/// YAML or INI), without group_vars/host_vars; every host must be usable.
+/// For tools and fuzzing.
 pub fn from_text(name: &Path, text: &str) -> Result<Inventory, InventoryError> {
     let mut data = data::Data::new();
     source::read_text(name, text, &mut data)?;
-    build(data, None)
+    every_host_usable(build(data, None)?)
 }
 
 /// A YAML (or JSON) document as JSON, read as Ansible's loader reads it
@@ -166,24 +190,37 @@ fn build(mut data: data::Data, base: Option<PathBuf>) -> Result<Inventory, Inven
     let depth = data.depths();
     let mut files = vars::VarFiles::new(base);
     let mut hosts = BTreeMap::new();
+    let mut unusable = BTreeMap::new();
     for (name, h) in &data.hosts {
         // Before anything else, host_vars/NAME included.
-        check::host_name(name).map_err(|why| InventoryError::Host {
-            file: h.origin.file.clone(),
-            line: h.origin.line,
-            host: name.clone(),
-            why,
-        })?;
+        if let Err(why) = check::host_name(name) {
+            let e = InventoryError::Host {
+                file: h.origin.file.clone(),
+                line: h.origin.line,
+                host: name.clone(),
+                why,
+            };
+            unusable.insert(name.clone(), e);
+            continue;
+        }
         let merged = vars::merged(&data, name, &depth, &mut files)?;
         let groups = data
             .host_groups(name)
             .into_iter()
             .filter(|g| g != "all" && g != "ungrouped")
             .collect();
-        hosts.insert(name.clone(), host::build(name, merged, groups)?);
+        match host::build(name, merged, groups) {
+            Ok(host) => {
+                hosts.insert(name.clone(), host);
+            }
+            Err(e) => {
+                unusable.insert(name.clone(), e);
+            }
+        }
     }
     Ok(Inventory {
         hosts,
+        unusable,
         groups: data.members(),
         skipped: Vec::new(),
     })
@@ -192,11 +229,21 @@ fn build(mut data: data::Data, base: Option<PathBuf>) -> Result<Inventory, Inven
 impl Inventory {
     /// The hosts matching an Ansible host pattern (`None`: all), sorted by
     /// name. See `pattern.rs` for what patterns can be.
+    /// A selected host that sprayvault cannot use is an error (the first
+    /// such, by name).
     pub fn select(&self, pattern: Option<&str>) -> Result<Vec<&Host>, InventoryError> {
-        match pattern {
-            None => Ok(self.hosts.values().collect()),
-            Some(p) => pattern::select(self, p),
+        let names = match pattern {
+            None => self.groups.get("all").cloned().unwrap_or_default(),
+            Some(p) => pattern::select(self, p)?,
+        };
+        let mut out = Vec::new();
+        for name in &names {
+            if let Some(e) = self.unusable.get(name) {
+                return Err(e.clone());
+            }
+            out.extend(self.hosts.get(name));
         }
+        Ok(out)
     }
 
     /// `{"hosts": {"NAME": {"address", "port", "user", "become", "groups"}}}`.

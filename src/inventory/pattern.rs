@@ -11,10 +11,11 @@
 //! host. Regular expressions (`~re`) and subscripts (`group[0]`) are
 //! refused.
 
-use super::{address, Host, Inventory, InventoryError};
+use super::{address, Inventory, InventoryError};
 use std::collections::BTreeSet;
 
-pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>, InventoryError> {
+/// The names of the hosts `pattern` selects (usable or not), sorted.
+pub fn select(inv: &Inventory, pattern: &str) -> Result<BTreeSet<String>, InventoryError> {
     let terms = split(pattern);
     let (mut plain, mut and, mut not) = (Vec::new(), Vec::new(), Vec::new());
     for t in &terms {
@@ -27,9 +28,10 @@ pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>, In
     if plain.is_empty() {
         plain.push("all");
     }
+    let all = all_hosts(inv);
     let mut chosen: BTreeSet<&str> = BTreeSet::new();
     for t in plain.into_iter().chain(and).chain(not) {
-        if let Some((name, _)) = inv.hosts.get_key_value(t) {
+        if let Some(name) = all.get(t) {
             chosen.insert(name);
             continue;
         }
@@ -45,10 +47,16 @@ pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>, In
             pattern: pattern.to_string(),
         });
     }
-    Ok(chosen
-        .into_iter()
-        .filter_map(|h| inv.hosts.get(h))
-        .collect())
+    Ok(chosen.into_iter().map(str::to_string).collect())
+}
+
+/// Every host of the inventory, usable or not.
+fn all_hosts(inv: &Inventory) -> BTreeSet<&str> {
+    inv.hosts
+        .keys()
+        .chain(inv.unusable.keys())
+        .map(String::as_str)
+        .collect()
 }
 
 /// Ansible's `split_host_pattern`.
@@ -115,12 +123,7 @@ fn matching<'a>(inv: &'a Inventory, term: &str) -> Result<BTreeSet<&'a str>, Inv
         }
     }
     if !matched_group || expr.contains(['.', '?', '*', '[']) {
-        out.extend(
-            inv.hosts
-                .keys()
-                .map(String::as_str)
-                .filter(|h| fnmatch(expr, h)),
-        );
+        out.extend(all_hosts(inv).into_iter().filter(|h| fnmatch(expr, h)));
     }
     if out.is_empty() && !matched_group {
         return Err(InventoryError::NoMatch {
