@@ -5,6 +5,9 @@
 //! must give the same hosts, addresses, ports, users, become, groups, key
 //! files and variables; `ansible --list-hosts` the same `--limit` selections.
 //! The cases under bad/ must be refused with the message in their `expect`.
+//! The public inventories of tests/fixtures/inventory-public (Ansible's own
+//! test inventories, kubespray, OpenShift, k3s, Ceph, AWX; SOURCES says
+//! where each comes from) are held against Ansible the same way.
 //!
 //! A case is a directory holding an inventory named `hosts` or `hosts.*`
 //! (found at any depth, as in yaml-kubespray/inventory/mycluster/), with its
@@ -48,7 +51,17 @@ fn inventory_in(dir: &Path) -> Option<PathBuf> {
 
 /// (case name, inventory path) for every good case.
 fn corpus() -> Vec<(String, PathBuf)> {
-    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(fixtures())
+    cases_in(&fixtures())
+}
+
+/// The public inventories, each with its source in SOURCES.
+fn public() -> PathBuf {
+    root().join("tests/fixtures/inventory-public")
+}
+
+/// (case name, inventory path) for every case directory of `dir`.
+fn cases_in(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir() && !p.ends_with("bad"))
@@ -90,8 +103,12 @@ fn ansible_list(path: &Path) -> Value {
 /// ansible-inventory's output for every case, computed once for all tests.
 fn ansible_corpus() -> &'static Vec<(String, PathBuf, Value)> {
     static CACHE: OnceLock<Vec<(String, PathBuf, Value)>> = OnceLock::new();
-    CACHE.get_or_init(|| {
-        let cases = corpus();
+    CACHE.get_or_init(|| ansible_lists(corpus()))
+}
+
+/// ansible-inventory's output for each case.
+fn ansible_lists(cases: Vec<(String, PathBuf)>) -> Vec<(String, PathBuf, Value)> {
+    {
         // Two at a time: each run is mostly Python starting up.
         let mut out = Vec::new();
         for pair in cases.chunks(2) {
@@ -110,7 +127,7 @@ fn ansible_corpus() -> &'static Vec<(String, PathBuf, Value)> {
             }
         }
         out
-    })
+    }
 }
 
 /// The first of `names` set to something other than null (the legacy
@@ -251,7 +268,10 @@ fn expected(path: &Path, list: &Value) -> Expected {
     });
     if templates {
         for (host, t) in ansible_templated(path) {
-            let mut h = hosts[&host].as_object().unwrap().clone();
+            let Some(h) = hosts.get(&host) else {
+                continue;
+            };
+            let mut h = h.as_object().unwrap().clone();
             h.insert("address".into(), json!(t.address));
             h.insert("user".into(), json!(t.user));
             hosts.insert(host.clone(), Value::Object(h));
@@ -288,12 +308,15 @@ fn ansible_templated(path: &Path) -> BTreeMap<String, Templated> {
     let msg = "msg={{ {'address': ansible_ssh_host | default(ansible_host | default(inventory_hostname)), \
                'user': ansible_ssh_user | default(ansible_user | default(None)), \
                'key': ansible_ssh_private_key_file | default(ansible_private_key_file | default(None))} }}";
-    let out = ok(Command::new("ansible")
+    // Hosts whose templates Ansible cannot resolve fail (and are left
+    // out here); the others succeed.
+    let out = run(Command::new("ansible")
         .arg("-i")
         .arg(path)
         .args(["all", "-m", "debug", "-a", msg])
         .current_dir(fixtures())
         .env("ANSIBLE_NOCOLOR", "1"));
+    let out = String::from_utf8_lossy(&out.stdout);
     // `HOST | SUCCESS => {` ... `}` for each host.
     let mut found = BTreeMap::new();
     let mut lines = out.lines();
@@ -385,27 +408,9 @@ fn the_corpus_covers_every_construct() {
 fn every_corpus_inventory_reads_as_ansible_inventory_reads_it() {
     let mut diffs = Vec::new();
     for (name, path, list) in ansible_corpus() {
-        let want = expected(path, list).json;
         match inventory::load(path) {
             Err(e) => diffs.push(format!("{name}: refused: {e}")),
-            Ok(inv) => {
-                let got = inv.to_json();
-                for (host, w) in want["hosts"].as_object().unwrap() {
-                    if got["hosts"].get(host) != Some(w) {
-                        diffs.push(format!(
-                            "{name} {host}:\n  ansible:    {w}\n  sprayvault: {}",
-                            got["hosts"][host]
-                        ));
-                    }
-                }
-                for host in got["hosts"].as_object().unwrap().keys() {
-                    if want["hosts"].get(host).is_none() {
-                        diffs.push(format!(
-                            "{name}: sprayvault has the host {host}, Ansible does not"
-                        ));
-                    }
-                }
-            }
+            Ok(inv) => diffs.extend(host_differences(name, path, list, &inv)),
         }
     }
     assert!(
@@ -419,27 +424,8 @@ fn every_corpus_inventory_reads_as_ansible_inventory_reads_it() {
 fn variables_and_key_files_are_what_ansible_merges() {
     let mut diffs = Vec::new();
     for (name, path, list) in ansible_corpus() {
-        let want = expected(path, list);
         let inv = inventory::load(path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        for (host, h) in &inv.hosts {
-            let theirs = &want.vars[host];
-            let ours: Map<String, Value> = h.vars.clone().into_iter().collect();
-            let keys: BTreeSet<&String> = theirs.keys().chain(ours.keys()).collect();
-            for k in keys {
-                let (a, o) = (theirs.get(k), ours.get(k));
-                if a != o {
-                    diffs.push(format!(
-                        "{name} {host} {k}: ansible {a:?}, sprayvault {o:?}"
-                    ));
-                }
-            }
-            if want.key_files[host] != h.key_file {
-                diffs.push(format!(
-                    "{name} {host} key file: ansible {:?}, sprayvault {:?}",
-                    want.key_files[host], h.key_file
-                ));
-            }
-        }
+        diffs.extend(var_differences(name, path, list, &inv));
     }
     assert!(
         diffs.is_empty(),
@@ -878,5 +864,135 @@ fn non_ascii_names_and_host_name_templates() {
     assert_eq!(
         inv.hosts["k8s-3.vagrant"].key_file.as_deref(),
         Some(Path::new("~/.vagrant.d/keys/k8s-3.key"))
+    );
+}
+
+/// Where Ansible and sprayvault differ on the usable hosts of an
+/// inventory: connection settings and groups, and hosts only one has.
+fn host_differences(
+    name: &str,
+    path: &Path,
+    list: &Value,
+    inv: &inventory::Inventory,
+) -> Vec<String> {
+    let want = expected(path, list).json;
+    let got = inv.to_json();
+    let mut diffs = Vec::new();
+    for (host, w) in want["hosts"].as_object().unwrap() {
+        if !inv.unusable.contains_key(host) && got["hosts"].get(host) != Some(w) {
+            diffs.push(format!(
+                "{name} {host}:\n  ansible:    {w}\n  sprayvault: {}",
+                got["hosts"][host]
+            ));
+        }
+    }
+    for host in got["hosts"].as_object().unwrap().keys() {
+        if want["hosts"].get(host).is_none() {
+            diffs.push(format!(
+                "{name}: sprayvault has the host {host}, Ansible does not"
+            ));
+        }
+    }
+    diffs
+}
+
+/// Where Ansible and sprayvault differ on the usable hosts' variables and
+/// key files.
+fn var_differences(
+    name: &str,
+    path: &Path,
+    list: &Value,
+    inv: &inventory::Inventory,
+) -> Vec<String> {
+    let want = expected(path, list);
+    let mut diffs = Vec::new();
+    for (host, h) in &inv.hosts {
+        let Some(theirs) = want.vars.get(host) else {
+            continue;
+        };
+        let ours: Map<String, Value> = h.vars.clone().into_iter().collect();
+        let keys: BTreeSet<&String> = theirs.keys().chain(ours.keys()).collect();
+        for k in keys {
+            let (a, o) = (theirs.get(k), ours.get(k));
+            if a != o {
+                diffs.push(format!(
+                    "{name} {host} {k}: ansible {a:?}, sprayvault {o:?}"
+                ));
+            }
+        }
+        if want.key_files[host] != h.key_file {
+            diffs.push(format!(
+                "{name} {host} key file: ansible {:?}, sprayvault {:?}",
+                want.key_files[host], h.key_file
+            ));
+        }
+    }
+    diffs
+}
+
+/// Public inventories (Ansible's own tests, kubespray, OpenShift, k3s,
+/// Ceph, AWX; see SOURCES) read as ansible-inventory reads them. The hosts
+/// sprayvault refuses are the ones SOURCES names with why, each for a
+/// template it cannot resolve or a setting that is unsafe; every other
+/// host must agree in every value.
+#[test]
+fn public_inventories_read_as_ansible_inventory_reads_them() {
+    let text = std::fs::read_to_string(public().join("SOURCES")).unwrap();
+    let mut sources: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert!(
+            f.len() >= 4,
+            "SOURCES: {line:?} is not case, repository, commit, path"
+        );
+        let refused = f.get(4).map(|r| {
+            r.split(' ')
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
+        sources.insert(f[0].to_string(), refused.unwrap_or_default());
+    }
+    let cases = cases_in(&public());
+    let names: BTreeSet<String> = cases.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(
+        names,
+        sources.keys().cloned().collect(),
+        "SOURCES and the case directories differ"
+    );
+    assert!(cases.len() >= 60, "only {} public inventories", cases.len());
+    let mut diffs = Vec::new();
+    let mut agree = 0;
+    for (name, path, list) in ansible_lists(cases) {
+        let inv = match inventory::read(&path) {
+            Ok(inv) => inv,
+            Err(e) => {
+                diffs.push(format!("{name}: refused: {e}"));
+                continue;
+            }
+        };
+        let mut d = host_differences(&name, &path, &list, &inv);
+        d.extend(var_differences(&name, &path, &list, &inv));
+        let refused: BTreeSet<String> = inv.unusable.keys().cloned().collect();
+        if refused != sources[&name] {
+            let why: Vec<String> = inv.unusable.values().map(|e| e.to_string()).collect();
+            diffs.push(format!(
+                "{name}: sprayvault refuses {refused:?}, SOURCES says {:?}: {why:?}",
+                sources[&name]
+            ));
+        }
+        if d.is_empty() && refused.is_empty() {
+            agree += 1;
+        }
+        diffs.extend(d);
+    }
+    eprintln!("{agree} public inventories agree with ansible-inventory in every host and value");
+    assert!(
+        diffs.is_empty(),
+        "differences from ansible-inventory:\n{}",
+        diffs.join("\n")
     );
 }

@@ -12,7 +12,8 @@
 //! (`!!binary`, `!!set`).
 //!
 //! Aliases are expanded; a document that expands past a million nodes is
-//! refused (an alias bomb would otherwise take all memory).
+//! refused (an alias bomb would otherwise take all memory). Unlike PyYAML,
+//! an anchor name used twice is not an error: an alias takes the later.
 
 use super::compose::{self, Raw};
 use super::yaml11::{self, Scalar};
