@@ -106,3 +106,15 @@ fn etcd_snapshot_example_parses_and_serializes_identically() {
         assert_eq!(i.to_text(), text);
     }
 }
+
+#[test]
+fn kubespray_record_example_parses_and_serializes_identically() {
+    let examples = blocks("kubespray");
+    assert!(!examples.is_empty());
+    for text in examples {
+        let r = sprayvault::vault::control::KubesprayRecord::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(r.describe.as_deref(), Some("v2.24.0"));
+        assert_eq!(r.to_text(), text);
+    }
+}
