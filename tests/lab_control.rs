@@ -236,6 +236,14 @@ fn control_host_is_backed_up_diffed_restored_and_recovered_and_nodes_export_as_t
         second.out
     );
 
+    // verify checks the control host's objects too, decrypting each.
+    let verified = sv_run(&["verify", "--vault", v.path(), "--full", "--identity", &id]).expect(0);
+    assert!(
+        verified.out.contains(": 0 problems") && !verified.out.contains("DAMAGED"),
+        "{}",
+        verified.out
+    );
+
     // diff names each change; secrets only by fingerprint.
     let d = sv_run(&[
         "diff",

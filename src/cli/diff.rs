@@ -80,7 +80,11 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             });
         }
     }
-    let control = super::control::diff(&vault, &old, &new, identity.as_ref())?;
+    // --node asks about one node; the control host is not one.
+    let control = match &a.node {
+        Some(_) => Default::default(),
+        None => super::control::diff(&vault, &old, &new, identity.as_ref())?,
+    };
     if g.json {
         output::json(
             &serde_json::json!({"from": old.commit.to_string(), "to": new.commit.to_string(), "changes": items, "control": control}),
