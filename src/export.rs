@@ -16,9 +16,11 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ExportError {
-    #[error(transparent)]
+    // Not transparent: the CLI finds the exit code (6 for a wrong identity)
+    // in the cause.
+    #[error("{0}")]
     Vault(#[from] VaultError),
-    #[error(transparent)]
+    #[error("{0}")]
     Crypto(#[from] CryptoError),
     #[error("node {node}, {path} in backup {rev}: {why}; run `sprayvault verify` and export another backup (--at)")]
     Content {

@@ -449,6 +449,30 @@ fn control_host_is_backed_up_diffed_restored_and_recovered_and_nodes_export_as_t
     );
     std::fs::remove_file(&tar).unwrap();
 
+    // A wrong identity: exit 6, and nothing left behind.
+    let other = age_key(tmp.path(), "other");
+    let wrong_tar = tmp.path().join("wrong.tar");
+    let denied = sv_run(&[
+        "export",
+        "node2",
+        "--vault",
+        v.path(),
+        "--identity",
+        other.identity.to_str().unwrap(),
+        "-o",
+        wrong_tar.to_str().unwrap(),
+    ])
+    .expect(6);
+    assert!(denied.err.contains("cannot decrypt"), "{}", denied.err);
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("wrong.tar")),
+        "a failed export left a file"
+    );
+
     // gzip by name, `-` for stdout, and no overwriting.
     let tgz = tmp.path().join("node2.tar.gz");
     sv_run(&[
