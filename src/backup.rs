@@ -11,13 +11,14 @@ use crate::paths::check_node_name;
 use crate::progress::Progress;
 use crate::source::walk::{read_node, NodeRead};
 use crate::source::{Remote, SourceError, SshOptions, Target};
+use crate::vault::control::ControlWrite;
 use crate::vault::crypto::Recipients;
 use crate::vault::manifest::{Entry, Kind, Manifest};
 use crate::vault::message::{NodeStatus, RunRecord};
+use crate::vault::store::ContentStore;
 use crate::vault::{now_rfc3339, NodeWrite, Vault, VaultError};
-use git2::Oid;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -44,6 +45,8 @@ pub struct BackupOptions {
     pub facts: Option<crate::facts::config::FactCache>,
     /// Take an etcd snapshot from a member of the `etcd` group.
     pub etcd_snapshot: bool,
+    /// Record the control host's kubespray directory, looked for as these say.
+    pub control: Option<crate::control::ControlOptions>,
 }
 
 /// What happened to one node.
@@ -73,6 +76,8 @@ pub struct BackupReport {
     pub facts: Option<crate::facts::FactsRead>,
     /// The etcd snapshot of this run, or why there is none.
     pub etcd: Option<Result<crate::etcd::SnapshotReport, String>>,
+    /// What was recorded of the control host, when it was looked for.
+    pub control: Option<crate::control::ControlReport>,
 }
 
 impl BackupReport {
@@ -126,21 +131,12 @@ pub async fn run(
     )
     .await;
 
-    let mut known: HashMap<String, Oid> = HashMap::new();
-    for state in previous.nodes.values() {
-        for e in state.manifest.files() {
-            if let (Some(mac), Some(oid)) = (&e.mac, state.blobs.get(&e.path)) {
-                known.insert(mac.clone(), *oid);
-            }
-        }
-    }
+    let mut store = ContentStore::new(vault, &recipients, &previous);
 
     let mut writes = BTreeMap::new();
     let mut record = RunRecord::new("backup", String::new());
     record.started = Some(started);
     let mut reports = Vec::new();
-    let mut new_blobs = 0;
-    let mut bytes_added = 0u64;
     let mut failures = Vec::new();
     let mut soonest: Option<i64> = None;
 
@@ -159,19 +155,7 @@ pub async fn run(
                         for t in cert_expiries(&r.entry.path, content) {
                             soonest = Some(soonest.map_or(t, |s| s.min(t)));
                         }
-                        let oid = match known.get(mac) {
-                            Some(oid) => *oid,
-                            None => {
-                                let cipher =
-                                    recipients.encrypt(content).map_err(VaultError::from)?;
-                                bytes_added += cipher.len() as u64;
-                                new_blobs += 1;
-                                let oid = vault.write_blob(&cipher)?;
-                                known.insert(mac.clone(), oid);
-                                oid
-                            }
-                        };
-                        blobs.insert(r.entry.path.clone(), oid);
+                        blobs.insert(r.entry.path.clone(), store.put(mac, content)?);
                     }
                 }
                 for path in &carried {
@@ -234,17 +218,27 @@ pub async fn run(
         }
     }
     reports.sort_by(|a, b| a.node.cmp(&b.node));
+    let (control, control_report) = match &opts.control {
+        Some(c) => {
+            let previous_control = vault.control(parent)?;
+            let (w, r) = crate::control::collect(c, previous_control.as_ref(), &key, &mut store)?;
+            record.control = Some(r.trailer());
+            (w, Some(r))
+        }
+        None => (ControlWrite::Carry, None),
+    };
     record.finished = Some(now_rfc3339());
     let partial = record.is_partial();
     let mut report = BackupReport {
         commit: String::new(),
         nodes: reports,
-        new_blobs,
-        bytes_added,
+        new_blobs: store.new_blobs,
+        bytes_added: store.bytes_added,
         partial,
         soonest_cert_expiry: soonest,
         facts: None,
         etcd: None,
+        control: control_report,
     };
     if opts.etcd_snapshot {
         let members: Vec<Target> = hosts
@@ -299,7 +293,8 @@ pub async fn run(
         }
         None => previous.facts_with_blobs(),
     };
-    let commit = vault.commit_backup(parent, &config, writes, &facts, &record)?;
+    let commit =
+        vault.commit_backup_with_control(parent, &config, writes, &facts, control, &record)?;
     report.commit = commit.to_string();
     Ok(report)
 }
@@ -372,7 +367,7 @@ async fn read_all(
 /// Combines freshly read entries with the previous manifest: entries that
 /// could not be read now keep their previous record (and everything the
 /// previous backup had below them). Returns the manifest and the carried paths.
-fn merge(
+pub(crate) fn merge(
     fresh: Vec<Entry>,
     errors: &[(String, String)],
     old: Option<&Manifest>,

@@ -6,8 +6,10 @@
 
 pub mod backup;
 pub mod certs;
+pub mod control;
 pub mod etcd;
 pub mod exit;
+pub mod export;
 pub mod facts;
 pub mod history;
 pub mod inventory;

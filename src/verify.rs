@@ -4,10 +4,11 @@
 
 use crate::vault::crypto::Identity;
 use crate::vault::mac::MacKey;
+use crate::vault::manifest::Manifest;
 use crate::vault::{Vault, VaultError};
 use git2::Oid;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One thing wrong, located as precisely as possible.
 #[derive(Clone, Debug, Serialize)]
@@ -57,9 +58,30 @@ pub fn verify(vault: &Vault, identity: Option<&Identity>) -> Result<VerifyReport
                 continue;
             }
         };
-        for (node, state) in &backup.nodes {
-            for e in state.manifest.files() {
-                let oid = state.blobs[&e.path];
+        // The control host's files are checked like a node's.
+        let control = match vault.control(commit) {
+            Ok(c) => c,
+            Err(e) => {
+                report.problems.push(Problem {
+                    backup: short(commit),
+                    node: Some("control host".into()),
+                    path: None,
+                    what: e.to_string(),
+                });
+                None
+            }
+        };
+        let mut sets: Vec<(String, &Manifest, &BTreeMap<String, Oid>)> = backup
+            .nodes
+            .iter()
+            .map(|(n, s)| (n.clone(), &s.manifest, &s.blobs))
+            .collect();
+        if let Some(c) = &control {
+            sets.push(("control host".into(), &c.manifest, &c.blobs));
+        }
+        for (node, manifest, blobs) in sets {
+            for e in manifest.files() {
+                let oid = blobs[&e.path];
                 let problem = |what: String| Problem {
                     backup: short(commit),
                     node: Some(node.clone()),

@@ -106,3 +106,52 @@ fn etcd_snapshot_example_parses_and_serializes_identically() {
         assert_eq!(i.to_text(), text);
     }
 }
+
+#[test]
+fn kubespray_record_example_parses_and_serializes_identically() {
+    let examples = blocks("kubespray");
+    assert!(!examples.is_empty());
+    for text in examples {
+        let r = sprayvault::vault::control::KubesprayRecord::parse(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(r.describe.as_deref(), Some("v2.24.0"));
+        assert_eq!(r.to_text(), text);
+    }
+}
+
+#[test]
+fn the_hand_made_control_host_is_read_and_verified_by_sprayvault() {
+    for t in ["git", "age", "age-keygen", "openssl"] {
+        need(t);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path().join("sample");
+    ok(Command::new("sh")
+        .arg(root().join("vault-layout/examples/make-sample-vault.sh"))
+        .arg(&s));
+    let vault = s.join("vault");
+    let v = vault.to_str().unwrap();
+    let show = sv_run(&["control", "show", "--vault", v]).expect(0);
+    assert!(
+        show.out
+            .contains("version v2.24.0 (commit 0123456789, unmodified)")
+            && show.out.contains(
+                "d 0700  root:root  0     2025-11-18T08:36:42Z  /inventory/mycluster/credentials"
+            ),
+        "{}",
+        show.out
+    );
+    let key = s.join("key.txt");
+    let verified = sv_run(&[
+        "verify",
+        "--vault",
+        v,
+        "--full",
+        "--identity",
+        key.to_str().unwrap(),
+    ])
+    .expect(0);
+    assert!(verified.out.contains(": 0 problems"), "{}", verified.out);
+    // The expected tree has a 0500 directory.
+    ok(Command::new("chmod").arg("-R").arg("u+w").arg(&s));
+}

@@ -2,7 +2,8 @@
 # recover.sh VAULT_DIR IDENTITY_FILE OUT_DIR [REV]
 #
 # Restores every node's recorded state from a sprayvault vault (format 1)
-# without sprayvault: only git, age and coreutils are needed. For the commit
+# without sprayvault: only git, age and coreutils are needed. The control
+# host's kubespray directory, when the backup has one, goes to OUT_DIR/_control. For the commit
 # REV (default refs/heads/main), each node's entries are written below
 # OUT_DIR/NODE/<absolute path>: directories, files decrypted with
 # IDENTITY_FILE, and symbolic links, with their recorded mode and mtime, and,
@@ -249,8 +250,8 @@ restore_entry() { # NODE ROOT KIND MODE UID GID OWNER GROUP SIZE MTIME PATH TARG
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$node" "$mode" "$uid" "$gid" "$owner" "$group" "$mtime" "$path" >>"$WORK/dirs"
             ;;
         f)
-            if ! g cat-file blob "$COMMIT:nodes/$node/files$path" >"$WORK/cipher" 2>/dev/null; then
-                err "$node: $path: no content at nodes/$node/files$path in $SHORT (damaged backup); skipped"
+            if ! g cat-file blob "$COMMIT:$TREE/files$path" >"$WORK/cipher" 2>/dev/null; then
+                err "$node: $path: no content at $TREE/files$path in $SHORT (damaged backup); skipped"
                 return
             fi
             if ! tmp=$(mktemp "${dest%/*}/.recover.XXXXXXXX" 2>"$WORK/err"); then
@@ -292,12 +293,13 @@ restore_entry() { # NODE ROOT KIND MODE UID GID OWNER GROUP SIZE MTIME PATH TARG
     esac
 }
 
-restore_node() { # NODE
+restore_node() { # NODE [TREE]: TREE defaults to nodes/NODE
     node=$1
+    TREE=${2:-nodes/$1}
     root=$OUT/$node
     NODE_ERRORS=0
-    if ! g cat-file blob "$COMMIT:nodes/$node/manifest" >"$WORK/manifest" 2>/dev/null; then
-        err "$node: nodes/$node/manifest is missing in $SHORT; node skipped"
+    if ! g cat-file blob "$COMMIT:$TREE/manifest" >"$WORK/manifest" 2>/dev/null; then
+        err "$node: $TREE/manifest is missing in $SHORT; node skipped"
         return
     fi
     IFS= read -r header <"$WORK/manifest" || :
@@ -312,7 +314,7 @@ restore_node() { # NODE
         err "$node: cannot create $root: $(head -n 1 "$WORK/err"); node skipped"
         return
     fi
-    files_blobs=$(g ls-tree -r "$COMMIT:nodes/$node/files" 2>/dev/null | wc -l)
+    files_blobs=$(g ls-tree -r "$COMMIT:$TREE/files" 2>/dev/null | wc -l)
     files_entries=0
     entries=0
     lineno=1
@@ -379,7 +381,7 @@ restore_node() { # NODE
         done
     } 3<"$WORK/manifest"
     if [ "$files_blobs" -ne "$files_entries" ]; then
-        warn "$node: nodes/$node/files holds $files_blobs blobs for $files_entries file entries; only manifest entries are restored"
+        warn "$node: $TREE/files holds $files_blobs blobs for $files_entries file entries; only manifest entries are restored"
     fi
     if [ "$NODE_ERRORS" -eq 0 ]; then
         printf '%s: %d entries\n' "$node" "$entries" >&2
@@ -415,6 +417,40 @@ while IFS= read -r entry <&4; do
     NODES=$((NODES + 1))
     restore_node "$name"
 done 4<"$WORK/nodes"
+
+# The control host (control/): OUT_DIR/_control stands for the kubespray
+# directory ("_" starts no node name); its local changes go to
+# OUT_DIR/_control.patch.
+if g cat-file -e "$COMMIT:control/manifest" 2>/dev/null; then
+    restore_node _control control
+    describe=- kcommit=-
+    if g cat-file blob "$COMMIT:control/kubespray" >"$WORK/kubespray" 2>/dev/null &&
+        [ "$(head -n 1 "$WORK/kubespray")" = "sprayvault-kubespray 1" ]; then
+        while IFS=' ' read -r key value; do
+            case $key in
+                describe) describe=$value ;;
+                commit) kcommit=$value ;;
+            esac
+        done <"$WORK/kubespray"
+    else
+        err "_control: control/kubespray is missing or not \"sprayvault-kubespray 1\""
+    fi
+    what=$describe
+    case $describe in -* | *-[0-9]*-g[0-9a-f]* | *[!A-Za-z0-9._/+-]*) what=$kcommit ;; esac
+    case $what in
+        - | *[!A-Za-z0-9._/+-]*) ;;
+        *) printf '%s: kubespray was at %s (commit %s); check out the same version with: git -C %s checkout %s\n' \
+            "$PROG" "$describe" "$kcommit" "$OUT/_control" "$what" >&2 ;;
+    esac
+    if g cat-file -e "$COMMIT:control/changes" 2>/dev/null; then
+        if g cat-file blob "$COMMIT:control/changes" >"$WORK/cipher" 2>/dev/null &&
+            age -d -i "$IDENTITY" -o "$OUT/_control.patch" "$WORK/cipher" </dev/null 2>"$WORK/err"; then
+            printf '%s: the checkout'"'"'s local changes are in %s (git apply)\n' "$PROG" "$OUT/_control.patch" >&2
+        else
+            err "_control: cannot decrypt control/changes: $(head -n 1 "$WORK/err")"
+        fi
+    fi
+fi
 
 # Directory modes and mtimes last, deepest first, so that a 0500 directory
 # did not block writing its entries and writing them did not change its mtime.

@@ -41,6 +41,13 @@ pub struct Args {
     /// Do not take an etcd snapshot.
     #[arg(long)]
     no_etcd_snapshot: bool,
+    /// The control host's kubespray checkout, recorded with the inventory (default: the
+    /// checkout the inventory lies in, as inventory/NAME/, else --ansible-dir).
+    #[arg(long, value_name = "DIR")]
+    kubespray_dir: Option<PathBuf>,
+    /// Do not record the control host (inventory, credentials, kubespray version).
+    #[arg(long, conflicts_with = "kubespray_dir")]
+    no_control: bool,
     /// Do not back up Ansible's fact cache.
     #[arg(long, conflicts_with = "ansible_dir")]
     no_facts: bool,
@@ -106,6 +113,11 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
     let opts = BackupOptions {
         facts,
         etcd_snapshot: !a.no_etcd_snapshot,
+        control: (!a.no_control).then(|| sprayvault::control::ControlOptions {
+            kubespray_dir: a.kubespray_dir.clone(),
+            inventory: a.inventory.clone(),
+            ansible_dir: a.ansible_dir.clone(),
+        }),
         limit: a.limit.clone(),
         ssh: SshOptions {
             config_file: a.ssh_config.clone(),
@@ -177,6 +189,9 @@ fn print_report(r: &BackupReport) {
         Some(Err(why)) => println!("etcd snapshot FAILED: {why}"),
         None => {}
     }
+    if let Some(c) = &r.control {
+        print_control(c);
+    }
     if let Some(f) = &r.facts {
         println!(
             "facts: {} stored, {} unchanged (volatile facts ignored), {} not in the cache{}",
@@ -199,4 +214,26 @@ fn print_report(r: &BackupReport) {
         r.new_blobs,
         r.bytes_added
     );
+}
+
+fn print_control(c: &sprayvault::control::ControlReport) {
+    match (&c.dir, &c.version) {
+        (Some(dir), Some(v)) => println!(
+            "control host: {dir} (found by {}), kubespray {v}, {} files, {} added, {} changed, {} removed",
+            c.found_by.as_deref().unwrap_or("-"),
+            c.files,
+            c.added,
+            c.changed,
+            c.removed
+        ),
+        _ => println!("control host {}: {}", c.status, c.note.as_deref().unwrap_or("")),
+    }
+    if c.dir.is_some() {
+        if let Some(n) = &c.note {
+            println!("control host note: {n}");
+        }
+    }
+    for (path, why) in &c.errors {
+        println!("control host: {path}: {why}");
+    }
 }

@@ -80,9 +80,14 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             });
         }
     }
+    // --node asks about one node; the control host is not one.
+    let control = match &a.node {
+        Some(_) => Default::default(),
+        None => super::control::diff(&vault, &old, &new, identity.as_ref())?,
+    };
     if g.json {
         output::json(
-            &serde_json::json!({"from": old.commit.to_string(), "to": new.commit.to_string(), "changes": items}),
+            &serde_json::json!({"from": old.commit.to_string(), "to": new.commit.to_string(), "changes": items, "control": control}),
         )?;
         return Ok(Exit::Success);
     }
@@ -93,7 +98,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         new.short_id(),
         rfc3339(new.time)
     );
-    if items.is_empty() {
+    if items.is_empty() && control.is_empty() {
         println!("no changes");
     }
     for it in &items {
@@ -136,6 +141,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             None => {}
         }
     }
+    super::control::print_diff(&control);
     if contents.is_none() && items.iter().any(|i| i.change.content_changed) {
         eprintln!("note: give --identity to see what changed inside files");
     }

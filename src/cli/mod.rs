@@ -3,9 +3,11 @@
 
 mod backup;
 mod certs;
+mod control;
 mod diff;
 mod etcd;
 mod etcd_restore;
+mod export;
 mod facts;
 mod init;
 mod inventory;
@@ -75,6 +77,11 @@ enum Command {
     /// Ansible's fact cache: restore it, or see what changed.
     #[command(subcommand)]
     Facts(facts::Command),
+    /// The control host's kubespray directory: show it, or restore it into a directory.
+    #[command(subcommand)]
+    Control(control::Command),
+    /// Write a node's recorded files as a tar archive (for stock tar to restore).
+    Export(export::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -136,6 +143,8 @@ pub fn main() -> Exit {
         Command::Facts(c) => facts::run(&global, c),
         Command::Etcd(c) => etcd::run(&global, c),
         Command::Prune(a) => etcd::prune_cmd(&global, a),
+        Command::Control(c) => control::run(&global, c),
+        Command::Export(a) => export::run(&global, a),
     };
     match result {
         Ok(exit) => exit,

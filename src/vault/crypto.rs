@@ -130,6 +130,22 @@ impl Identity {
         r.read_to_end(&mut out).map_err(|e| fail(e.to_string()))?;
         Ok(out)
     }
+
+    /// Decrypts an age file as it is read from `cipher`, in bounded memory;
+    /// `what` names it in errors. Read errors of the result mean damage.
+    pub fn decrypt_reader<'r, R: Read + 'r>(
+        &self,
+        cipher: R,
+        what: &str,
+    ) -> Result<impl Read + 'r, CryptoError> {
+        let fail = |why: String| CryptoError::Decrypt {
+            what: what.to_string(),
+            why,
+        };
+        let dec = age::Decryptor::new(cipher).map_err(|e| fail(e.to_string()))?;
+        dec.decrypt(self.keys.iter().map(|k| k.as_ref()))
+            .map_err(|e| fail(e.to_string()))
+    }
 }
 
 #[cfg(test)]

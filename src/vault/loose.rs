@@ -61,6 +61,40 @@ pub fn write_blob(objects: &Path, data: &[u8]) -> io::Result<Oid> {
     Ok(oid)
 }
 
+/// Opens the loose object `oid` under `objects` as a stream of its blob
+/// content, without reading it whole (libgit2 reads objects into memory).
+/// `Ok(None)`: not a loose object (packed, or absent).
+pub fn open_blob(objects: &Path, oid: Oid) -> io::Result<Option<(u64, impl io::Read)>> {
+    use io::{BufRead, Read};
+    let hex = oid.to_string();
+    let file = match File::open(objects.join(&hex[..2]).join(&hex[2..])) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut z = io::BufReader::with_capacity(
+        64 << 10,
+        flate2::read::ZlibDecoder::new(io::BufReader::with_capacity(64 << 10, file)),
+    );
+    let mut header = Vec::new();
+    z.read_until(0, &mut header)?;
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("object {hex}: bad header"),
+        )
+    };
+    let text = header
+        .strip_suffix(&[0])
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(bad)?;
+    let size: u64 = text
+        .strip_prefix("blob ")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)?;
+    Ok(Some((size, z.take(size))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +120,24 @@ mod tests {
             .unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout, data);
+    }
+
+    #[test]
+    fn streams_a_loose_blob_back() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 241) as u8).collect();
+        let oid = repo.blob(&data).unwrap();
+        let (size, mut r) = open_blob(&dir.path().join("objects"), oid)
+            .unwrap()
+            .unwrap();
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        assert_eq!((size, back), (data.len() as u64, data));
+        let absent = Oid::hash_object(ObjectType::Blob, b"x").unwrap();
+        assert!(open_blob(&dir.path().join("objects"), absent)
+            .unwrap()
+            .is_none());
     }
 }

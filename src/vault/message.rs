@@ -45,6 +45,9 @@ pub struct RunRecord {
     pub errors: Vec<(String, String, String)>,
     /// The etcd snapshot of this run: `ok <ref> ...` or `failed <reason>`.
     pub etcd: Option<String>,
+    /// The control host: `ok <version>`, `partial <reason>`, `failed <reason>`
+    /// or `carried <reason>`.
+    pub control: Option<String>,
 }
 
 fn one_line(s: &str) -> String {
@@ -65,6 +68,7 @@ impl RunRecord {
             nodes: BTreeMap::new(),
             errors: vec![],
             etcd: None,
+            control: None,
         }
     }
 
@@ -93,6 +97,9 @@ impl RunRecord {
         }
         if let Some(e) = &self.etcd {
             m.push_str(&format!("Sprayvault-Etcd: {}\n", one_line(e)));
+        }
+        if let Some(c) = &self.control {
+            m.push_str(&format!("Sprayvault-Control: {}\n", one_line(c)));
         }
         for (node, path, why) in &self.errors {
             m.push_str(&format!(
@@ -132,6 +139,7 @@ impl RunRecord {
                     r.nodes.insert(node, st);
                 }
                 "Sprayvault-Etcd" => r.etcd = Some(value.to_string()),
+                "Sprayvault-Control" => r.control = Some(value.to_string()),
                 "Sprayvault-Error" => {
                     let (node, rest) = value.split_once(' ').unwrap_or((value, ""));
                     let (path, why) = rest.split_once('\t').unwrap_or((rest, ""));
@@ -151,6 +159,10 @@ impl RunRecord {
                 .etcd
                 .as_deref()
                 .is_some_and(|e| e.starts_with("failed"))
+            || self
+                .control
+                .as_deref()
+                .is_some_and(|c| c.starts_with("failed") || c.starts_with("partial"))
             || self
                 .nodes
                 .values()

@@ -7,6 +7,7 @@
 //! the vault is never re-encrypted.
 
 pub mod config;
+pub mod control;
 pub mod crypto;
 pub mod facts_index;
 pub mod lock;
@@ -17,6 +18,7 @@ pub mod message;
 mod read;
 pub mod replicate;
 pub mod rev;
+pub mod store;
 pub mod tree;
 mod write;
 

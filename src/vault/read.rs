@@ -204,6 +204,24 @@ impl Vault {
         ))
     }
 
+    /// A stream of blob `oid`'s content and its length: read from the loose
+    /// object as it goes when there is one, else from libgit2 in memory.
+    pub fn blob_reader(&self, oid: Oid) -> Result<(u64, Box<dyn std::io::Read + '_>), VaultError> {
+        let objects = self.repo.path().join("objects");
+        match super::loose::open_blob(&objects, oid) {
+            Ok(Some((size, r))) => Ok((size, Box::new(r))),
+            Ok(None) => {
+                let b = self.git("reading an object", self.repo.find_blob(oid))?;
+                let data = b.content().to_vec();
+                Ok((data.len() as u64, Box::new(std::io::Cursor::new(data))))
+            }
+            Err(source) => Err(VaultError::Io {
+                path: objects,
+                source,
+            }),
+        }
+    }
+
     /// Reads one file's ciphertext from the vault.
     pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>, VaultError> {
         let b = self.git("reading an object", self.repo.find_blob(oid))?;

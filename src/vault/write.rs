@@ -2,6 +2,7 @@
 //! compare-and-swap (see vault-layout, "Writing a commit").
 
 use super::config::VaultConfig;
+use super::control::ControlWrite;
 use super::facts_index;
 use super::manifest::Manifest;
 use super::message::RunRecord;
@@ -36,13 +37,27 @@ impl Vault {
         })
     }
 
-    /// Writes a backup commit on top of `parent` and moves the branch to it.
+    /// Writes a backup commit on top of `parent` and moves the branch to it;
+    /// the control host's record is carried from the parent.
     pub fn commit_backup(
         &self,
         parent: Oid,
         config: &VaultConfig,
         nodes: BTreeMap<String, NodeWrite>,
         facts: &BTreeMap<String, (facts_index::FactEntry, Oid)>,
+        record: &RunRecord,
+    ) -> Result<Oid, VaultError> {
+        self.commit_backup_with_control(parent, config, nodes, facts, ControlWrite::Carry, record)
+    }
+
+    /// [`Vault::commit_backup`], with what the commit records of the control host.
+    pub fn commit_backup_with_control(
+        &self,
+        parent: Oid,
+        config: &VaultConfig,
+        nodes: BTreeMap<String, NodeWrite>,
+        facts: &BTreeMap<String, (facts_index::FactEntry, Oid)>,
+        control: ControlWrite,
         record: &RunRecord,
     ) -> Result<Oid, VaultError> {
         let parent_commit = self.git("reading the parent", self.repo.find_commit(parent))?;
@@ -82,6 +97,7 @@ impl Vault {
                 }
             }
         }
+        self.control_spec(&mut spec, &parent_tree, control)?;
         self.commit(spec, Some(parent), record)
     }
 

@@ -12,6 +12,9 @@
 #                     local state vault/sprayvault/mac-key (0600)
 #   key.txt           an age identity that can decrypt the vault
 #   wrong-key.txt     an age identity that cannot
+#   expected/_control/…  the control host's kubespray directory (ansible.cfg,
+#                     inventory/mycluster/ with a 0700 credentials/) recorded
+#                     by refs/heads/main, as recover.sh writes it
 #   expected/NODE/…   the plaintext state recorded by refs/heads/main, written
 #                     directly (not through the vault): what a restore of main
 #                     must reproduce (content, mode, mtime, symlink targets;
@@ -20,7 +23,8 @@
 #
 # and these refs:
 #
-#   refs/heads/main     init, then backup 1 (node1 + node2 ok), then backup 2
+#   refs/heads/main     init, then backup 1 (node1 + node2 ok, and the control
+#                       host at kubespray v2.24.0), then backup 2
 #                       (node1 ok with /etc/kubernetes/admin.conf changed,
 #                       node2 failed and carried over unchanged)
 #   refs/heads/hostile  main plus a node "evil" whose manifest holds a path
@@ -221,6 +225,15 @@ f 0644 0 0 root root 1763456025 cert:corp-root /usr/local/share/ca-certificates/
 l 0777 0 0 root root 1763456030 ../../../../etc/ssl/etcd/ssl/ca.pem /usr/local/share/ca-certificates/etcd-ca.crt
 EOF
 
+# The control host: paths relative to the kubespray directory.
+cat >"$W/control.v1" <<'EOF'
+f 0644 0 0 root root 1763455000 text:[defaults] /ansible.cfg
+d 0755 0 0 root root 1763455003 - /inventory/mycluster
+d 0700 0 0 root root 1763455002 - /inventory/mycluster/credentials
+f 0600 0 0 root root 1763455002 text:kube-encrypt-token-v1 /inventory/mycluster/credentials/kube_encrypt_token.creds
+f 0644 0 0 root root 1763455001 text:[kube_node] /inventory/mycluster/inventory.ini
+EOF
+
 # ------------------------------------------------------------- writing ----
 
 hmac() { # FILE -> lowercase hex HMAC-SHA256 keyed with the mac-key
@@ -269,7 +282,9 @@ CHANGED=0
 
 # Reads a node from its description: encrypts only content whose mac is not
 # known yet, writes the manifest, and adds both to the tree being built.
+# TREE, when set, is the tree written instead of nodes/NODE (control).
 add_node() { # NODE DESCRIPTION [PARENT]
+    t=${TREE:-nodes/$1}
     : >"$W/body"
     while read -r kind mode uid gid owner group mtime src path <&3; do
         mac=- target=- size=0
@@ -285,7 +300,7 @@ add_node() { # NODE DESCRIPTION [PARENT]
                     printf '%s %s\n' "$mac" "$oid" >>"$W/known"
                     NEW_BLOBS=$((NEW_BLOBS + 1))
                 fi
-                add_blob "$oid" "nodes/$1/files$path"
+                add_blob "$oid" "$t/files$path"
                 FILES=$((FILES + 1))
                 ;;
             l)
@@ -303,7 +318,7 @@ add_node() { # NODE DESCRIPTION [PARENT]
         sort -t "$TAB" -k10,10 "$W/body"
     } >"$W/manifest"
     if [ $# -ge 3 ]; then
-        g cat-file blob "$3:nodes/$1/manifest" >"$W/old-manifest" 2>/dev/null || : >"$W/old-manifest"
+        g cat-file blob "$3:$t/manifest" >"$W/old-manifest" 2>/dev/null || : >"$W/old-manifest"
     else
         : >"$W/old-manifest"
     fi
@@ -311,7 +326,7 @@ add_node() { # NODE DESCRIPTION [PARENT]
     tail -n +2 "$W/old-manifest" | sort >"$W/old-sorted"
     tail -n +2 "$W/manifest" | sort >"$W/new-sorted"
     CHANGED=$((CHANGED + $(comm -13 "$W/old-sorted" "$W/new-sorted" | wc -l)))
-    add_blob "$(g hash-object -w --no-filters "$W/manifest")" "nodes/$1/manifest"
+    add_blob "$(g hash-object -w --no-filters "$W/manifest")" "$t/manifest"
 }
 
 carry_node() { # NODE PARENT
@@ -390,6 +405,21 @@ add_common "$C1"
 FILES=0 CHANGED=0
 add_node node1 "$W/node1.v1" "$C1"
 add_node node2 "$W/node2.v1" "$C1"
+TREE=control
+add_node _control "$W/control.v1" "$C1"
+TREE=
+cat >"$W/kubespray" <<'EOF'
+sprayvault-kubespray 1
+dir /home/ops/kubespray
+inventory /inventory/mycluster/inventory.ini
+ansible-cfg /home/ops/kubespray/ansible.cfg
+describe v2.24.0
+commit 0123456789abcdef0123456789abcdef01234567
+modified no
+origin https://github.com/kubernetes-sigs/kubespray.git
+changes -
+EOF
+add_blob "$(g hash-object -w --no-filters "$W/kubespray")" control/kubespray
 cat >"$W/msg" <<EOF
 backup: 2/2 nodes ok, $FILES files, $CHANGED changed
 
@@ -399,6 +429,7 @@ Sprayvault-Started: $(iso 1763456400)
 Sprayvault-Finished: $(iso 1763456406)
 Sprayvault-Node: node1 ok
 Sprayvault-Node: node2 ok
+Sprayvault-Control: ok /home/ops/kubespray v2.24.0 (commit 0123456789, unmodified)
 EOF
 C2=$(commit refs/heads/main "$C1" 1763456406 "$W/msg")
 BLOBS_BACKUP1=$NEW_BLOBS
@@ -410,6 +441,7 @@ add_common "$C2"
 FILES=0 CHANGED=0 NEW_BLOBS=0
 add_node node1 "$W/node1.v2" "$C2"
 carry_node node2 "$C2"
+g read-tree -i --prefix=control/ "$(g rev-parse "$C2:control")"
 cat >"$W/msg" <<EOF
 backup: 1/2 nodes ok, $FILES files, $CHANGED changed
 
@@ -545,6 +577,7 @@ expect() { # NODE DESCRIPTION
 }
 expect node1 "$W/node1.v2"
 expect node2 "$W/node2.v1"
+expect _control "$W/control.v1"
 sort -k3 -r "$W/dirs" | while read -r mode mtime dest; do
     chmod "$mode" "$dest"
     touch -h -d "@$mtime" "$dest"

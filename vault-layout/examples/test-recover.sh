@@ -68,6 +68,10 @@ done
 [ "$(readlink "$T/main/node2/usr/local/share/ca-certificates/etcd-ca.crt")" = ../../../../etc/ssl/etcd/ssl/ca.pem ] ||
     fail "relative symlink not restored verbatim"
 grep -q '^node1: 14 entries$' "$T/out" || fail "no 'node1: 14 entries' line"
+grep -q '^_control: 5 entries$' "$T/out" || fail "no '_control: 5 entries' line"
+grep -qF "checkout v2.24.0" "$T/out" || fail "the control host's kubespray version was not printed"
+m=$(stat -c %a "$T/main/_control/inventory/mycluster/credentials")
+[ "$m" = 700 ] || fail "_control credentials/: mode $m, want 700"
 
 # The previous backup has the old admin.conf.
 expect_rc 0 "restore main~1" "$SH" "$RECOVER" "$V" "$S/key.txt" "$T/prev" main~1

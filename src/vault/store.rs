@@ -1,0 +1,62 @@
+//! Content storage with deduplication, the one place that decides whether
+//! content needs encrypting (vault-layout, "Content identity and
+//! deduplication"): content whose mac is already known (from the parent
+//! commit, or written earlier in this run) gets the existing blob; anything
+//! else is encrypted once and written as a new blob. Node files and the
+//! control host's files go through the same store, so a file identical on a
+//! node and on the control host is stored once.
+
+use super::crypto::Recipients;
+use super::{Backup, Vault, VaultError};
+use git2::Oid;
+use std::collections::HashMap;
+
+pub struct ContentStore<'a> {
+    vault: &'a Vault,
+    recipients: &'a Recipients,
+    known: HashMap<String, Oid>,
+    /// Blobs this run wrote, and their ciphertext bytes.
+    pub new_blobs: usize,
+    pub bytes_added: u64,
+}
+
+impl<'a> ContentStore<'a> {
+    /// A store that knows every file content blob of `previous` (nodes and
+    /// control host), the parent commit of the run.
+    pub fn new(vault: &'a Vault, recipients: &'a Recipients, previous: &Backup) -> Self {
+        let mut known = HashMap::new();
+        for state in previous.nodes.values() {
+            for e in state.manifest.files() {
+                if let (Some(mac), Some(oid)) = (&e.mac, state.blobs.get(&e.path)) {
+                    known.insert(mac.clone(), *oid);
+                }
+            }
+        }
+        ContentStore {
+            vault,
+            recipients,
+            known,
+            new_blobs: 0,
+            bytes_added: 0,
+        }
+    }
+
+    /// Makes content `mac`, stored as blob `oid`, reusable.
+    pub fn know(&mut self, mac: &str, oid: Oid) {
+        self.known.entry(mac.to_string()).or_insert(oid);
+    }
+
+    /// The blob holding `content` (whose mac is `mac`): the known one, or a
+    /// new one encrypted now.
+    pub fn put(&mut self, mac: &str, content: &[u8]) -> Result<Oid, VaultError> {
+        if let Some(oid) = self.known.get(mac) {
+            return Ok(*oid);
+        }
+        let cipher = self.recipients.encrypt(content)?;
+        self.bytes_added += cipher.len() as u64;
+        self.new_blobs += 1;
+        let oid = self.vault.write_blob(&cipher)?;
+        self.known.insert(mac.to_string(), oid);
+        Ok(oid)
+    }
+}
