@@ -1,10 +1,10 @@
 //! Streaming to and from a node: a command's output handed on in pieces as
 //! it arrives, and a file written in pieces.
 
-use super::{chain, shell_quote, Remote, SourceError};
-use openssh::Stdio;
+use super::{chain, Remote, SourceError};
 use openssh_sftp_client::metadata::Permissions;
 use openssh_sftp_client::Error as SftpError;
+use std::process::Stdio;
 
 impl Remote {
     /// Runs a fixed command line on the node like [`Remote::run_privileged`],
@@ -23,27 +23,20 @@ impl Remote {
     {
         use tokio::io::AsyncReadExt;
         let node = &self.target.node;
-        let full = if self.sudo {
-            format!("sudo -n sh -c {}", shell_quote(cmd))
-        } else {
-            cmd.to_string()
-        };
         let failed = |why: String| SourceError::Command {
             node: node.clone(),
             what: what.into(),
             why,
         };
         let mut child = self
-            .session
-            .raw_command(&full)
+            .command(&self.privileged(cmd))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .await
-            .map_err(|e| failed(chain(&e)))?;
-        let mut out = child.stdout().take().expect("stdout was piped");
-        let mut err = child.stderr().take().expect("stderr was piped");
+            .map_err(|e| failed(format!("cannot start ssh: {e}")))?;
+        let mut out = child.stdout.take().expect("stdout was piped");
+        let mut err = child.stderr.take().expect("stderr was piped");
         let errors = async {
             let mut text = Vec::new();
             let _ = err.read_to_end(&mut text).await;
@@ -66,15 +59,16 @@ impl Remote {
                     return (total, Ok(()));
                 }
                 total += filled as u64;
-                // On a failing sink, stop reading: the closed pipe ends the
-                // command on the node.
+                // On a failing sink, stop reading and end ssh: the closed
+                // channel ends the command on the node.
                 if let Err(e) = sink(&buf[..filled]) {
+                    let _ = child.start_kill();
                     return (total, Err(e));
                 }
             }
         };
         let ((total, sunk), text) = tokio::join!(reading, errors);
-        let status = child.wait().await.map_err(|e| failed(chain(&e)))?;
+        let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
         sunk.map_err(|why| SourceError::Io {
             node: node.clone(),
             path: what.into(),
