@@ -144,6 +144,18 @@ pub async fn run(
     let mut failures = Vec::new();
     let mut soonest: Option<i64> = None;
 
+    // The etcd snapshot below needs each member's etcd.env: just read.
+    let etcd_envs: BTreeMap<String, Vec<u8>> = reads
+        .iter()
+        .filter_map(|(node, r)| {
+            let read = r.as_ref().ok()?;
+            let env = read
+                .entries
+                .iter()
+                .find(|e| e.entry.path == "/etc/etcd.env")?;
+            Some((node.clone(), env.content.clone()?))
+        })
+        .collect();
     for (node, result) in reads {
         let old = previous.nodes.get(&node);
         match result {
@@ -261,7 +273,15 @@ pub async fn run(
                     .collect::<Vec<_>>()
                     .join(" or ")
             ));
-            match crate::etcd::snapshot(vault, &members, &opts.ssh, &key, &recipients).await? {
+            let snap = crate::etcd::snapshot_with_envs(
+                vault,
+                &members,
+                &etcd_envs,
+                &opts.ssh,
+                &key,
+                &recipients,
+            );
+            match snap.await? {
                 Ok(s) => {
                     record.etcd = Some(format!(
                         "ok {} member {} node {} revision {} keys {} size {}",

@@ -6,19 +6,21 @@
 use super::accounts::Accounts;
 use super::{chain, hint_for, SourceError, SshOptions, Target};
 use crate::vault::manifest::Kind;
+use commands::Sudo;
 use futures_util::StreamExt;
 use openssh_sftp_client::error::SftpErrorKind;
 use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
 use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
-use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Child;
 use tokio::task::JoinHandle;
 
+mod commands;
 mod ssh;
 mod stream;
+pub use commands::{Commands, Finished};
 pub use stream::Upload;
 
 /// How much of ssh's stderr is kept for error messages.
@@ -65,15 +67,13 @@ impl Meta {
 
 pub struct Remote {
     pub target: Target,
-    /// `ssh` options and host for this node, shared by every command.
-    ssh_args: Vec<OsString>,
+    /// Command lines, each in an `ssh` process of its own.
+    pub commands: Commands,
     sftp: Sftp,
     /// The `ssh` process carrying the SFTP channel.
     child: Child,
     stderr: JoinHandle<Vec<u8>>,
     pub accounts: Accounts,
-    /// Commands and files go through `sudo -n`.
-    sudo: bool,
 }
 
 fn is_missing(e: &SftpError) -> bool {
@@ -139,12 +139,19 @@ impl Remote {
         };
         let mut remote = Remote {
             target: target.clone(),
-            ssh_args,
+            commands: Commands::with(
+                target,
+                ssh_args,
+                if header.sudo {
+                    Sudo::Always
+                } else {
+                    Sudo::Never
+                },
+            ),
             sftp,
             child,
             stderr,
             accounts: Accounts::default(),
-            sudo: header.sudo,
         };
         let (passwd, group) = futures_util::join!(
             remote.read_optional("/etc/passwd"),
@@ -169,7 +176,11 @@ impl Remote {
     pub async fn hostname(&self) -> Result<String, SourceError> {
         let name = match self.read_optional("/proc/sys/kernel/hostname").await? {
             Some(b) if !b.is_empty() => String::from_utf8_lossy(&b).to_string(),
-            _ => self.run("uname -n", "reading the hostname").await?,
+            _ => {
+                self.commands
+                    .run("uname -n", "reading the hostname")
+                    .await?
+            }
         };
         Ok(name.trim().to_string())
     }
@@ -178,43 +189,27 @@ impl Remote {
     /// connection needs it), in an `ssh` process of its own. Callers build
     /// `cmd` only from quoted values.
     pub async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
-        self.run(&self.privileged(cmd), what).await
+        self.commands.run_privileged(cmd, what).await
     }
 
-    /// `cmd` as it must run to have root's rights on this node.
-    fn privileged(&self, cmd: &str) -> String {
-        if self.sudo {
-            format!("sudo -n sh -c {}", shell_quote(cmd))
-        } else {
-            cmd.to_string()
-        }
-    }
-
-    /// An `ssh` process for one command line on the node.
-    fn command(&self, cmd: &str) -> tokio::process::Command {
-        let mut c = ssh::command(&self.ssh_args);
-        c.arg(cmd);
-        c
-    }
-
-    async fn run(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
-        let failed = |why: String| SourceError::Command {
-            node: self.target.node.clone(),
-            what: what.into(),
-            why,
-        };
-        let out = self
-            .command(cmd)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(|e| failed(format!("cannot start ssh: {e}")))?;
-        if !out.status.success() {
-            return Err(failed(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    /// Like [`Remote::run_privileged`], handing the command's standard output
+    /// to `sink` in pieces of at most `piece` bytes as it arrives; returns the
+    /// bytes seen. See [`Commands::stream_privileged`].
+    pub async fn stream_privileged<F>(
+        &self,
+        cmd: &str,
+        what: &str,
+        piece: usize,
+        sink: F,
+    ) -> Result<u64, SourceError>
+    where
+        F: FnMut(&[u8]) -> Result<(), String>,
+    {
+        Ok(self
+            .commands
+            .stream_privileged(cmd, what, piece, sink)
+            .await?
+            .bytes)
     }
 
     /// lstat; `None` when the path does not exist.
