@@ -122,14 +122,59 @@ pub async fn run(
     let recipients = Recipients::parse(&config.recipients).map_err(VaultError::from)?;
     let key = vault.mac_key()?;
 
-    let reads = read_all(
-        hosts.iter().map(|h| Target::from_host(h)).collect(),
-        &config,
-        &key,
-        opts,
-        progress,
-    )
-    .await;
+    // The etcd snapshot starts as soon as the first member has been read
+    // (it needs that member's etcd.env), while the other nodes are read.
+    let members: Vec<Target> = hosts
+        .iter()
+        .filter(|h| opts.etcd_snapshot && h.is_etcd())
+        .map(|h| Target::from_host(h))
+        .collect();
+    let (env_tx, mut env_rx) = tokio::sync::mpsc::unbounded_channel();
+    let snapshot = async {
+        let Some(first) = members.first() else {
+            return Ok(None);
+        };
+        // If that member could not be read, wait for every node: when none
+        // could be read the run commits nothing, not even a snapshot.
+        let mut envs = BTreeMap::new();
+        let (mut any_read, mut first_read) = (false, false);
+        while let Some((node, read, env)) = env_rx.recv().await {
+            any_read |= read;
+            first_read |= read && node == first.node;
+            if let Some(env) = env {
+                envs.insert(node, env);
+            }
+            if first_read {
+                break;
+            }
+        }
+        if !any_read {
+            return Ok(None);
+        }
+        progress.info(&format!(
+            "etcd snapshot from {}",
+            members
+                .iter()
+                .map(|m| m.node.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+        crate::etcd::snapshot_with_envs(vault, &members, &envs, &opts.ssh, &key, &recipients)
+            .await
+            .map(Some)
+    };
+    let (reads, snapshot) = tokio::join!(
+        read_all(
+            hosts.iter().map(|h| Target::from_host(h)).collect(),
+            &config,
+            &key,
+            opts,
+            progress,
+            env_tx,
+        ),
+        snapshot
+    );
+    let snapshot = snapshot?;
 
     let mut store = ContentStore::new(vault, &recipients, &previous);
 
@@ -240,37 +285,22 @@ pub async fn run(
         etcd: None,
         control: control_report,
     };
-    if opts.etcd_snapshot {
-        let members: Vec<Target> = hosts
-            .iter()
-            .filter(|h| h.is_etcd())
-            .map(|h| Target::from_host(h))
-            .collect();
-        if !members.is_empty() {
-            progress.info(&format!(
-                "etcd snapshot from {}",
-                members
-                    .iter()
-                    .map(|m| m.node.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ));
-            match crate::etcd::snapshot(vault, &members, &opts.ssh, &key, &recipients).await? {
-                Ok(s) => {
-                    record.etcd = Some(format!(
-                        "ok {} member {} node {} revision {} keys {} size {}",
-                        s.reference, s.member, s.node, s.revision, s.keys, s.size
-                    ));
-                    report.bytes_added += s.bytes_added;
-                    report.new_blobs += s.new_chunks;
-                    report.etcd = Some(Ok(s));
-                }
-                Err(reasons) => {
-                    let why = reasons.join("; ");
-                    record.etcd = Some(format!("failed {why}"));
-                    report.partial = true;
-                    report.etcd = Some(Err(why));
-                }
+    if let Some(snap) = snapshot {
+        match snap {
+            Ok(s) => {
+                record.etcd = Some(format!(
+                    "ok {} member {} node {} revision {} keys {} size {}",
+                    s.reference, s.member, s.node, s.revision, s.keys, s.size
+                ));
+                report.bytes_added += s.bytes_added;
+                report.new_blobs += s.new_chunks;
+                report.etcd = Some(Ok(s));
+            }
+            Err(reasons) => {
+                let why = reasons.join("; ");
+                record.etcd = Some(format!("failed {why}"));
+                report.partial = true;
+                report.etcd = Some(Err(why));
             }
         }
     }
@@ -318,6 +348,7 @@ async fn read_all(
     key: &crate::vault::mac::MacKey,
     opts: &BackupOptions,
     progress: &dyn Progress,
+    etcd_env: tokio::sync::mpsc::UnboundedSender<(String, bool, Option<Vec<u8>>)>,
 ) -> BTreeMap<String, Result<NodeRead, SourceError>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
@@ -356,6 +387,12 @@ async fn read_all(
                     )),
                     Err(e) => progress.warn(&e.to_string()),
                 }
+                let env = result.as_ref().ok().and_then(|r| {
+                    let e = r.entries.iter().find(|e| e.entry.path == "/etc/etcd.env");
+                    e.and_then(|e| e.content.clone())
+                });
+                // Nobody listens when no snapshot is taken.
+                let _ = etcd_env.send((node.clone(), result.is_ok(), env));
                 out.insert(node, result);
             }
             Err(e) => progress.warn(&format!("a node task failed: {e}")),

@@ -17,6 +17,7 @@ use crate::vault::crypto::Recipients;
 use crate::vault::mac::MacKey;
 use crate::vault::{Vault, VaultError};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What the snapshot step of a backup did.
 #[derive(Clone, Debug, Serialize)]
@@ -41,10 +42,24 @@ pub async fn snapshot(
     key: &MacKey,
     recipients: &Recipients,
 ) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
+    snapshot_with_envs(vault, members, &BTreeMap::new(), ssh, key, recipients).await
+}
+
+/// Like [`snapshot`], with the `/etc/etcd.env` already read from some
+/// members (by node name), so their snapshot needs no read of its own.
+pub async fn snapshot_with_envs(
+    vault: &Vault,
+    members: &[Target],
+    envs: &BTreeMap<String, Vec<u8>>,
+    ssh: &SshOptions,
+    key: &MacKey,
+    recipients: &Recipients,
+) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
     let mut reasons = Vec::new();
     for t in members {
         let mut writer = store::ChunkWriter::new(vault, recipients)?;
-        match capture::take(t, ssh, key, &mut writer).await {
+        let env = envs.get(&t.node).map(Vec::as_slice);
+        match capture::take_with_env(t, ssh, env, key, &mut writer).await {
             Ok(index) => {
                 let (new_chunks, bytes_added) = (writer.new_chunks, writer.bytes_added);
                 let reference = writer.commit(&index)?;

@@ -10,6 +10,7 @@ use crate::paths::{check_link_target, check_path, glob_match, parent};
 use crate::vault::config::VaultConfig;
 use crate::vault::mac::MacKey;
 use crate::vault::manifest::{Entry, Kind};
+use futures_util::StreamExt;
 
 /// An entry read from a node, with its content for regular files.
 pub struct ReadEntry {
@@ -25,82 +26,77 @@ pub struct NodeRead {
     pub errors: Vec<(String, String)>,
 }
 
-/// Reads every included entry of the node.
+/// Requests in flight on one node's SFTP channel at a time.
+const IN_FLIGHT: usize = 64;
+
+/// What reading one entry gave.
+enum Got {
+    File(Vec<u8>),
+    Link(String),
+    Dir(Vec<(String, super::Meta)>),
+}
+
+/// Reads every included entry of the node. Every entry of one directory
+/// level is asked for at once (up to [`IN_FLIGHT`]), so a node costs a
+/// round trip per level, not per file. Entries come out sorted by path.
 pub async fn read_node(
     remote: &Remote,
     config: &VaultConfig,
     key: &MacKey,
 ) -> Result<NodeRead, SourceError> {
     let mut out = NodeRead::default();
+    let found =
+        futures_util::future::join_all(config.include.iter().map(|inc| roots_of(remote, inc)))
+            .await;
     let mut roots: Vec<(String, super::Meta)> = Vec::new();
-    for inc in &config.include {
-        if inc.contains('*') {
-            let dir = parent(inc);
-            match remote.lstat(dir).await? {
-                Some(m) if m.kind == Some(Kind::Dir) => {}
-                _ => continue,
-            }
-            match remote.list(dir).await {
-                Ok(children) => {
-                    for (name, meta) in children {
-                        let path = if dir == "/" {
-                            format!("/{name}")
-                        } else {
-                            format!("{dir}/{name}")
-                        };
-                        if glob_match(inc, &path) {
-                            roots.push((path, meta));
-                        }
-                    }
-                }
-                Err(e) => out.errors.push((dir.to_string(), reason(&e))),
-            }
-        } else {
-            match remote.lstat(inc).await {
-                Ok(Some(meta)) => roots.push((inc.clone(), meta)),
-                Ok(None) => {}
-                Err(e) => out.errors.push((inc.clone(), reason(&e))),
-            }
+    for f in found {
+        match f? {
+            Ok(r) => roots.extend(r),
+            Err(e) => out.errors.push(e),
         }
     }
     roots.sort_by(|a, b| a.0.cmp(&b.0));
     roots.dedup_by(|a, b| a.0 == b.0);
-    let mut stack: Vec<(String, super::Meta)> = roots.into_iter().rev().collect();
+    let mut level = roots;
     let mut seen = std::collections::BTreeSet::new();
-    while let Some((path, meta)) = stack.pop() {
-        if config.is_excluded(&path) || !seen.insert(path.clone()) {
-            continue;
+    while !level.is_empty() {
+        let mut wanted = Vec::new();
+        for (path, meta) in level {
+            if config.is_excluded(&path) || !seen.insert(path.clone()) {
+                continue;
+            }
+            if let Err(e) = check_path(&path) {
+                out.errors
+                    .push((path.escape_debug().to_string(), e.to_string()));
+                continue;
+            }
+            let Some(kind) = meta.kind else {
+                out.errors.push((
+                    path,
+                    "not a regular file, directory or symlink; skipped".into(),
+                ));
+                continue;
+            };
+            wanted.push((path, meta, kind));
         }
-        if let Err(e) = check_path(&path) {
-            out.errors
-                .push((path.escape_debug().to_string(), e.to_string()));
-            continue;
-        }
-        let Some(kind) = meta.kind else {
-            out.errors.push((
-                path,
-                "not a regular file, directory or symlink; skipped".into(),
-            ));
-            continue;
-        };
-        let owner = remote.accounts.user_name(meta.uid).map(str::to_string);
-        let group = remote.accounts.group_name(meta.gid).map(str::to_string);
-        let mut entry = Entry {
-            kind,
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            owner,
-            group,
-            size: if kind == Kind::Dir { 0 } else { meta.size },
-            mtime: meta.mtime,
-            mac: None,
-            path: path.clone(),
-            target: None,
-        };
-        match kind {
-            Kind::File => match remote.read(&path).await {
-                Ok(data) => {
+        let got: Vec<_> = futures_util::stream::iter(wanted)
+            .map(|(path, meta, kind)| async move {
+                let got = match kind {
+                    Kind::File => remote.read(&path).await.map(Got::File),
+                    Kind::Symlink => remote.read_link(&path).await.map(Got::Link),
+                    Kind::Dir => remote.list(&path).await.map(Got::Dir),
+                };
+                (path, meta, kind, got)
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        let mut next = Vec::new();
+        for (path, meta, kind, got) in got {
+            let mut entry = entry_of(remote, &path, &meta, kind);
+            match got {
+                Err(e) => out.errors.push((path, reason(&e))),
+                Ok(Got::File(data)) => {
                     entry.size = data.len() as u64;
                     entry.mac = Some(key.mac(&data));
                     out.entries.push(ReadEntry {
@@ -108,10 +104,7 @@ pub async fn read_node(
                         content: Some(data),
                     });
                 }
-                Err(e) => out.errors.push((path, reason(&e))),
-            },
-            Kind::Symlink => match remote.read_link(&path).await {
-                Ok(t) => match check_link_target(&t) {
+                Ok(Got::Link(t)) => match check_link_target(&t) {
                     Ok(()) => {
                         entry.mode = 0o777;
                         entry.size = t.len() as u64;
@@ -123,23 +116,75 @@ pub async fn read_node(
                     }
                     Err(e) => out.errors.push((path, e.to_string())),
                 },
-                Err(e) => out.errors.push((path, reason(&e))),
-            },
-            Kind::Dir => match remote.list(&path).await {
-                Ok(children) => {
+                Ok(Got::Dir(children)) => {
                     out.entries.push(ReadEntry {
                         entry,
                         content: None,
                     });
-                    for (name, m) in children.into_iter().rev() {
-                        stack.push((format!("{path}/{name}"), m));
+                    for (name, m) in children {
+                        next.push((format!("{path}/{name}"), m));
                     }
                 }
-                Err(e) => out.errors.push((path, reason(&e))),
-            },
+            }
         }
+        level = next;
     }
+    out.entries.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    out.errors.sort();
     Ok(out)
+}
+
+/// The entries one include names: itself, or for a glob the matching
+/// children of its directory. `Err` inside for a per-entry error; outside
+/// when the connection failed.
+async fn roots_of(
+    remote: &Remote,
+    inc: &str,
+) -> Result<Result<Vec<(String, super::Meta)>, (String, String)>, SourceError> {
+    if !inc.contains('*') {
+        return Ok(match remote.lstat(inc).await {
+            Ok(Some(meta)) => Ok(vec![(inc.to_string(), meta)]),
+            Ok(None) => Ok(vec![]),
+            Err(e) => Err((inc.to_string(), reason(&e))),
+        });
+    }
+    let dir = parent(inc);
+    match remote.lstat(dir).await? {
+        Some(m) if m.kind == Some(Kind::Dir) => {}
+        _ => return Ok(Ok(vec![])),
+    }
+    Ok(match remote.list(dir).await {
+        Ok(children) => Ok(children
+            .into_iter()
+            .map(|(name, meta)| {
+                let path = if dir == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{dir}/{name}")
+                };
+                (path, meta)
+            })
+            .filter(|(path, _)| glob_match(inc, path))
+            .collect()),
+        Err(e) => Err((dir.to_string(), reason(&e))),
+    })
+}
+
+/// The entry's record from its metadata, before its content is known.
+fn entry_of(remote: &Remote, path: &str, meta: &super::Meta, kind: Kind) -> Entry {
+    Entry {
+        kind,
+        mode: meta.mode,
+        uid: meta.uid,
+        gid: meta.gid,
+        owner: remote.accounts.user_name(meta.uid).map(str::to_string),
+        group: remote.accounts.group_name(meta.gid).map(str::to_string),
+        size: if kind == Kind::Dir { 0 } else { meta.size },
+        mtime: meta.mtime,
+        mac: None,
+        path: path.to_string(),
+        target: None,
+    }
 }
 
 fn reason(e: &SourceError) -> String {

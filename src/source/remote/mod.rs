@@ -1,22 +1,30 @@
-//! One live connection to a node: an OpenSSH session, an SFTP server running
-//! on the node (as root through `sudo -n` when needed), and the node's account
-//! names.
+//! One live connection to a node: a single `ssh` process whose only channel
+//! is an SFTP server on the node (as root through `sudo -n` when needed), and
+//! the node's account names. Commands (etcd snapshots and restores) start an
+//! `ssh` process of their own each; file access never does.
 
 use super::accounts::Accounts;
 use super::{chain, hint_for, SourceError, SshOptions, Target};
 use crate::vault::manifest::Kind;
+use commands::Sudo;
 use futures_util::StreamExt;
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use openssh_sftp_client::error::SftpErrorKind;
 use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
 use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
-use std::sync::Arc;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Child;
+use tokio::task::JoinHandle;
 
+mod commands;
+mod ssh;
 mod stream;
+pub use commands::{Commands, Finished};
 pub use stream::Upload;
 
-/// Starts the first SFTP server found at the usual places (Debian, RHEL, Arch, Alpine).
-const SFTP_SERVER: &str = "sh -c 'for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; do if [ -x \"$p\" ]; then exec \"$p\"; fi; done; echo \"no sftp-server found\" >&2; exit 127'";
+/// How much of ssh's stderr is kept for error messages.
+const STDERR_KEPT: usize = 16 << 10;
 
 /// Metadata of one path on a node (from lstat: links are not followed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,12 +67,13 @@ impl Meta {
 
 pub struct Remote {
     pub target: Target,
-    session: Arc<Session>,
+    /// Command lines, each in an `ssh` process of its own.
+    pub commands: Commands,
     sftp: Sftp,
-    server: openssh::Child<Arc<Session>>,
+    /// The `ssh` process carrying the SFTP channel.
+    child: Child,
+    stderr: JoinHandle<Vec<u8>>,
     pub accounts: Accounts,
-    /// Commands and files go through `sudo -n`.
-    sudo: bool,
 }
 
 fn is_missing(e: &SftpError) -> bool {
@@ -72,112 +81,85 @@ fn is_missing(e: &SftpError) -> bool {
 }
 
 impl Remote {
-    /// Connects, checks sudo if needed, starts the SFTP server and reads the
-    /// node's account names.
+    /// Connects with one `ssh` process that starts the SFTP server (through
+    /// `sudo -n` if needed) and reads the node's account names over it.
     pub async fn connect(target: &Target, opts: &SshOptions) -> Result<Remote, SourceError> {
         let node = target.node.clone();
-        let mut b = SessionBuilder::default();
-        b.known_hosts_check(KnownHosts::Strict)
-            .connect_timeout(opts.connect_timeout)
-            .control_directory(std::env::temp_dir());
-        if let Some(f) = &opts.config_file {
-            b.config_file(f);
-        }
-        if let Some(p) = target.port {
-            b.port(p);
-        }
-        if let Some(u) = &target.user {
-            b.user(u.clone());
-        }
-        if let Some(k) = &target.key_file {
-            b.keyfile(k);
-        }
-        let session = b.connect(&target.address).await.map_err(|e| {
-            let why = chain(&e);
-            SourceError::Connect {
-                node: node.clone(),
+        let ssh_args = ssh::args(target, opts);
+        let mut cmd = ssh::command(&ssh_args);
+        cmd.arg(ssh::sftp_command(target.become_))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| SourceError::Connect {
+            node: node.clone(),
+            target: target.display(),
+            why: format!("cannot start ssh: {e}"),
+            hint: "install the OpenSSH client (ssh) on this host",
+        })?;
+        let stdin = child.stdin.take().expect("stdin was piped");
+        let mut stdout = child.stdout.take().expect("stdout was piped");
+        let stderr = tokio::spawn(keep_stderr(child.stderr.take().expect("stderr was piped")));
+        // ConnectTimeout bounds the TCP connect only; this bounds the login.
+        let limit = opts.connect_timeout + Duration::from_secs(30);
+        let header = match tokio::time::timeout(limit, read_header(&mut stdout)).await {
+            Ok(h) => h,
+            Err(_) => None,
+        };
+        let Some(header) = header else {
+            let mut why = failure(child, stderr).await;
+            if why.is_empty() {
+                why = "ssh exited without a word".into();
+            }
+            if why.contains(ssh::NO_SERVER) {
+                return Err(SourceError::Sftp { node, why });
+            }
+            return Err(SourceError::Connect {
+                node,
                 target: target.display(),
                 hint: hint_for(&why),
                 why,
-            }
-        })?;
-        let session = Arc::new(session);
-
-        let uid = run(&session, &node, "id -u", "checking the remote user").await?;
-        let sudo = target.become_ && uid.trim() != "0";
-        if sudo {
-            let out = session
-                .raw_command("sudo -n true")
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .map_err(|e| SourceError::Command {
-                    node: node.clone(),
-                    what: "sudo -n true".into(),
-                    why: chain(&e),
-                })?;
-            if !out.status.success() {
-                let user = target
-                    .user
-                    .clone()
-                    .unwrap_or_else(|| format!("uid {}", uid.trim()));
-                let why = String::from_utf8_lossy(&out.stderr)
-                    .trim()
-                    .replace('\n', " ");
-                return Err(SourceError::Sudo {
-                    node,
-                    user,
-                    why: if why.is_empty() {
-                        "sudo failed".into()
-                    } else {
-                        why
-                    },
-                });
-            }
-        }
-        let cmd = if sudo {
-            format!("sudo -n {SFTP_SERVER}")
-        } else {
-            SFTP_SERVER.to_string()
+            });
         };
-        let mut server = Arc::clone(&session)
-            .arc_raw_command(cmd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .await
-            .map_err(|e| SourceError::Sftp {
-                node: node.clone(),
-                why: chain(&e),
-            })?;
-        let stdin = server.stdin().take().expect("stdin was piped");
-        let stdout = server.stdout().take().expect("stdout was piped");
-        let sftp = Sftp::new(stdin, stdout, SftpOptions::default())
-            .await
-            .map_err(|e| SourceError::Sftp {
-                node: node.clone(),
-                why: chain(&e),
-            })?;
+        let sftp = match Sftp::new(stdin, stdout, SftpOptions::default()).await {
+            Ok(s) => s,
+            Err(e) => {
+                let said = failure(child, stderr).await;
+                let why = if said.is_empty() { chain(&e) } else { said };
+                if header.sudo {
+                    let user = target.user.clone().unwrap_or_else(|| {
+                        header
+                            .uid
+                            .map_or("the remote user".into(), |u| format!("uid {u}"))
+                    });
+                    return Err(SourceError::Sudo { node, user, why });
+                }
+                return Err(SourceError::Sftp { node, why });
+            }
+        };
         let mut remote = Remote {
             target: target.clone(),
-            session,
+            commands: Commands::with(
+                target,
+                ssh_args,
+                if header.sudo {
+                    Sudo::Always
+                } else {
+                    Sudo::Never
+                },
+            ),
             sftp,
-            server,
+            child,
+            stderr,
             accounts: Accounts::default(),
-            sudo,
         };
-        let passwd = remote
-            .read_optional("/etc/passwd")
-            .await?
-            .unwrap_or_default();
-        let group = remote
-            .read_optional("/etc/group")
-            .await?
-            .unwrap_or_default();
+        let (passwd, group) = futures_util::join!(
+            remote.read_optional("/etc/passwd"),
+            remote.read_optional("/etc/group")
+        );
         remote.accounts = Accounts::from_files(
-            &String::from_utf8_lossy(&passwd),
-            &String::from_utf8_lossy(&group),
+            &String::from_utf8_lossy(&passwd?.unwrap_or_default()),
+            &String::from_utf8_lossy(&group?.unwrap_or_default()),
         );
         Ok(remote)
     }
@@ -190,28 +172,44 @@ impl Remote {
         }
     }
 
-    /// The node's hostname (`uname -n`).
+    /// The node's hostname (`uname -n`), read over SFTP where Linux keeps it.
     pub async fn hostname(&self) -> Result<String, SourceError> {
-        Ok(run(
-            &self.session,
-            &self.target.node,
-            "uname -n",
-            "reading the hostname",
-        )
-        .await?
-        .trim()
-        .to_string())
+        let name = match self.read_optional("/proc/sys/kernel/hostname").await? {
+            Some(b) if !b.is_empty() => String::from_utf8_lossy(&b).to_string(),
+            _ => {
+                self.commands
+                    .run("uname -n", "reading the hostname")
+                    .await?
+            }
+        };
+        Ok(name.trim().to_string())
     }
 
     /// Runs a fixed command line on the node (through `sudo -n` when the
-    /// connection needs it). Callers build `cmd` only from quoted values.
+    /// connection needs it), in an `ssh` process of its own. Callers build
+    /// `cmd` only from quoted values.
     pub async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
-        let full = if self.sudo {
-            format!("sudo -n sh -c {}", shell_quote(cmd))
-        } else {
-            cmd.to_string()
-        };
-        run(&self.session, &self.target.node, &full, what).await
+        self.commands.run_privileged(cmd, what).await
+    }
+
+    /// Like [`Remote::run_privileged`], handing the command's standard output
+    /// to `sink` in pieces of at most `piece` bytes as it arrives; returns the
+    /// bytes seen. See [`Commands::stream_privileged`].
+    pub async fn stream_privileged<F>(
+        &self,
+        cmd: &str,
+        what: &str,
+        piece: usize,
+        sink: F,
+    ) -> Result<u64, SourceError>
+    where
+        F: FnMut(&[u8]) -> Result<(), String>,
+    {
+        Ok(self
+            .commands
+            .stream_privileged(cmd, what, piece, sink)
+            .await?
+            .bytes)
     }
 
     /// lstat; `None` when the path does not exist.
@@ -355,13 +353,19 @@ impl Remote {
             .map_err(|e| self.io(path, e))
     }
 
-    /// Ends the SFTP server and the ssh session.
+    /// Ends the SFTP server and with it the `ssh` process.
     pub async fn close(self) {
         let _ = self.sftp.close().await;
-        let _ = self.server.wait().await;
-        if let Ok(s) = Arc::try_unwrap(self.session) {
-            let _ = s.close().await;
+        let mut child = self.child;
+        // The server exits on end of input, and ssh with it; a node that
+        // does not let go is cut off.
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
         }
+        self.stderr.abort();
     }
 }
 
@@ -378,23 +382,57 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-async fn run(session: &Session, node: &str, cmd: &str, what: &str) -> Result<String, SourceError> {
-    let out = session
-        .raw_command(cmd)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| SourceError::Command {
-            node: node.into(),
-            what: what.into(),
-            why: chain(&e),
-        })?;
-    if !out.status.success() {
-        return Err(SourceError::Command {
-            node: node.into(),
-            what: what.into(),
-            why: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
+/// Keeps the start of ssh's stderr and drains the rest, so ssh never blocks on it.
+async fn keep_stderr(mut err: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match err.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = STDERR_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
     }
-    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// Reads lines (byte by byte: nothing after the header may be consumed, it
+/// belongs to the SFTP client) until the header; `None` at end of output.
+async fn read_header(out: &mut (impl AsyncRead + Unpin)) -> Option<ssh::Header> {
+    let mut line = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let b = out.read_u8().await.ok()?;
+        seen += 1;
+        if seen > 64 << 10 {
+            return None;
+        }
+        if b != b'\n' {
+            line.push(b);
+            continue;
+        }
+        if let Some(h) = ssh::parse_header(&String::from_utf8_lossy(&line)) {
+            return Some(h);
+        }
+        line.clear();
+    }
+}
+
+/// What a failed ssh process said: waits for it (briefly), then its stderr.
+async fn failure(mut child: Child, stderr: JoinHandle<Vec<u8>>) -> String {
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+    let said = stderr.await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&said);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join("; ")
 }

@@ -1,0 +1,209 @@
+//! Running command lines on a node, each in an `ssh` process of its own (no
+//! master to share): with root's rights (`sudo -n` when needed), its output
+//! either collected or handed on in pieces as it arrives.
+//!
+//! A [`Commands`] needs no SFTP connection: the etcd snapshot of a backup
+//! runs its one command without opening another. Whether sudo is needed is
+//! then decided on the node by the command line itself.
+
+use super::super::{SshOptions, Target};
+use super::{shell_quote, ssh, SourceError};
+use std::ffi::OsString;
+use std::process::Stdio;
+use tokio::io::AsyncReadExt;
+
+/// How a command gets root's rights on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Sudo {
+    /// The user is root, or the inventory does not ask for `become`.
+    Never,
+    Always,
+    /// `become` for a user not known yet: the node checks `id -u`.
+    UnlessRoot,
+}
+
+/// Command lines for one node.
+#[derive(Clone, Debug)]
+pub struct Commands {
+    node: String,
+    ssh_args: Vec<OsString>,
+    sudo: Sudo,
+}
+
+/// What a command that ran to the end left besides its output.
+pub struct Finished {
+    /// Bytes of standard output handed on.
+    pub bytes: u64,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl Commands {
+    /// Commands for `target`, deciding sudo on the node (`become` and not root).
+    pub fn new(target: &Target, opts: &SshOptions) -> Commands {
+        let sudo = if target.become_ {
+            Sudo::UnlessRoot
+        } else {
+            Sudo::Never
+        };
+        Commands::with(target, ssh::args(target, opts), sudo)
+    }
+
+    pub(super) fn with(target: &Target, ssh_args: Vec<OsString>, sudo: Sudo) -> Commands {
+        Commands {
+            node: target.node.clone(),
+            ssh_args,
+            sudo,
+        }
+    }
+
+    /// `cmd` as it must run to have root's rights on this node.
+    fn privileged(&self, cmd: &str) -> String {
+        privileged(self.sudo, cmd)
+    }
+
+    fn command(&self, cmd: &str) -> tokio::process::Command {
+        let mut c = ssh::command(&self.ssh_args);
+        c.arg(cmd);
+        c
+    }
+
+    fn failed(&self, what: &str, why: String) -> SourceError {
+        SourceError::Command {
+            node: self.node.clone(),
+            what: what.into(),
+            why,
+        }
+    }
+
+    /// Runs `cmd` as it is (the connecting user's rights); its stdout.
+    pub async fn run(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
+        let out = self
+            .command(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| self.failed(what, format!("cannot start ssh: {e}")))?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(self.failed(what, why));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// Runs a fixed command line with root's rights; its stdout. Callers
+    /// build `cmd` only from quoted values.
+    pub async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
+        self.run(&self.privileged(cmd), what).await
+    }
+
+    /// Runs a fixed command line with root's rights, handing its standard
+    /// output to `sink` in pieces of at most `piece` bytes as it arrives.
+    /// Fails if the command exits non-zero (with its stderr) or `sink` fails.
+    pub async fn stream_privileged<F>(
+        &self,
+        cmd: &str,
+        what: &str,
+        piece: usize,
+        mut sink: F,
+    ) -> Result<Finished, SourceError>
+    where
+        F: FnMut(&[u8]) -> Result<(), String>,
+    {
+        let mut child = self
+            .command(&self.privileged(cmd))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.failed(what, format!("cannot start ssh: {e}")))?;
+        let mut out = child.stdout.take().expect("stdout was piped");
+        let mut err = child.stderr.take().expect("stderr was piped");
+        let errors = async {
+            let mut text = Vec::new();
+            let _ = err.read_to_end(&mut text).await;
+            text
+        };
+        let reading = async {
+            let mut buf = vec![0u8; piece];
+            let mut total = 0u64;
+            loop {
+                // Fill the buffer before handing it on: pipes deliver small reads.
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match out.read(&mut buf[filled..]).await {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) => return (total, Err(e.to_string())),
+                    }
+                }
+                if filled == 0 {
+                    return (total, Ok(()));
+                }
+                total += filled as u64;
+                // On a failing sink, stop reading and end ssh: the closed
+                // channel ends the command on the node.
+                if let Err(e) = sink(&buf[..filled]) {
+                    let _ = child.start_kill();
+                    return (total, Err(e));
+                }
+            }
+        };
+        let ((bytes, sunk), text) = tokio::join!(reading, errors);
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| self.failed(what, e.to_string()))?;
+        sunk.map_err(|why| SourceError::Io {
+            node: self.node.clone(),
+            path: what.into(),
+            why,
+        })?;
+        let stderr = String::from_utf8_lossy(&text).trim().to_string();
+        if !status.success() {
+            return Err(self.failed(what, stderr));
+        }
+        Ok(Finished { bytes, stderr })
+    }
+}
+
+fn privileged(sudo: Sudo, cmd: &str) -> String {
+    match sudo {
+        Sudo::Never => cmd.to_string(),
+        Sudo::Always => format!("sudo -n sh -c {}", shell_quote(cmd)),
+        Sudo::UnlessRoot => format!(
+            "if [ \"$(id -u)\" = 0 ]; then sh -c {q}; else sudo -n sh -c {q}; fi",
+            q = shell_quote(cmd)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privileged_quotes_the_command_once_for_sudo() {
+        assert_eq!(privileged(Sudo::Never, "echo 'a b'"), "echo 'a b'");
+        assert_eq!(
+            privileged(Sudo::Always, "echo 'a b'"),
+            "sudo -n sh -c 'echo '\\''a b'\\'''"
+        );
+    }
+
+    #[test]
+    fn unless_root_asks_the_node_who_it_is() {
+        let line = privileged(Sudo::UnlessRoot, "rm -f '/x y'");
+        let q = "'rm -f '\\''/x y'\\'''";
+        assert_eq!(
+            line,
+            format!("if [ \"$(id -u)\" = 0 ]; then sh -c {q}; else sudo -n sh -c {q}; fi")
+        );
+        // As whoever runs the tests, the line is valid shell.
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &line])
+            .status()
+            .expect("sh runs");
+        assert!(out.success());
+    }
+}
