@@ -1,34 +1,26 @@
 //! `sprayvault backup`: the nightly run.
 
-use super::{output, progress, Global};
+use super::{args, output, Global};
 use sprayvault::backup::{BackupOptions, BackupReport};
 use sprayvault::exit::Exit;
 use sprayvault::metrics::RunMetrics;
-use sprayvault::source::SshOptions;
 use sprayvault::vault::Vault;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The kubespray inventory (file or directory).
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: PathBuf,
+    #[command(flatten)]
+    inventory: args::Inventory,
     /// Only back up hosts matching this Ansible pattern; the others keep their last state.
     #[arg(long, short = 'l', value_name = "PATTERN")]
     limit: Option<String>,
-    /// ssh configuration file, passed to ssh as -F.
-    #[arg(long, short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    ssh: args::Ssh,
     /// Nodes read at the same time.
     #[arg(long, short = 'j', default_value_t = 8)]
     jobs: usize,
-    /// Seconds to wait for ssh to connect to a node.
-    #[arg(long, default_value_t = 15)]
-    connect_timeout: u64,
-    /// Seconds to wait for another run's lock before giving up (exit 5).
-    #[arg(long, default_value_t = 0)]
-    lock_wait: u64,
+    #[command(flatten)]
+    lock: args::LockWait,
     /// After committing, push the vault to its off-site remote (exit 9 if that fails).
     #[arg(long)]
     push: bool,
@@ -85,7 +77,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
 
 fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let inventory = sprayvault::inventory::load(&a.inventory)?;
+    let inventory = sprayvault::inventory::load(&a.inventory.inventory)?;
     let facts = if a.no_facts {
         None
     } else {
@@ -106,14 +98,11 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         facts,
         etcd_snapshot: !a.no_etcd_snapshot,
         limit: a.limit.clone(),
-        ssh: SshOptions {
-            config_file: a.ssh_config.clone(),
-            connect_timeout: Duration::from_secs(a.connect_timeout),
-        },
+        ssh: a.ssh.options(),
         jobs: a.jobs,
-        lock_wait: Duration::from_secs(a.lock_wait),
+        lock_wait: a.lock.lock_wait,
     };
-    let progress = progress::Stderr::new(g.quiet);
+    let progress = g.progress();
     let report = super::runtime()?.block_on(sprayvault::backup::run(
         &vault, &inventory, &opts, &progress,
     ))?;

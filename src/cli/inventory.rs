@@ -1,22 +1,20 @@
 //! `sprayvault inventory`: show the hosts of a kubespray inventory as
 //! sprayvault reads them.
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::exit::Exit;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The inventory file or directory (as for ansible -i).
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: PathBuf,
+    #[command(flatten)]
+    inventory: args::Inventory,
     /// Only hosts matching this Ansible pattern.
     #[arg(long, value_name = "PATTERN")]
     limit: Option<String>,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
-    let inv = sprayvault::inventory::load(&a.inventory)?;
+    let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
     if g.json {
         let mut all = inv.to_json();
         if a.limit.is_some() {
