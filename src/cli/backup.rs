@@ -3,7 +3,7 @@
 use super::{args, output, Global};
 use sprayvault::backup::{BackupOptions, BackupReport};
 use sprayvault::exit::Exit;
-use sprayvault::metrics::RunMetrics;
+use sprayvault::metrics::{RunMetrics, SnapshotMetrics};
 use sprayvault::vault::Vault;
 use std::path::PathBuf;
 
@@ -46,6 +46,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         let mut m = match &result {
             Ok((exit, Some(r))) => RunMetrics {
                 exit_code: exit.code(),
+                etcd_snapshot_ok: r.etcd.as_ref().map(|s| s.is_ok()),
                 nodes_ok: Some(r.nodes.iter().filter(|n| n.status == "ok").count()),
                 nodes_partial: Some(r.nodes.iter().filter(|n| n.status == "partial").count()),
                 nodes_failed: Some(r.nodes.iter().filter(|n| n.status == "failed").count()),
@@ -63,6 +64,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 ..Default::default()
             },
         };
+        if let Some(dir) = &g.vault {
+            m.vault = dir.display().to_string();
+            m.etcd_snapshot = newest_snapshot(dir);
+        }
         m.end = time::OffsetDateTime::now_utc().unix_timestamp();
         m.duration_seconds = started.elapsed().as_secs_f64();
         if let Err(e) = m.write(&path) {
@@ -73,6 +78,21 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         }
     }
     result.map(|(exit, _)| exit)
+}
+
+/// The newest etcd snapshot in the vault, for the metrics: its age is what
+/// an alert wants, whether or not this run's snapshot succeeded.
+fn newest_snapshot(dir: &std::path::Path) -> Option<SnapshotMetrics> {
+    let vault = Vault::open(dir).ok()?;
+    let snaps = sprayvault::etcd::store::list(&vault).ok()?;
+    snaps
+        .iter()
+        .max_by_key(|s| s.index.taken)
+        .map(|s| SnapshotMetrics {
+            taken: s.index.taken,
+            size_bytes: s.index.size,
+            revision: s.index.revision,
+        })
 }
 
 fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
