@@ -353,6 +353,7 @@ async fn read_all(
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for t in targets {
+        progress.start(&format!("{} (ssh {})", t.node, t.display()));
         let sem = Arc::clone(&sem);
         let config = config.clone();
         let key = key.clone();

@@ -1,12 +1,31 @@
 //! A Prometheus textfile (for node_exporter's textfile collector) describing
-//! the last run, written atomically so the collector never reads half a file.
+//! the last backup of one vault, written atomically so the collector never
+//! reads half a file.
+//!
+//! Names follow Prometheus' conventions: base units (seconds, bytes) as
+//! suffixes, `_timestamp_seconds` for points in time, `_info` for the build.
+//! Every value describes the last run, so every family is a gauge (there are
+//! no counters, hence no `_total`). Every sample carries a `vault` label (the
+//! vault's directory), so one host backing up several vaults into one
+//! collector directory gets distinct series rather than a collector error.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// The newest etcd snapshot in the vault after the run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SnapshotMetrics {
+    /// Unix seconds.
+    pub taken: i64,
+    pub size_bytes: u64,
+    pub revision: u64,
+}
+
 /// What the last run did. Fields that a failed run cannot know stay `None`.
 #[derive(Default)]
 pub struct RunMetrics {
+    /// The vault's directory, the `vault` label of every sample.
+    pub vault: String,
     pub exit_code: u8,
     pub end: i64,
     pub duration_seconds: f64,
@@ -16,67 +35,156 @@ pub struct RunMetrics {
     pub bytes_added: Option<u64>,
     pub objects_added: Option<usize>,
     pub soonest_cert_expiry: Option<i64>,
+    /// Whether this run's etcd snapshot succeeded; `None` when none was tried.
+    pub etcd_snapshot_ok: Option<bool>,
+    /// The newest snapshot in the vault (this run's or an older one).
+    pub etcd_snapshot: Option<SnapshotMetrics>,
+}
+
+/// The metric names, one place for the code, the README and the alert rules.
+pub mod names {
+    pub const BUILD_INFO: &str = "sprayvault_build_info";
+    pub const EXIT_CODE: &str = "sprayvault_last_run_exit_code";
+    pub const SUCCESS: &str = "sprayvault_last_run_success";
+    pub const END: &str = "sprayvault_last_run_end_timestamp_seconds";
+    pub const DURATION: &str = "sprayvault_last_run_duration_seconds";
+    pub const NODES: &str = "sprayvault_last_run_nodes";
+    pub const ADDED_BYTES: &str = "sprayvault_last_run_added_bytes";
+    pub const ADDED_OBJECTS: &str = "sprayvault_last_run_added_objects";
+    pub const ETCD_SNAPSHOT_SUCCESS: &str = "sprayvault_last_run_etcd_snapshot_success";
+    pub const CERT_EXPIRY: &str = "sprayvault_certificate_soonest_expiry_timestamp_seconds";
+    pub const ETCD_TAKEN: &str = "sprayvault_etcd_snapshot_timestamp_seconds";
+    pub const ETCD_SIZE: &str = "sprayvault_etcd_snapshot_size_bytes";
+    pub const ETCD_REVISION: &str = "sprayvault_etcd_snapshot_revision";
+}
+
+/// A label value as the text format wants it: `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    let mut s = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+struct Text {
+    out: String,
+    vault: String,
+}
+
+impl Text {
+    fn family(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], String)]) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let mut l = format!("vault=\"{}\"", self.vault);
+            for (k, v) in labels.iter() {
+                let _ = write!(l, ",{k}=\"{}\"", escape(v));
+            }
+            let _ = writeln!(self.out, "{name}{{{l}}} {value}");
+        }
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, value: String) {
+        self.family(name, help, &[(&[], value)]);
+    }
 }
 
 impl RunMetrics {
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        let mut gauge = |name: &str, help: &str, value: String| {
-            let _ = writeln!(s, "# HELP sprayvault_{name} {help}\n# TYPE sprayvault_{name} gauge\nsprayvault_{name} {value}");
+        use names::*;
+        let mut t = Text {
+            out: String::new(),
+            vault: escape(&self.vault),
         };
-        gauge(
-            "last_run_exit_code",
+        t.family(
+            BUILD_INFO,
+            "sprayvault's version; always 1.",
+            &[(&[("version", env!("CARGO_PKG_VERSION"))], "1".into())],
+        );
+        t.gauge(
+            EXIT_CODE,
             "Exit code of the last sprayvault backup (0 success, 3 partial, see the README).",
             self.exit_code.to_string(),
         );
-        gauge(
-            "last_run_success",
+        t.gauge(
+            SUCCESS,
             "1 if the last backup succeeded completely.",
             u8::from(self.exit_code == 0).to_string(),
         );
-        gauge(
-            "last_run_end_timestamp_seconds",
+        t.gauge(
+            END,
             "When the last backup ended, seconds since the epoch.",
             self.end.to_string(),
         );
-        gauge(
-            "last_run_duration_seconds",
+        t.gauge(
+            DURATION,
             "How long the last backup took.",
             format!("{:.3}", self.duration_seconds),
         );
         if let (Some(ok), Some(partial), Some(failed)) =
             (self.nodes_ok, self.nodes_partial, self.nodes_failed)
         {
-            let _ = writeln!(
-                s,
-                "# HELP sprayvault_last_run_nodes Nodes of the last backup by outcome.\n# TYPE sprayvault_last_run_nodes gauge\nsprayvault_last_run_nodes{{state=\"ok\"}} {ok}\nsprayvault_last_run_nodes{{state=\"partial\"}} {partial}\nsprayvault_last_run_nodes{{state=\"failed\"}} {failed}"
+            t.family(
+                NODES,
+                "Nodes of the last backup by outcome.",
+                &[
+                    (&[("state", "ok")], ok.to_string()),
+                    (&[("state", "partial")], partial.to_string()),
+                    (&[("state", "failed")], failed.to_string()),
+                ],
             );
         }
-        let mut gauge = |name: &str, help: &str, value: String| {
-            let _ = writeln!(s, "# HELP sprayvault_{name} {help}\n# TYPE sprayvault_{name} gauge\nsprayvault_{name} {value}");
-        };
         if let Some(b) = self.bytes_added {
-            gauge(
-                "last_run_bytes_added",
+            t.gauge(
+                ADDED_BYTES,
                 "Bytes of new encrypted objects the last backup added.",
                 b.to_string(),
             );
         }
         if let Some(o) = self.objects_added {
-            gauge(
-                "last_run_objects_added",
+            t.gauge(
+                ADDED_OBJECTS,
                 "New encrypted objects the last backup added.",
                 o.to_string(),
             );
         }
-        if let Some(t) = self.soonest_cert_expiry {
-            gauge(
-                "certificate_soonest_expiry_timestamp_seconds",
-                "The soonest notAfter of any certificate read by the last backup.",
-                t.to_string(),
+        if let Some(ok) = self.etcd_snapshot_ok {
+            t.gauge(
+                ETCD_SNAPSHOT_SUCCESS,
+                "1 if the last backup took an etcd snapshot, 0 if every member failed.",
+                u8::from(ok).to_string(),
             );
         }
-        s
+        if let Some(c) = self.soonest_cert_expiry {
+            t.gauge(
+                CERT_EXPIRY,
+                "The soonest notAfter of any certificate read by the last backup.",
+                c.to_string(),
+            );
+        }
+        if let Some(s) = &self.etcd_snapshot {
+            t.gauge(
+                ETCD_TAKEN,
+                "When the newest etcd snapshot in the vault was taken, seconds since the epoch.",
+                s.taken.to_string(),
+            );
+            t.gauge(
+                ETCD_SIZE,
+                "Size of the newest etcd snapshot in the vault (the snapshot file, before encryption).",
+                s.size_bytes.to_string(),
+            );
+            t.gauge(
+                ETCD_REVISION,
+                "etcd revision of the newest snapshot in the vault.",
+                s.revision.to_string(),
+            );
+        }
+        t.out
     }
 
     /// Writes the textfile atomically (temporary file, then rename).
@@ -101,9 +209,9 @@ impl RunMetrics {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_textfile_format() {
-        let m = RunMetrics {
+    fn full() -> RunMetrics {
+        RunMetrics {
+            vault: "/var/lib/sprayvault/vault".into(),
             exit_code: 3,
             end: 1700000000,
             duration_seconds: 1.5,
@@ -113,16 +221,64 @@ mod tests {
             bytes_added: Some(10),
             objects_added: Some(1),
             soonest_cert_expiry: Some(1800000000),
-        };
-        let t = m.render();
-        assert!(t.contains("sprayvault_last_run_exit_code 3\n"));
-        assert!(t.contains("sprayvault_last_run_success 0\n"));
-        assert!(t.contains("sprayvault_last_run_nodes{state=\"failed\"} 1\n"));
-        assert!(t.contains("sprayvault_certificate_soonest_expiry_timestamp_seconds 1800000000\n"));
+            etcd_snapshot_ok: Some(true),
+            etcd_snapshot: Some(SnapshotMetrics {
+                taken: 1699999990,
+                size_bytes: 20512,
+                revision: 4711,
+            }),
+        }
+    }
+
+    #[test]
+    fn renders_textfile_format() {
+        let t = full().render();
+        let v = "vault=\"/var/lib/sprayvault/vault\"";
+        for want in [
+            format!(
+                "sprayvault_build_info{{{v},version=\"{}\"}} 1\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+            format!("sprayvault_last_run_exit_code{{{v}}} 3\n"),
+            format!("sprayvault_last_run_success{{{v}}} 0\n"),
+            format!("sprayvault_last_run_nodes{{{v},state=\"failed\"}} 1\n"),
+            format!("sprayvault_last_run_added_bytes{{{v}}} 10\n"),
+            format!("sprayvault_certificate_soonest_expiry_timestamp_seconds{{{v}}} 1800000000\n"),
+            format!("sprayvault_etcd_snapshot_timestamp_seconds{{{v}}} 1699999990\n"),
+            format!("sprayvault_etcd_snapshot_size_bytes{{{v}}} 20512\n"),
+            format!("sprayvault_etcd_snapshot_revision{{{v}}} 4711\n"),
+        ] {
+            assert!(t.contains(&want), "{want} missing from\n{t}");
+        }
         for line in t.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("sprayvault_"), "{line}");
+            assert!(name.contains(v), "{line}");
             value.parse::<f64>().unwrap();
         }
+    }
+
+    #[test]
+    fn a_failed_run_says_only_what_it_knows() {
+        let m = RunMetrics {
+            vault: "v".into(),
+            exit_code: 1,
+            ..Default::default()
+        };
+        let t = m.render();
+        assert!(t.contains("sprayvault_last_run_success{vault=\"v\"} 0\n"));
+        assert!(!t.contains("sprayvault_last_run_nodes"));
+        assert!(!t.contains("sprayvault_etcd_snapshot"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = RunMetrics {
+            vault: "/srv/a\"b\\c\nd".into(),
+            ..Default::default()
+        };
+        assert!(m
+            .render()
+            .contains("sprayvault_last_run_exit_code{vault=\"/srv/a\\\"b\\\\c\\nd\"} 0\n"));
     }
 }

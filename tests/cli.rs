@@ -99,3 +99,85 @@ fn inventory_json_honours_limit() {
     ])
     .expect(1);
 }
+
+#[test]
+fn repeated_flags_come_from_the_environment_too() {
+    let case = root().join("tests/fixtures/inventory/ini-kubespray/hosts.ini");
+    let out = run(sv()
+        .args(["inventory", "--json"])
+        .env("SPRAYVAULT_INVENTORY", &case));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["hosts"]["node1"].is_object(), "{v}");
+    // The flag wins over the variable.
+    let out = run(sv()
+        .args(["inventory", "-i", case.to_str().unwrap()])
+        .env("SPRAYVAULT_INVENTORY", "/nonexistent"));
+    assert!(out.status.success());
+    let help = sv_run(&["restore", "--help"]).expect(0).out;
+    for var in [
+        "SPRAYVAULT_INVENTORY",
+        "SPRAYVAULT_IDENTITY",
+        "SPRAYVAULT_SSH_CONFIG",
+    ] {
+        assert!(help.contains(var), "restore --help lacks {var}:\n{help}");
+    }
+}
+
+#[test]
+fn durations_take_units_plain_seconds_and_refuse_overflow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = root().join("tests/fixtures/inventory/ini-kubespray/hosts.ini");
+    let inv = inv.to_str().unwrap();
+    let missing = tmp.path().join("none");
+    let vault = missing.to_str().unwrap();
+    // Valid durations get past parsing (to the missing vault: exit 4).
+    for d in ["600", "10m", "1h30m", "2w"] {
+        let r = sv_run(&["backup", "--vault", vault, "-i", inv, "--lock-wait", d]);
+        assert_eq!(r.code, 4, "--lock-wait {d}: {}", r.err);
+    }
+    for (flag, value, says) in [
+        ("--lock-wait", "18446744073709551615w", "too large"),
+        ("--connect-timeout", "5y", "unknown unit \"y\""),
+        ("--connect-timeout", "1.5d", "like 30s, 5m, 12h, 30d or 2w"),
+    ] {
+        let r = sv_run(&["backup", "--vault", vault, "-i", inv, flag, value]).expect(2);
+        assert!(r.err.contains(says), "{flag} {value}: {}", r.err);
+    }
+    let r = sv_run(&[
+        "certs",
+        "--vault",
+        vault,
+        "--identity",
+        "/x",
+        "--expiring-within",
+        "9999999999999999w",
+    ])
+    .expect(2);
+    assert!(r.err.contains("too large"), "{}", r.err);
+}
+
+#[test]
+fn verbose_and_quiet_exclude_each_other_and_completions_are_generated() {
+    let r = sv_run(&["-v", "-q", "log"]).expect(2);
+    assert!(r.err.contains("cannot be used with"), "{}", r.err);
+    let bash = sv_run(&["completions", "bash"]).expect(0).out;
+    assert!(
+        bash.contains("complete -F _sprayvault") && bash.contains("--ssh-config"),
+        "{bash}"
+    );
+    let zsh = sv_run(&["completions", "zsh"]).expect(0).out;
+    assert!(zsh.starts_with("#compdef sprayvault"), "{zsh}");
+    let fish = sv_run(&["completions", "fish"]).expect(0).out;
+    assert!(fish.contains("complete -c sprayvault"), "{fish}");
+    sv_run(&["completions", "tcsh"]).expect(2);
+    let tmp = tempfile::tempdir().unwrap();
+    sv_run(&["man-pages", tmp.path().to_str().unwrap()]).expect(0);
+    let page = std::fs::read_to_string(tmp.path().join("sprayvault-backup.1")).unwrap();
+    assert!(page.contains("\\-\\-inventory"), "{page}");
+    assert!(!tmp.path().join("sprayvault-man-pages.1").exists());
+}

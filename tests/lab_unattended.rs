@@ -55,29 +55,62 @@ fn push_pull_metrics_and_verify() {
         .args(["rev-parse", "main"]));
     assert_eq!(remote_head, head);
     let text = std::fs::read_to_string(&metrics).unwrap();
+    let vault = format!("vault=\"{}\"", v.path());
     for want in [
-        "sprayvault_last_run_exit_code 0\n",
-        "sprayvault_last_run_success 1\n",
-        "sprayvault_last_run_nodes{state=\"ok\"} 3\n",
-        "sprayvault_last_run_nodes{state=\"failed\"} 0\n",
-        "sprayvault_certificate_soonest_expiry_timestamp_seconds ",
+        format!(
+            "sprayvault_build_info{{{vault},version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!("sprayvault_last_run_exit_code{{{vault}}} 0\n"),
+        format!("sprayvault_last_run_success{{{vault}}} 1\n"),
+        format!("sprayvault_last_run_nodes{{{vault},state=\"ok\"}} 3\n"),
+        format!("sprayvault_last_run_nodes{{{vault},state=\"failed\"}} 0\n"),
+        format!("sprayvault_last_run_etcd_snapshot_success{{{vault}}} 1\n"),
     ] {
-        assert!(text.contains(want), "{want} missing from\n{text}");
+        assert!(text.contains(&want), "{want} missing from\n{text}");
     }
-    let expiry: i64 = text
-        .lines()
-        .find(|l| l.starts_with("sprayvault_certificate_soonest"))
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    // promtool, Prometheus' own linter, accepts the file (names, units, types).
+    promtool_check_metrics(&text);
+    let value = |name: &str| -> i64 {
+        let prefix = format!("{name}{{{vault}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+            .parse()
+            .unwrap()
+    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expiry = value("sprayvault_certificate_soonest_expiry_timestamp_seconds");
     assert!(
         expiry > now + 300 * 86400 && expiry < now + 400 * 86400,
         "{expiry}"
     );
+    // The etcd snapshot's time, size and revision are the vault's newest snapshot's.
+    let snaps: serde_json::Value = serde_json::from_str(
+        &sv_run(&["etcd", "ls", "--vault", v.path(), "--json"])
+            .expect(0)
+            .out,
+    )
+    .unwrap();
+    let newest = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|s| s["taken"].as_i64())
+        .expect("the backup took an etcd snapshot");
+    assert_eq!(
+        value("sprayvault_etcd_snapshot_timestamp_seconds"),
+        newest["taken"].as_i64().unwrap()
+    );
+    assert_eq!(
+        value("sprayvault_etcd_snapshot_size_bytes"),
+        newest["size"].as_i64().unwrap()
+    );
+    assert_eq!(
+        value("sprayvault_etcd_snapshot_revision"),
+        newest["revision"].as_i64().unwrap()
+    );
+    assert!(now - value("sprayvault_etcd_snapshot_timestamp_seconds") < 600);
 
     // A partial run shows in the metrics too.
     lab.lab(&["kill", "node3"]);
@@ -97,10 +130,13 @@ fn push_pull_metrics_and_verify() {
     .expect(3);
     let text = std::fs::read_to_string(&metrics).unwrap();
     assert!(
-        text.contains("sprayvault_last_run_exit_code 3\n")
-            && text.contains("sprayvault_last_run_nodes{state=\"failed\"} 1\n"),
+        text.contains(&format!("sprayvault_last_run_exit_code{{{vault}}} 3\n"))
+            && text.contains(&format!(
+                "sprayvault_last_run_nodes{{{vault},state=\"failed\"}} 1\n"
+            )),
         "{text}"
     );
+    promtool_check_metrics(&text);
     lab.lab(&["start", "node3"]);
     sv_run(&["push", "--vault", v.path(), "--ssh-config", &cfg]).expect(0);
 
@@ -320,4 +356,31 @@ fn backups_killed_at_random_moments_leave_the_vault_whole() {
     .expect(0);
     let manifest = v.git(&["cat-file", "blob", "main:nodes/node1/manifest"]);
     assert!(manifest.contains("/etc/etcd.env"));
+}
+
+/// `promtool check metrics`: the text format parses and follows Prometheus'
+/// naming rules (promtool prints what it dislikes and exits non-zero).
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    need("promtool");
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

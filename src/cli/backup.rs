@@ -1,34 +1,26 @@
 //! `sprayvault backup`: the nightly run.
 
-use super::{output, progress, Global};
+use super::{args, output, Global};
 use sprayvault::backup::{BackupOptions, BackupReport};
 use sprayvault::exit::Exit;
-use sprayvault::metrics::RunMetrics;
-use sprayvault::source::SshOptions;
+use sprayvault::metrics::{RunMetrics, SnapshotMetrics};
 use sprayvault::vault::Vault;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The kubespray inventory (file or directory).
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: PathBuf,
+    #[command(flatten)]
+    inventory: args::Inventory,
     /// Only back up hosts matching this Ansible pattern; the others keep their last state.
     #[arg(long, short = 'l', value_name = "PATTERN")]
     limit: Option<String>,
-    /// ssh configuration file, passed to ssh as -F.
-    #[arg(long, short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    ssh: args::Ssh,
     /// Nodes read at the same time.
     #[arg(long, short = 'j', default_value_t = 8)]
     jobs: usize,
-    /// Seconds to wait for ssh to connect to a node.
-    #[arg(long, default_value_t = 15)]
-    connect_timeout: u64,
-    /// Seconds to wait for another run's lock before giving up (exit 5).
-    #[arg(long, default_value_t = 0)]
-    lock_wait: u64,
+    #[command(flatten)]
+    lock: args::LockWait,
     /// After committing, push the vault to its off-site remote (exit 9 if that fails).
     #[arg(long)]
     push: bool,
@@ -61,6 +53,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         let mut m = match &result {
             Ok((exit, Some(r))) => RunMetrics {
                 exit_code: exit.code(),
+                etcd_snapshot_ok: r.etcd.as_ref().map(|s| s.is_ok()),
                 nodes_ok: Some(r.nodes.iter().filter(|n| n.status == "ok").count()),
                 nodes_partial: Some(r.nodes.iter().filter(|n| n.status == "partial").count()),
                 nodes_failed: Some(r.nodes.iter().filter(|n| n.status == "failed").count()),
@@ -78,6 +71,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 ..Default::default()
             },
         };
+        if let Some(dir) = &g.vault {
+            m.vault = dir.display().to_string();
+            m.etcd_snapshot = newest_snapshot(dir);
+        }
         m.end = time::OffsetDateTime::now_utc().unix_timestamp();
         m.duration_seconds = started.elapsed().as_secs_f64();
         if let Err(e) = m.write(&path) {
@@ -90,10 +87,25 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     result.map(|(exit, _)| exit)
 }
 
+/// The newest etcd snapshot in the vault, for the metrics: its age is what
+/// an alert wants, whether or not this run's snapshot succeeded.
+fn newest_snapshot(dir: &std::path::Path) -> Option<SnapshotMetrics> {
+    let vault = Vault::open(dir).ok()?;
+    let snaps = sprayvault::etcd::store::list(&vault).ok()?;
+    snaps
+        .iter()
+        .max_by_key(|s| s.index.taken)
+        .map(|s| SnapshotMetrics {
+            taken: s.index.taken,
+            size_bytes: s.index.size,
+            revision: s.index.revision,
+        })
+}
+
 fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
     let vault = Vault::open(g.vault_dir()?)?;
     // Only the hosts --limit selects must be usable (checked by the backup).
-    let inventory = sprayvault::inventory::read(&a.inventory)?;
+    let inventory = sprayvault::inventory::read(&a.inventory.inventory)?;
     let facts = if a.no_facts {
         None
     } else {
@@ -115,18 +127,15 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         etcd_snapshot: !a.no_etcd_snapshot,
         control: (!a.no_control).then(|| sprayvault::control::ControlOptions {
             kubespray_dir: a.kubespray_dir.clone(),
-            inventory: a.inventory.clone(),
+            inventory: a.inventory.inventory.clone(),
             ansible_dir: a.ansible_dir.clone(),
         }),
         limit: a.limit.clone(),
-        ssh: SshOptions {
-            config_file: a.ssh_config.clone(),
-            connect_timeout: Duration::from_secs(a.connect_timeout),
-        },
+        ssh: a.ssh.options(),
         jobs: a.jobs,
-        lock_wait: Duration::from_secs(a.lock_wait),
+        lock_wait: a.lock.lock_wait,
     };
-    let progress = progress::Stderr::new(g.quiet);
+    let progress = g.progress();
     let report = super::runtime()?.block_on(sprayvault::backup::run(
         &vault, &inventory, &opts, &progress,
     ))?;

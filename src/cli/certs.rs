@@ -1,10 +1,9 @@
 //! `sprayvault certs`: every certificate on every node, soonest expiry first.
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::certs::{classify, embedded, Content};
 use sprayvault::exit::Exit;
 use sprayvault::history::Contents;
-use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::manifest::Kind;
 use sprayvault::vault::{rfc3339, Vault};
 
@@ -15,27 +14,12 @@ pub struct Args {
     /// Only this node.
     #[arg(long)]
     node: Option<String>,
-    /// Exit 8 if any certificate expires within this time: e.g. 30d, 12h, 2w.
-    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
-    expiring_within: Option<i64>,
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: std::path::PathBuf,
-}
-
-fn parse_window(s: &str) -> Result<i64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30d, 12h or 2w"))?;
-    let mult = match unit {
-        "" | "d" => 86400,
-        "h" => 3600,
-        "w" => 7 * 86400,
-        "s" => 1,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, h, d or w")),
-    };
-    Ok(n * mult)
+    /// Exit 8 if any certificate expires within this time: e.g. 30d, 12h, 2w
+    /// (a plain number is days).
+    #[arg(long, value_name = "DURATION", value_parser = args::days)]
+    expiring_within: Option<std::time::Duration>,
+    #[command(flatten)]
+    identity: args::Identity,
 }
 
 #[derive(serde::Serialize)]
@@ -57,9 +41,13 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     if let Some(n) = &a.node {
         backup.node(n)?;
     }
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let mut contents = Contents::new(&vault, &identity);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // A window past the end of time holds every certificate.
+    let until = a
+        .expiring_within
+        .map(|w| now.saturating_add(i64::try_from(w.as_secs()).unwrap_or(i64::MAX)));
     let mut rows = Vec::new();
     for (node, state) in backup
         .nodes
@@ -82,7 +70,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 rows.push(Row {
                     node: node.clone(),
                     path: e.path.clone(),
-                    within_window: a.expiring_within.is_some_and(|w| c.not_after <= now + w),
+                    within_window: until.is_some_and(|u| c.not_after <= u),
                     days_left: (c.not_after - now).div_euclid(86400),
                     not_after: rfc3339(c.not_after),
                     not_after_unix: c.not_after,

@@ -1,10 +1,9 @@
 //! `sprayvault diff`: what changed between two backups, certificates in meaning.
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::exit::Exit;
 use sprayvault::history::inspect::{detail, Detail};
 use sprayvault::history::{compare, ChangeKind, Contents};
-use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::manifest::{Kind, Manifest};
 use sprayvault::vault::{rfc3339, Vault};
 
@@ -17,9 +16,8 @@ pub struct Args {
     /// Only this node.
     #[arg(long)]
     node: Option<String>,
-    /// Decrypt changed files to show what changed inside them.
-    #[arg(long, value_name = "FILE")]
-    identity: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    identity: args::IdentityOpt,
 }
 
 #[derive(serde::Serialize)]
@@ -38,7 +36,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             new.node(n)?;
         }
     }
-    let identity = a.identity.as_deref().map(Identity::load).transpose()?;
+    let identity = a.identity.load()?;
     let mut contents = identity.as_ref().map(|i| Contents::new(&vault, i));
     let empty = Manifest::default();
     let names: std::collections::BTreeSet<&String> = old

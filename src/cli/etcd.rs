@@ -1,16 +1,13 @@
 //! `sprayvault etcd ls|export` and `sprayvault prune`: etcd snapshots
 //! (`etcd restore` is in `etcd_restore`).
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::etcd::prune::{self, Policy};
 use sprayvault::etcd::select;
 use sprayvault::etcd::store::{self, StoredSnapshot};
 use sprayvault::etcd::trailer::Trailer;
 use sprayvault::exit::Exit;
-use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::{rfc3339, Vault};
-use std::io::Write;
-use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -28,30 +25,54 @@ pub struct ExportArgs {
     /// (commit, tag, latest~N), or a date (the last taken at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
-    /// Where to write the snapshot file.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    output: PathBuf,
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
+    /// Where to write the snapshot file; - for standard output (then a
+    /// snapshot failing its sha256 check is reported only after its bytes
+    /// went out: check the exit status).
+    #[arg(short = 'o', long, value_name = "FILE|-")]
+    output: args::OutputPath,
+    #[command(flatten)]
+    identity: args::Identity,
 }
 
 #[derive(clap::Args)]
 pub struct PruneArgs {
-    #[arg(long, default_value_t = 0)]
+    /// Keep the N newest snapshots.
+    #[arg(
+        long,
+        env = "SPRAYVAULT_KEEP_LAST",
+        value_name = "N",
+        default_value_t = 0
+    )]
     keep_last: usize,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest snapshot of each of the last N days.
+    #[arg(
+        long,
+        env = "SPRAYVAULT_KEEP_DAILY",
+        value_name = "N",
+        default_value_t = 0
+    )]
     keep_daily: usize,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest snapshot of each of the last N weeks.
+    #[arg(
+        long,
+        env = "SPRAYVAULT_KEEP_WEEKLY",
+        value_name = "N",
+        default_value_t = 0
+    )]
     keep_weekly: usize,
-    #[arg(long, default_value_t = 0)]
+    /// Keep the newest snapshot of each of the last N months.
+    #[arg(
+        long,
+        env = "SPRAYVAULT_KEEP_MONTHLY",
+        value_name = "N",
+        default_value_t = 0
+    )]
     keep_monthly: usize,
     /// Show what would be removed and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Seconds to wait for another run's lock.
-    #[arg(long, default_value_t = 0)]
-    lock_wait: u64,
+    #[command(flatten)]
+    lock: args::LockWait,
 }
 
 pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
@@ -89,62 +110,35 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
 }
 
 fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let snaps = store::list(vault)?;
     let snap = select::pick(vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
-    let dir = a
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.sprayvault-{}",
-        a.output
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?
-    };
-    let mut trailer = Trailer::default();
-    let written = store::read(vault, snap, &identity, |chunk| {
-        trailer.update(chunk);
-        file.write_all(chunk)
-    });
-    let valid = trailer.valid();
-    let result = written.map_err(anyhow::Error::from).and_then(|_| {
-        if valid {
-            file.sync_all()?;
-            std::fs::rename(&tmp, &a.output)?;
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!("etcd snapshot {} does not match its sha256 trailer after reassembly; run `sprayvault verify`", snap.name))
-        }
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    if g.json {
-        output::json(&serde_json::json!({"snapshot": snap, "output": a.output}))?;
-    } else {
-        println!(
-            "wrote etcd snapshot {} ({} at revision {}, {} keys, {} bytes, sha256 trailer verified) to {}",
-            snap.name,
-            snap.index.member,
-            snap.index.revision,
-            snap.index.keys,
-            snap.index.size,
-            a.output.display()
+    a.output.write(true, |out| {
+        let mut trailer = Trailer::default();
+        store::read(vault, snap, &identity, |chunk| {
+            trailer.update(chunk);
+            out.write_all(chunk)
+        })?;
+        anyhow::ensure!(
+            trailer.valid(),
+            "etcd snapshot {} does not match its sha256 trailer after reassembly; run `sprayvault verify`",
+            snap.name
         );
+        Ok(())
+    })?;
+    let message = format!(
+        "wrote etcd snapshot {} ({} at revision {}, {} keys, {} bytes, sha256 trailer verified) to {}",
+        snap.name, snap.index.member, snap.index.revision, snap.index.keys, snap.index.size, a.output
+    );
+    if a.output.is_stdout() {
+        // Standard output carries the snapshot: the result line goes to stderr.
+        if !g.quiet {
+            eprintln!("{message}");
+        }
+    } else if g.json {
+        output::json(&serde_json::json!({"snapshot": snap, "output": a.output.to_string()}))?;
+    } else {
+        println!("{message}");
     }
     Ok(Exit::Success)
 }
@@ -160,7 +154,7 @@ pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
         return Err(super::UsageError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly (prune never removes every snapshot)".into()).into());
     }
     let vault = Vault::open(g.vault_dir()?)?;
-    let _lock = vault.lock(std::time::Duration::from_secs(a.lock_wait))?;
+    let _lock = vault.lock(a.lock.lock_wait)?;
     let snaps = store::list(&vault)?;
     let keep = prune::keep(&snaps, policy);
     let forget: Vec<&StoredSnapshot> = snaps.iter().filter(|s| !keep.contains(&s.name)).collect();

@@ -1,14 +1,12 @@
 //! `sprayvault etcd restore`: bring every etcd member back from one
 //! snapshot when quorum is lost. Shows the plan; acts only with `--yes`.
 
-use super::{output, progress, Global};
+use super::{args, output, Global};
 use sprayvault::etcd::restore::{self, Commands, EtcdRestoreError, RestorePlan};
 use sprayvault::etcd::{select, store};
 use sprayvault::exit::Exit;
-use sprayvault::source::{Remote, SshOptions, Target};
-use sprayvault::vault::crypto::Identity;
+use sprayvault::source::{Remote, Target};
 use sprayvault::vault::{rfc3339, Vault};
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -17,12 +15,10 @@ pub struct Args {
     /// (commit, tag, latest~N), or a date (the last taken at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
-    /// An age identity file or OpenSSH private key that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
-    /// The kubespray inventory: every host of its etcd group is restored.
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: PathBuf,
+    #[command(flatten)]
+    identity: args::Identity,
+    #[command(flatten)]
+    inventory: args::Inventory,
     /// Carry the plan out (without it, the plan is shown and nothing changes).
     #[arg(long)]
     yes: bool,
@@ -35,23 +31,20 @@ pub struct Args {
     /// Command that starts etcd on a member (run as root there).
     #[arg(long, value_name = "CMD", default_value_t = Commands::default().start)]
     start_command: String,
-    /// Seconds to wait for the members to start and become healthy.
-    #[arg(long, default_value_t = 300)]
-    timeout: u64,
-    /// ssh configuration file, passed to ssh as -F.
-    #[arg(long, short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
-    /// Seconds to wait for ssh to connect to a member.
-    #[arg(long, default_value_t = 15)]
-    connect_timeout: u64,
+    /// How long to wait for the members to start and become healthy (5m, 300s;
+    /// a plain number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = args::seconds)]
+    timeout: Duration,
+    #[command(flatten)]
+    ssh: args::Ssh,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let snaps = store::list(&vault)?;
     let snap = select::pick(&vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
-    let inv = sprayvault::inventory::load(&a.inventory)?;
+    let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
     let targets: Vec<Target> = inv
         .hosts
         .values()
@@ -61,19 +54,16 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     if targets.is_empty() {
         return Err(super::UsageError(format!(
             "inventory {} has no hosts in its etcd group; an etcd restore restores every member of it",
-            a.inventory.display()
+            a.inventory.inventory.display()
         ))
         .into());
     }
-    let ssh = SshOptions {
-        config_file: a.ssh_config.clone(),
-        connect_timeout: Duration::from_secs(a.connect_timeout),
-    };
+    let ssh = a.ssh.options();
     let commands = Commands {
         stop: a.stop_command.clone(),
         start: a.start_command.clone(),
     };
-    let progress = progress::Stderr::new(g.quiet);
+    let progress = g.progress();
     let rt = super::runtime()?;
     rt.block_on(async {
         let connected =
@@ -113,7 +103,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 &identity,
                 &plan,
                 &remotes,
-                Duration::from_secs(a.timeout),
+                a.timeout,
                 &progress,
             )
             .await?;

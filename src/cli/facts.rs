@@ -1,9 +1,8 @@
 //! `sprayvault facts restore` and `facts diff`: Ansible's fact cache.
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::exit::Exit;
 use sprayvault::facts::{self, config};
-use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::{rfc3339, Vault};
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,15 +22,13 @@ pub struct RestoreArgs {
     /// Which backup (commit id, tag, latest, latest~N, or a date).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: args::Identity,
     /// kubespray's directory, whose ansible.cfg says where the fact cache is.
     #[arg(long, value_name = "DIR")]
     ansible_dir: Option<PathBuf>,
-    /// The inventory, to warn when a host's address differs from its restored facts.
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: Option<PathBuf>,
+    #[command(flatten)]
+    inventory: args::InventoryOpt,
     /// Overwrite facts in the cache that are newer than the backup's.
     #[arg(long)]
     force: bool,
@@ -41,9 +38,8 @@ pub struct RestoreArgs {
 pub struct DiffArgs {
     /// [A] [B] [HOST]: two backups (default latest~1 and latest) and a host.
     args: Vec<String>,
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: args::Identity,
 }
 
 pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
@@ -55,10 +51,11 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
 
 fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     let cache = config::find(a.ansible_dir.as_deref())?;
     let inventory = a
+        .inventory
         .inventory
         .as_deref()
         .map(sprayvault::inventory::load)
@@ -173,7 +170,7 @@ fn write_cache_file(target: &std::path::Path, data: &[u8]) -> anyhow::Result<()>
 
 fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let mut revs = Vec::new();
     let mut host = None;
     for (i, arg) in a.args.iter().enumerate() {

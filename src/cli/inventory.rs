@@ -1,15 +1,13 @@
 //! `sprayvault inventory`: show the hosts of a kubespray inventory as
 //! sprayvault reads them.
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::exit::Exit;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The inventory file or directory (as for ansible -i).
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: PathBuf,
+    #[command(flatten)]
+    inventory: args::Inventory,
     /// Only hosts matching this Ansible pattern.
     #[arg(long, value_name = "PATTERN")]
     limit: Option<String>,
@@ -17,7 +15,7 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     // Hosts left out by --limit may be unusable, as for Ansible.
-    let inv = sprayvault::inventory::read(&a.inventory)?;
+    let inv = sprayvault::inventory::read(&a.inventory.inventory)?;
     let selected = inv.select(a.limit.as_deref())?;
     if g.json {
         let mut all = inv.to_json();

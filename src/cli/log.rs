@@ -1,6 +1,6 @@
 //! `sprayvault log`: one line per backup.
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::exit::Exit;
 use sprayvault::vault::{rfc3339, Vault};
 
@@ -12,9 +12,8 @@ pub struct Args {
     /// Only changes at or below this absolute path.
     #[arg(long)]
     path: Option<String>,
-    /// Accepted for symmetry with the other history commands; log needs no identity.
-    #[arg(long, value_name = "FILE")]
-    identity: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    identity: args::IdentityOpt,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {

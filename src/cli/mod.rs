@@ -1,9 +1,11 @@
 //! The command line: the only place that knows clap, prints, or checks for a
 //! terminal. Each subcommand lives in its own file and returns an [`Exit`].
 
+pub mod args;
 mod backup;
 mod certs;
 mod control;
+mod completions;
 mod diff;
 mod etcd;
 mod etcd_restore;
@@ -39,6 +41,9 @@ pub struct Cli {
     /// Print only errors on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Also show each node as it starts and keep every progress line.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,6 +87,11 @@ enum Command {
     Control(control::Command),
     /// Write a node's recorded files as a tar archive (for stock tar to restore).
     Export(export::Args),
+    /// Print a shell completion script (bash, zsh, fish) on stdout.
+    Completions(completions::Args),
+    /// Write the man pages (sprayvault.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    ManPages(completions::ManArgs),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -89,9 +99,15 @@ pub struct Global {
     pub vault: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
+    pub verbose: bool,
 }
 
 impl Global {
+    /// Progress on stderr as `--quiet` and `--verbose` ask.
+    pub fn progress(&self) -> progress::Stderr {
+        progress::Stderr::with(self.quiet, self.verbose)
+    }
+
     pub fn vault_dir(&self) -> anyhow::Result<&PathBuf> {
         self.vault.as_ref().ok_or_else(|| {
             anyhow::Error::new(UsageError(
@@ -106,9 +122,14 @@ impl Global {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// The whole command line as clap sees it, exit code table included (the
+/// man pages and completions are generated from it).
+pub fn command() -> clap::Command {
+    Cli::command().after_help(Exit::table())
+}
+
 pub fn main() -> Exit {
-    let parsed = Cli::command()
-        .after_help(Exit::table())
+    let parsed = command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m));
     let cli = match parsed {
@@ -126,6 +147,7 @@ pub fn main() -> Exit {
         vault: cli.vault,
         json: cli.json,
         quiet: cli.quiet,
+        verbose: cli.verbose,
     };
     let result = match cli.command {
         Command::Init(a) => init::run(&global, a),
@@ -145,6 +167,8 @@ pub fn main() -> Exit {
         Command::Prune(a) => etcd::prune_cmd(&global, a),
         Command::Control(c) => control::run(&global, c),
         Command::Export(a) => export::run(&global, a),
+        Command::Completions(a) => completions::run(a),
+        Command::ManPages(a) => completions::man_pages(a),
     };
     match result {
         Ok(exit) => exit,

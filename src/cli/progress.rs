@@ -1,5 +1,7 @@
 //! Progress on stderr: a redrawn status line on a terminal, plain lines
-//! otherwise (cron mails must not fill with carriage returns).
+//! otherwise (cron mails must not fill with carriage returns). `--quiet`
+//! keeps only warnings; `--verbose` also shows each unit of work as it
+//! starts and keeps every finished one as a line of its own.
 
 use sprayvault::progress::Progress;
 use std::io::{IsTerminal, Write};
@@ -7,22 +9,35 @@ use std::sync::Mutex;
 
 pub struct Stderr {
     quiet: bool,
+    verbose: bool,
     tty: bool,
     done: Mutex<usize>,
 }
 
 impl Stderr {
+    /// Without `--verbose`; prefer `Global::progress`, which honours it.
+    #[allow(dead_code)]
     pub fn new(quiet: bool) -> Stderr {
+        Stderr::with(quiet, false)
+    }
+
+    pub fn with(quiet: bool, verbose: bool) -> Stderr {
         Stderr {
             quiet,
+            verbose: verbose && !quiet,
             tty: std::io::stderr().is_terminal(),
             done: Mutex::new(0),
         }
     }
 
+    /// Redraws in place: only on a terminal, and not when every line is kept.
+    fn redraws(&self) -> bool {
+        self.tty && !self.verbose
+    }
+
     fn line(&self, text: &str) {
         let mut err = std::io::stderr().lock();
-        if self.tty {
+        if self.redraws() {
             let _ = write!(err, "\r\x1b[2K{text}\n");
         } else {
             let _ = writeln!(err, "{text}");
@@ -31,13 +46,19 @@ impl Stderr {
 }
 
 impl Progress for Stderr {
+    fn start(&self, what: &str) {
+        if self.verbose {
+            self.line(&format!("{what}: started"));
+        }
+    }
+
     fn finish(&self, what: &str, outcome: &str) {
         let mut done = self.done.lock().expect("progress lock");
         *done += 1;
         if self.quiet {
             return;
         }
-        if self.tty {
+        if self.redraws() {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[2K[{}] {what}: {outcome}", *done);
             let _ = err.flush();
@@ -59,7 +80,7 @@ impl Progress for Stderr {
 
 impl Drop for Stderr {
     fn drop(&mut self) {
-        if self.tty && !self.quiet && *self.done.lock().expect("progress lock") > 0 {
+        if self.redraws() && !self.quiet && *self.done.lock().expect("progress lock") > 0 {
             let _ = writeln!(std::io::stderr(), "\r\x1b[2K");
         }
     }

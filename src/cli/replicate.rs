@@ -1,11 +1,9 @@
 //! `sprayvault remote`, `push` and `pull`: the vault's off-site copy.
 
-use super::Global;
+use super::{args, Global};
 use sprayvault::exit::Exit;
 use sprayvault::vault::replicate;
 use sprayvault::vault::Vault;
-use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct RemoteArgs {
@@ -15,12 +13,10 @@ pub struct RemoteArgs {
 
 #[derive(clap::Args)]
 pub struct PushArgs {
-    /// ssh configuration file, passed to ssh as -F.
-    #[arg(long, short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
-    /// Seconds to wait for another run's lock (exit 5 after).
-    #[arg(long, default_value_t = 0)]
-    lock_wait: u64,
+    #[command(flatten)]
+    ssh: args::SshConfig,
+    #[command(flatten)]
+    lock: args::LockWait,
 }
 
 #[derive(clap::Args)]
@@ -28,9 +24,8 @@ pub struct PullArgs {
     /// The remote to pull from; required when the vault directory does not exist yet.
     #[arg(long, value_name = "URL")]
     from: Option<String>,
-    /// ssh configuration file, passed to ssh as -F.
-    #[arg(long, short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    ssh: args::SshConfig,
 }
 
 pub fn remote(g: &Global, a: RemoteArgs) -> anyhow::Result<Exit> {
@@ -50,8 +45,8 @@ pub fn remote(g: &Global, a: RemoteArgs) -> anyhow::Result<Exit> {
 
 pub fn push(g: &Global, a: PushArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let _lock = vault.lock(Duration::from_secs(a.lock_wait))?;
-    replicate::push(&vault, a.ssh_config.as_deref())?;
+    let _lock = vault.lock(a.lock.lock_wait)?;
+    replicate::push(&vault, a.ssh.ssh_config.as_deref())?;
     println!(
         "pushed {} to {}",
         &vault.head()?.to_string()[..10],
@@ -62,7 +57,7 @@ pub fn push(g: &Global, a: PushArgs) -> anyhow::Result<Exit> {
 
 pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<Exit> {
     let dir = g.vault_dir()?;
-    let (vault, _) = replicate::pull(dir, a.from.as_deref(), a.ssh_config.as_deref())?;
+    let (vault, _) = replicate::pull(dir, a.from.as_deref(), a.ssh.ssh_config.as_deref())?;
     println!(
         "pulled {} from {} into {}",
         &vault.head()?.to_string()[..10],

@@ -1,24 +1,19 @@
 //! `sprayvault restore`: put a node's state back, showing the plan first.
 
-use super::{output, progress, Global};
+use super::{args, output, Global};
 use sprayvault::exit::Exit;
 use sprayvault::restore::{Action, Plan};
-use sprayvault::source::{Remote, SshOptions, Target};
-use sprayvault::vault::crypto::Identity;
+use sprayvault::source::{Remote, Target};
 use sprayvault::vault::Vault;
-use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The node whose backed-up state to restore.
     node: String,
-    /// The kubespray inventory, for the node's address, user and become.
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: Option<PathBuf>,
-    /// An age identity file or OpenSSH private key that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
+    #[command(flatten)]
+    inventory: args::InventoryOpt,
+    #[command(flatten)]
+    identity: args::Identity,
     /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
@@ -31,19 +26,18 @@ pub struct Args {
     /// Replace entries that differ on the target, and accept a different hostname.
     #[arg(long)]
     force: bool,
-    /// ssh configuration file, passed to ssh as -F.
-    #[arg(long, short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    ssh: args::Ssh,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     sprayvault::paths::check_node_name(&a.node).map_err(|e| super::UsageError(e.to_string()))?;
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let commit = vault.resolve(a.at.as_deref())?;
     let backup = vault.backup(commit)?;
     backup.node(&a.node)?;
-    let mut target = match &a.inventory {
+    let mut target = match &a.inventory.inventory {
         Some(path) => {
             let inv = sprayvault::inventory::load(path)?;
             match inv.hosts.get(&a.node) {
@@ -70,11 +64,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     if let Some(to) = &a.to {
         target.address = to.clone();
     }
-    let ssh = SshOptions {
-        config_file: a.ssh_config.clone(),
-        connect_timeout: Duration::from_secs(15),
-    };
-    let progress = progress::Stderr::new(g.quiet);
+    let ssh = a.ssh.options();
+    let progress = g.progress();
     let rt = super::runtime()?;
     rt.block_on(async {
         let remote = Remote::connect(&target, &ssh).await?;

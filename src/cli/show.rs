@@ -1,10 +1,9 @@
 //! `sprayvault show`: the files of a node (or all nodes) in one backup.
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::certs::{classify, Content};
 use sprayvault::exit::Exit;
 use sprayvault::history::Contents;
-use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::manifest::Kind;
 use sprayvault::vault::{rfc3339, Vault};
 
@@ -15,9 +14,8 @@ pub struct Args {
     /// Only this node.
     #[arg(long)]
     node: Option<String>,
-    /// Decrypt certificates to show their subject and expiry.
-    #[arg(long, value_name = "FILE")]
-    identity: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    identity: args::IdentityOpt,
 }
 
 #[derive(serde::Serialize)]
@@ -43,7 +41,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     if let Some(n) = &a.node {
         backup.node(n)?;
     }
-    let identity = a.identity.as_deref().map(Identity::load).transpose()?;
+    let identity = a.identity.load()?;
     let mut contents = identity.as_ref().map(|i| Contents::new(&vault, i));
     let mut rows = Vec::new();
     for (node, state) in backup

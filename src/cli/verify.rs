@@ -1,8 +1,7 @@
 //! `sprayvault verify`: are all backups intact?
 
-use super::{output, Global};
+use super::{args, output, Global};
 use sprayvault::exit::Exit;
-use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::Vault;
 
 #[derive(clap::Args)]
@@ -10,20 +9,19 @@ pub struct Args {
     /// Also decrypt every file and check it against its manifest's keyed hash (needs --identity).
     #[arg(long)]
     full: bool,
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    identity: args::IdentityOpt,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
-    if a.full && a.identity.is_none() {
+    if a.full && a.identity.identity.is_none() {
         return Err(super::UsageError(
             "verify --full decrypts every file: give --identity FILE".into(),
         )
         .into());
     }
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = a.identity.as_deref().map(Identity::load).transpose()?;
+    let identity = a.identity.load()?;
     let report = sprayvault::verify::verify(&vault, if a.full { identity.as_ref() } else { None })?;
     if g.json {
         output::json(&report)?;

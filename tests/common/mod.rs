@@ -238,3 +238,38 @@ impl TestVault {
         );
     }
 }
+
+/// The Debian packages built by scripts/package: (sprayvault, -dbgsym).
+pub fn package() -> (PathBuf, PathBuf) {
+    for t in ["dpkg-deb", "objcopy", "readelf", "gzip"] {
+        need(t);
+    }
+    let out = run(&mut Command::new(root().join("scripts/package")));
+    assert!(
+        out.status.success(),
+        "scripts/package failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paths: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(paths.len(), 2, "scripts/package printed {paths:?}");
+    (paths[0].clone(), paths[1].clone())
+}
+
+/// Removes what installing the package (and the playbook) put on this
+/// machine: the packages, the timers' enablement, the account, its files.
+pub fn uninstall_package() {
+    let _ = Command::new("dpkg")
+        .args(["--purge", "sprayvault-dbgsym", "sprayvault"])
+        .output();
+    for t in ["backup", "verify", "prune"] {
+        let _ = std::fs::remove_file(format!(
+            "/etc/systemd/system/timers.target.wants/sprayvault-{t}.timer"
+        ));
+    }
+    let _ = Command::new("userdel").arg("sprayvault").output();
+    let _ = std::fs::remove_dir_all("/etc/sprayvault");
+    let _ = std::fs::remove_dir_all("/var/lib/sprayvault");
+}
