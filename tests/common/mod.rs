@@ -95,28 +95,83 @@ pub fn age_key(dir: &Path, name: &str) -> AgeKey {
     }
 }
 
+/// The etcd a lab runs: Debian's 3.4 in /usr/bin, or 3.5.1 in each node's
+/// own /usr/local/bin as kubespray installs it (`scripts/lab up --etcd-version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdVersion {
+    V34,
+    V35,
+}
+
+impl EtcdVersion {
+    pub const ALL: [EtcdVersion; 2] = [EtcdVersion::V34, EtcdVersion::V35];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EtcdVersion::V34 => "3.4",
+            EtcdVersion::V35 => "3.5",
+        }
+    }
+
+    /// Where scripts/install-deps puts etcd 3.5 (etcd, etcdctl, etcdutl).
+    pub fn etcd35_dir() -> PathBuf {
+        std::env::var_os("SPRAYVAULT_ETCD35")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/cache/sprayvault/etcd-v3.5.1"))
+    }
+
+    /// The host-side directory holding this version's etcd, etcdctl (and
+    /// etcdutl for 3.5): put it first on PATH to use that version locally.
+    pub fn bin_dir(self) -> PathBuf {
+        match self {
+            EtcdVersion::V34 => PathBuf::from("/usr/bin"),
+            EtcdVersion::V35 => EtcdVersion::etcd35_dir(),
+        }
+    }
+}
+
 /// A running lab; `down` on drop.
 pub struct Lab {
     pub dir: PathBuf,
     pub nodes: usize,
+    pub etcd: EtcdVersion,
 }
 
 impl Lab {
-    /// Starts a lab of `nodes` nodes on `127.0.<net>.0/24` in a directory of its own.
+    /// Starts a lab of `nodes` nodes on `127.0.<net>.0/24` in a directory of
+    /// its own, with Debian's etcd 3.4.
     pub fn up(name: &str, net: u8, nodes: usize) -> Lab {
+        Lab::up_with(name, net, nodes, EtcdVersion::V34)
+    }
+
+    /// As `up`, with the given etcd version (3.5: etcd, etcdctl and etcdutl
+    /// in the nodes' /usr/local/bin, as kubespray installs them).
+    pub fn up_with(name: &str, net: u8, nodes: usize, etcd: EtcdVersion) -> Lab {
         for t in [
             "sshd", "etcd", "etcdctl", "unshare", "nsenter", "openssl", "age", "git",
         ] {
             need(t);
         }
+        if etcd == EtcdVersion::V35 {
+            for b in ["etcd", "etcdctl", "etcdutl"] {
+                let p = EtcdVersion::etcd35_dir().join(b);
+                assert!(
+                    p.is_file(),
+                    "{} is missing: run scripts/install-deps (tests never skip a missing tool)",
+                    p.display()
+                );
+            }
+        }
         let dir = PathBuf::from(format!("/tmp/sprayvault-test-{name}"));
-        let lab = Lab { dir, nodes };
+        let lab = Lab { dir, nodes, etcd };
         ok(lab.cmd().args([
             "up",
             "--nodes",
             &nodes.to_string(),
             "--net",
             &format!("127.0.{net}"),
+            "--etcd-version",
+            etcd.as_str(),
         ]));
         lab
     }
