@@ -1,11 +1,12 @@
 //! Taking a snapshot from one etcd member over SSH: `etcdctl snapshot save`
-//! on the node with its kubespray admin certificate, `snapshot status` for
+//! on the node with its kubespray admin certificate (the paths its
+//! etcd.env gives), `snapshot status` (etcdutl's where the node has it) for
 //! revision and key count, the file streaming back over the ssh session into
 //! the chunker while etcdctl writes it. The file on the node is always
 //! removed; nothing of the snapshot touches the control host's disk.
 
 use super::chunker::Chunker;
-use super::env::EtcdEnv;
+use super::env::{AdminCert, EtcdEnv};
 use super::index::SnapshotIndex;
 use super::store::ChunkWriter;
 use super::trailer::Trailer;
@@ -14,13 +15,13 @@ use crate::source::{Remote, SshOptions, Target};
 use crate::vault::mac::MacKey;
 /// The `etcdctl` command line (v3 API) that talks to `endpoint` with the
 /// node's kubespray admin certificate, as run on the node itself.
-pub fn etcdctl(node: &str, endpoint: &str, ca: &str) -> String {
+pub fn etcdctl(endpoint: &str, admin: &AdminCert) -> String {
     format!(
         "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={}",
         shell_quote(endpoint),
-        shell_quote(ca),
-        shell_quote(&format!("/etc/ssl/etcd/ssl/admin-{node}.pem")),
-        shell_quote(&format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem"))
+        shell_quote(&admin.cacert),
+        shell_quote(&admin.cert),
+        shell_quote(&admin.key)
     )
 }
 
@@ -45,7 +46,7 @@ pub async fn take(
             .to_string();
         let nonce: u64 = rand::random();
         let tmp = format!("/var/tmp/sprayvault-etcd-{nonce:016x}.db");
-        let ctl = etcdctl(node, &endpoint, env.client_ca());
+        let ctl = etcdctl(&endpoint, &env.admin(node));
         // A member that is down would make `snapshot save` wait for its whole
         // command timeout: ask for health first, briefly. Then the file is
         // followed (by descriptor: etcdctl renames `.part` when done) while
@@ -82,8 +83,10 @@ pub async fn take(
                 .await
                 .map_err(|e| e.to_string())?;
             chunker.finish(&mut store)?;
+            // etcd 3.5 deprecates `etcdctl snapshot status` for etcdutl's.
             let status = format!(
-                "etcdutl snapshot status {t} -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status {t} -w json",
+                "if command -v etcdutl >/dev/null 2>&1; then etcdutl snapshot status {t} -w json; \
+                 else ETCDCTL_API=3 etcdctl snapshot status {t} -w json; fi",
                 t = shell_quote(&tmp)
             );
             let status = remote.run_privileged(&status, "reading the snapshot's status").await;
