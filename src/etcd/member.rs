@@ -25,20 +25,12 @@ impl Etcdctl {
     /// From `node`'s own `etcd.env`; `None` when it names no client URL.
     pub fn from_env(node: &str, env: &EtcdEnv) -> Option<Etcdctl> {
         let endpoint = env.first_url("ETCD_ADVERTISE_CLIENT_URLS")?.to_string();
+        let admin = env.admin(node);
         Some(Etcdctl {
             endpoint,
-            cacert: env
-                .get("ETCDCTL_CACERT")
-                .unwrap_or(env.client_ca())
-                .to_string(),
-            cert: env
-                .get("ETCDCTL_CERT")
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("/etc/ssl/etcd/ssl/admin-{node}.pem")),
-            key: env
-                .get("ETCDCTL_KEY")
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem")),
+            cacert: admin.cacert,
+            cert: admin.cert,
+            key: admin.key,
         })
     }
 
