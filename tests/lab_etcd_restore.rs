@@ -23,16 +23,23 @@ fn sprayvault_files(lab: &Lab, node: &str) -> String {
 
 #[test]
 fn restore_brings_every_member_back_from_a_snapshot() {
-    restore_brings_every_member_back("etcd-restore", 53, EtcdVersion::V34);
+    restore_brings_every_member_back("etcd-restore", 53, EtcdVersion::V34, &[]);
 }
 
 #[test]
 fn restore_brings_every_member_back_from_a_snapshot_on_etcd_3_5() {
-    restore_brings_every_member_back("e35-etcd-restore", 87, EtcdVersion::V35);
+    // kubespray's etcd_cert_dir moved too: snapshot, plan and health checks
+    // take the certificate paths from each member's etcd.env.
+    restore_brings_every_member_back(
+        "e35-etcd-restore",
+        87,
+        EtcdVersion::V35,
+        &["--etcd-cert-dir", "/etc/etcd/ssl"],
+    );
 }
 
-fn restore_brings_every_member_back(name: &str, net: u8, version: EtcdVersion) {
-    let lab = Lab::up_with(name, net, 3, version);
+fn restore_brings_every_member_back(name: &str, net: u8, version: EtcdVersion, lab_args: &[&str]) {
+    let lab = Lab::up_args(name, net, 3, version, lab_args);
     for i in 0..30 {
         lab.etcdctl(
             "node1",

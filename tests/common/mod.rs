@@ -147,6 +147,12 @@ impl Lab {
     /// As `up`, with the given etcd version (3.5: etcd, etcdctl and etcdutl
     /// in the nodes' /usr/local/bin, as kubespray installs them).
     pub fn up_with(name: &str, net: u8, nodes: usize, etcd: EtcdVersion) -> Lab {
+        Lab::up_args(name, net, nodes, etcd, &[])
+    }
+
+    /// As `up_with`, with more options of `scripts/lab up` (e.g.
+    /// `["--etcd-cert-dir", "/etc/etcd/ssl"]`).
+    pub fn up_args(name: &str, net: u8, nodes: usize, etcd: EtcdVersion, extra: &[&str]) -> Lab {
         for t in [
             "sshd", "etcd", "etcdctl", "unshare", "nsenter", "openssl", "age", "git",
         ] {
@@ -164,15 +170,18 @@ impl Lab {
         }
         let dir = PathBuf::from(format!("/tmp/sprayvault-test-{name}"));
         let lab = Lab { dir, nodes, etcd };
-        ok(lab.cmd().args([
-            "up",
-            "--nodes",
-            &nodes.to_string(),
-            "--net",
-            &format!("127.0.{net}"),
-            "--etcd-version",
-            etcd.as_str(),
-        ]));
+        ok(lab
+            .cmd()
+            .args([
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--net",
+                &format!("127.0.{net}"),
+                "--etcd-version",
+                etcd.as_str(),
+            ])
+            .args(extra));
         lab
     }
 
