@@ -20,10 +20,18 @@ fn trial_restore_passes_on_a_good_vault_and_names_a_snapshot_that_disagrees_on_e
     trial_restore("e35-trial35", 89, EtcdVersion::V35);
 }
 
-/// Runs sprayvault with `bin` (this version's local etcd) first on PATH.
-fn sv_with(bin: &std::path::Path, args: &[&str]) -> Sv {
-    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
-    let out = run(sv().env("PATH", path).args(args));
+/// `sprayvault verify --trial` with `path` as PATH (where it finds etcd).
+fn verify_trial(path: &str, vault: &str, identity: &str, extra: &[&str]) -> Sv {
+    let mut args = vec![
+        "verify",
+        "--vault",
+        vault,
+        "--trial",
+        "--identity",
+        identity,
+    ];
+    args.extend_from_slice(extra);
+    let out = run(sv().env("PATH", path).args(&args));
     Sv {
         out: String::from_utf8_lossy(&out.stdout).to_string(),
         err: String::from_utf8_lossy(&out.stderr).to_string(),
@@ -43,7 +51,11 @@ fn snapshots(v: &TestVault) -> Vec<Value> {
 
 fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
     let lab = Lab::up_with(name, net, 3, version);
-    let bin = version.bin_dir();
+    // This version's local etcd first on PATH.
+    let path = format!(
+        "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+        version.bin_dir().display()
+    );
     for i in 0..40 {
         lab.etcdctl(
             "node1",
@@ -60,13 +72,10 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
     assert_eq!(snaps.len(), 2, "{snaps:?}");
     let (first, second) = (&snaps[0], &snaps[1]);
     let id = v.key.identity.to_str().unwrap();
+    let trial = |extra: &[&str]| verify_trial(&path, v.path(), id, extra);
 
     // A good vault: the latest snapshot restores to what was recorded.
-    let good = sv_with(
-        &bin,
-        &["verify", "--vault", v.path(), "--trial", "--identity", id],
-    )
-    .expect(0);
+    let good = trial(&[]).expect(0);
     let second_name = second["name"].as_str().unwrap();
     let want = format!(
         "trial restore of etcd snapshot {second_name}: restores to what its backup recorded (revision {}, {} keys)",
@@ -115,21 +124,7 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
 
     // --at picks the earlier one, also good; --json says so too.
     let first_name = first["name"].as_str().unwrap();
-    let j = sv_with(
-        &bin,
-        &[
-            "verify",
-            "--vault",
-            v.path(),
-            "--trial",
-            "--identity",
-            id,
-            "--at",
-            first_name,
-            "--json",
-        ],
-    )
-    .expect(0);
+    let j = trial(&["--at", first_name, "--json"]).expect(0);
     let j: Value = serde_json::from_str(&j.out).unwrap();
     assert_eq!(j["trial"]["snapshot"], first_name);
     assert_eq!(j["trial"]["mismatches"].as_array().unwrap().len(), 0, "{j}");
@@ -169,11 +164,7 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
     let commit = v.git(&["commit-tree", tree.trim(), "-m", "forged index"]);
     v.git(&["update-ref", &full, commit.trim()]);
 
-    let bad = sv_with(
-        &bin,
-        &["verify", "--vault", v.path(), "--trial", "--identity", id],
-    )
-    .expect(10);
+    let bad = trial(&[]).expect(10);
     assert!(
         bad.out.contains(&format!(
             "MISMATCH etcd snapshot {second_name}: the restored etcd serves revision {}, the backup recorded {}",
@@ -199,48 +190,12 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
         bad.out
     );
     // The earlier snapshot is still good.
-    sv_with(
-        &bin,
-        &[
-            "verify",
-            "--vault",
-            v.path(),
-            "--trial",
-            "--identity",
-            id,
-            "--at",
-            first_name,
-        ],
-    )
-    .expect(0);
+    trial(&["--at", first_name]).expect(0);
 
     // Another identity cannot decrypt (6); no local etcd is a clear error (1).
     let other = age_key(v.tmp.path(), "other");
-    sv_with(
-        &bin,
-        &[
-            "verify",
-            "--vault",
-            v.path(),
-            "--trial",
-            "--identity",
-            other.identity.to_str().unwrap(),
-        ],
-    )
-    .expect(6);
-    let none = run(sv().env("PATH", "/nonexistent").args([
-        "verify",
-        "--vault",
-        v.path(),
-        "--trial",
-        "--identity",
-        id,
-    ]));
-    let none = Sv {
-        out: String::from_utf8_lossy(&none.stdout).to_string(),
-        err: String::from_utf8_lossy(&none.stderr).to_string(),
-        code: none.status.code().unwrap_or(-1),
-    };
+    verify_trial(&path, v.path(), other.identity.to_str().unwrap(), &[]).expect(6);
+    let none = verify_trial("/nonexistent", v.path(), id, &[]);
     if !std::path::Path::new("/usr/local/bin/etcd").exists() {
         let none = none.expect(1);
         assert!(

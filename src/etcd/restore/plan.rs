@@ -2,7 +2,7 @@
 //! copies give each member's name and URLs, what each member has now, and
 //! every reason not to go ahead. Reads only.
 
-use super::tool::{ToolInfo, PROBE};
+use super::tool::{too_old, ToolInfo, PROBE};
 use super::{Commands, EtcdRestoreError};
 use crate::etcd::capture::etcdctl;
 use crate::etcd::env::{parse_cluster, AdminCert, EtcdEnv};
@@ -320,9 +320,7 @@ pub async fn make_plan(
                 "node {node} has neither etcdutl nor etcdctl on its PATH; install etcd's client tools there (kubespray puts them in /usr/local/bin)"
             ));
         }
-        if let Some(why) = tool.too_old(node) {
-            warnings.push(why);
-        }
+
         let kib = snap.index.size.div_ceil(1024);
         match f.data_avail_kib {
             Some(a) if a >= kib => {}
@@ -368,6 +366,13 @@ pub async fn make_plan(
             tool,
         });
     }
+
+    warnings.extend(too_old(
+        &members
+            .iter()
+            .map(|m| (m.node.as_str(), &m.tool))
+            .collect::<Vec<_>>(),
+    ));
 
     // Every member's copy must name the same cluster, and that cluster must
     // be exactly these members.

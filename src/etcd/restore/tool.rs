@@ -73,25 +73,42 @@ impl ToolInfo {
         }
     }
 
-    /// What the plan says about a member whose tool cannot bump the
-    /// revision, or `None` when it can (or has no tool at all: that is a
-    /// problem reported elsewhere).
-    pub fn too_old(&self, node: &str) -> Option<String> {
-        if self.bump || self.tool.is_empty() {
-            return None;
-        }
-        let what = format!(
+    fn name(&self) -> String {
+        format!(
             "{} {}",
             self.tool,
             self.version.as_deref().unwrap_or("(version unknown)")
-        );
-        Some(format!(
-            "node {node}: {what} is too old for `snapshot restore --bump-revision {BUMP_REVISION} --mark-compacted` \
-             (etcdutl 3.5.10 and later have them), so the restored revision does not move forward and \
-             Kubernetes' watch caches are not invalidated: restart kube-apiserver, kube-controller-manager, \
-             kube-scheduler and the kubelets after the restore, or upgrade etcd on the members first"
-        ))
+        )
     }
+}
+
+/// What the plan says about the members whose tool cannot bump the
+/// revision: one sentence per tool and version, naming its nodes (members
+/// without any tool are a problem reported elsewhere).
+pub fn too_old(members: &[(&str, &ToolInfo)]) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for (node, t) in members {
+        if t.bump || t.tool.is_empty() {
+            continue;
+        }
+        let name = t.name();
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, nodes)) => nodes.push(node),
+            None => groups.push((name, vec![node])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(what, nodes)| {
+            format!(
+                "{what} on {} is too old for `snapshot restore --bump-revision {BUMP_REVISION} --mark-compacted` \
+                 (etcdutl 3.5.10 and later have them), so the restored revision does not move forward and \
+                 Kubernetes' watch caches are not invalidated: restart kube-apiserver, kube-controller-manager, \
+                 kube-scheduler and the kubelets after the restore, or upgrade etcd on the members first",
+                nodes.join(", ")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -113,7 +130,7 @@ mod tests {
             t.restore_options(),
             " --bump-revision 1000000000 --mark-compacted"
         );
-        assert_eq!(t.too_old("node1"), None);
+        assert!(too_old(&[("node1", &t)]).is_empty());
         assert_eq!(t.command(), "etcdutl");
     }
 
@@ -122,12 +139,14 @@ mod tests {
         let t = ToolInfo::parse("tool etcdutl\nversion 3.5.1\n");
         assert!(!t.bump);
         assert_eq!(t.restore_options(), "");
-        let why = t.too_old("node2").unwrap();
+        let new = ToolInfo::parse("tool etcdutl\nversion 3.5.16\nbump yes\n");
+        let why = too_old(&[("node1", &t), ("node2", &new), ("node3", &t)]);
+        assert_eq!(why.len(), 1, "{why:?}");
         assert!(
-            why.starts_with("node node2: etcdutl 3.5.1 is too old for"),
-            "{why}"
+            why[0].starts_with("etcdutl 3.5.1 on node1, node3 is too old for `snapshot restore --bump-revision 1000000000 --mark-compacted`"),
+            "{why:?}"
         );
-        assert!(why.contains("3.5.10 and later"), "{why}");
+        assert!(why[0].contains("3.5.10 and later"), "{why:?}");
     }
 
     #[test]
@@ -135,10 +154,11 @@ mod tests {
         let t = ToolInfo::parse("tool etcdctl\nversion 3.4.23\nbump yes\n");
         assert!(!t.bump, "only etcdutl has --bump-revision");
         assert_eq!(t.command(), "ETCDCTL_API=3 etcdctl");
-        assert!(t.too_old("node3").unwrap().contains("etcdctl 3.4.23"));
         let none = ToolInfo::parse("");
         assert_eq!(none.tool, "");
-        assert_eq!(none.too_old("node3"), None);
+        let why = too_old(&[("node3", &t), ("node4", &none)]);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].starts_with("etcdctl 3.4.23 on node3 is"), "{why:?}");
         assert!(ToolInfo::parse("tool etcdctl\nversion \n")
             .version
             .is_none());
