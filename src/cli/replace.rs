@@ -94,7 +94,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         let other_remotes: Vec<(String, Result<Remote, String>)> = others
             .iter()
             .zip(connected)
-            .map(|(t, r)| (t.node.clone(), r.map_err(|e| e.to_string())))
+            .map(|(t, r)| (t.node.clone(), r.map_err(|e| e.reason())))
             .collect();
         let result = async {
             let gathered = replace::gather(

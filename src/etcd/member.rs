@@ -186,6 +186,22 @@ pub fn rewrite_env(text: &str, set: &[(&str, &str)]) -> String {
     out
 }
 
+/// What went wrong, without the node's name (callers add it) and without
+/// the JSON log lines etcdctl's client prints before its one-line error.
+fn why(e: crate::source::SourceError) -> String {
+    clean(&e.reason())
+}
+
+/// `what: stderr` with etcdctl's JSON log lines taken out.
+fn clean(reason: &str) -> String {
+    let lines: Vec<&str> = reason
+        .lines()
+        .map(|l| l.find("{\"level\"").map(|i| &l[..i]).unwrap_or(l).trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join(" ").replace(":  ", ": ")
+}
+
 /// `member list` through `ctl` on `remote`.
 pub async fn list(remote: &Remote, ctl: &Etcdctl) -> Result<Vec<Member>, String> {
     let out = remote
@@ -194,8 +210,8 @@ pub async fn list(remote: &Remote, ctl: &Etcdctl) -> Result<Vec<Member>, String>
             "listing etcd's members",
         )
         .await
-        .map_err(|e| e.to_string())?;
-    parse_list(&out).map_err(|e| format!("node {}: {e}", remote.target.node))
+        .map_err(why)?;
+    parse_list(&out)
 }
 
 /// `endpoint health` of the member `ctl` points at.
@@ -207,7 +223,7 @@ pub async fn health(remote: &Remote, ctl: &Etcdctl) -> Result<(), String> {
         )
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(why)
 }
 
 /// `member add NAME --peer-urls URLS --learner`.
@@ -227,8 +243,8 @@ pub async fn add_learner(
             "adding the etcd member as a learner",
         )
         .await
-        .map_err(|e| e.to_string())?;
-    parse_added(&out).map_err(|e| format!("node {}: {e}", remote.target.node))
+        .map_err(why)?;
+    parse_added(&out)
 }
 
 pub async fn remove(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), String> {
@@ -239,7 +255,7 @@ pub async fn remove(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), Stri
         )
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(why)
 }
 
 pub async fn promote(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), String> {
@@ -250,7 +266,7 @@ pub async fn promote(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), Str
         )
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(why)
 }
 
 #[cfg(test)]
@@ -326,6 +342,15 @@ mod tests {
         assert_eq!(d.key, "/etc/ssl/etcd/ssl/admin-n3-key.pem");
         assert_eq!(d.cacert, "/etc/ssl/etcd/ssl/ca.pem");
         assert!(Etcdctl::from_env("n3", &EtcdEnv::parse("ETCD_NAME=x\n")).is_none());
+    }
+
+    #[test]
+    fn etcdctl_json_log_lines_are_left_out_of_errors() {
+        let r = "asking etcd for its health: {\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\"}\nhttps://10.0.0.1:2379 is unhealthy: failed to commit proposal: context deadline exceeded\nError: unhealthy cluster";
+        assert_eq!(
+            clean(r),
+            "asking etcd for its health: https://10.0.0.1:2379 is unhealthy: failed to commit proposal: context deadline exceeded Error: unhealthy cluster"
+        );
     }
 
     #[test]

@@ -62,10 +62,10 @@ fn recorded_member(env: &EtcdEnv, backup: &Backup) -> Result<RecordedMember, Str
 /// The live `etcd.env` of a member and an `etcdctl` with its certificate.
 async fn live_ctl(remote: &Remote) -> Result<(EtcdEnv, Etcdctl), String> {
     let node = &remote.target.node;
-    let text = remote.read(ENV_PATH).await.map_err(|e| e.to_string())?;
+    let text = remote.read(ENV_PATH).await.map_err(|e| e.reason())?;
     let env = EtcdEnv::parse(&String::from_utf8_lossy(&text));
     let ctl = Etcdctl::from_env(node, &env)
-        .ok_or_else(|| format!("node {node}: {ENV_PATH} has no ETCD_ADVERTISE_CLIENT_URLS"))?;
+        .ok_or_else(|| format!("{ENV_PATH} has no ETCD_ADVERTISE_CLIENT_URLS"))?;
     Ok((env, ctl))
 }
 

@@ -148,7 +148,7 @@ impl fmt::Display for Refusal {
             ),
             Refusal::NoMemberAnswers { node, why } => write!(
                 f,
-                "no other etcd member is healthy ({why}), so the membership cannot be changed to replace node {node}; bring the members back, or if the cluster has lost quorum, restore it with `sprayvault etcd restore`"
+                "no other etcd member is healthy ({why}), so the membership cannot be changed to replace {node}; bring the members back, or if the cluster has lost quorum, restore it with `sprayvault etcd restore`"
             ),
             Refusal::AmbiguousMember { name, by_name, by_peer } => write!(
                 f,
