@@ -273,9 +273,13 @@ fn print_report(g: &Global, r: &ReplaceReport) -> anyhow::Result<()> {
     if g.json {
         return output::json(r);
     }
-    let mut t = output::Table::new(&["STEP", "OUTCOME"]);
+    let mut t = output::Table::new(&["STEP", "TIME", "OUTCOME"]);
     for s in &r.steps {
-        t.row(vec![s.step.to_string(), s.outcome.clone()]);
+        t.row(vec![
+            s.step.to_string(),
+            format!("{:.1} s", s.seconds),
+            s.outcome.clone(),
+        ]);
     }
     t.print();
     for w in &r.warnings {

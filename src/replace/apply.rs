@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 pub struct Step {
     pub step: &'static str,
     pub outcome: String,
+    /// How long it took.
+    pub seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -37,6 +39,22 @@ pub struct ReplaceReport {
     /// Commands left for the operator.
     pub left: Vec<String>,
     pub seconds: f64,
+    /// When the step under way started.
+    #[serde(skip)]
+    mark: Instant,
+}
+
+impl ReplaceReport {
+    /// Records a finished step, timed from the end of the one before.
+    fn done(&mut self, step: &'static str, outcome: String) {
+        let now = Instant::now();
+        self.steps.push(Step {
+            step,
+            outcome,
+            seconds: now.duration_since(self.mark).as_secs_f64(),
+        });
+        self.mark = now;
+    }
 }
 
 /// Everything the executor needs.
@@ -137,6 +155,7 @@ async fn etcd_step(
                     rerun(node)
                 ))
             })?;
+        report.done("etcd: stop on the node", c.commands.stop.clone());
         if let Some(old) = remove {
             say(format!(
                 "removing the old member {} ({}) through {}",
@@ -158,10 +177,10 @@ async fn etcd_step(
                     rerun(node)
                 ))
             })?;
-            report.steps.push(Step {
-                step: "etcd: remove the old member",
-                outcome: format!("removed {} ({})", old.id, old.peer_urls.join(",")),
-            });
+            report.done(
+                "etcd: remove the old member",
+                format!("removed {} ({})", old.id, old.peer_urls.join(",")),
+            );
         }
         say(format!(
             "adding {} ({}) as a learner",
@@ -181,10 +200,10 @@ async fn etcd_step(
         })?;
         id = added.id.clone();
         report.member_id = Some(id.clone());
-        report.steps.push(Step {
-            step: "etcd: add the member as a learner",
-            outcome: format!("member {id}, initial cluster {}", added.initial_cluster),
-        });
+        report.done(
+            "etcd: add the member as a learner",
+            format!("member {id}, initial cluster {}", added.initial_cluster),
+        );
         let learner_left = |what: String| {
             Failed(format!(
                 "{what}; learner {id} stays in the cluster without a vote, so the cluster is as healthy as before; fix that, {} (it replaces the learner), or take it out: etcdctl member remove {id}",
@@ -206,10 +225,11 @@ async fn etcd_step(
         restore::put_file(c.node, entry, env.as_bytes())
             .await
             .map_err(|err| learner_left(format!("writing {ENV_PATH} failed: {err}")))?;
-        report.steps.push(Step {
-            step: "etcd: write /etc/etcd.env",
-            outcome: "ETCD_INITIAL_CLUSTER_STATE=existing, ETCD_INITIAL_CLUSTER as member add reported it".into(),
-        });
+        report.done(
+            "etcd: write /etc/etcd.env",
+            "ETCD_INITIAL_CLUSTER_STATE=existing, ETCD_INITIAL_CLUSTER as member add reported it"
+                .into(),
+        );
         let stamp =
             crate::etcd::restore::plan::stamp(time::OffsetDateTime::now_utc().unix_timestamp());
         let moved = c
@@ -220,13 +240,13 @@ async fn etcd_step(
             )
             .await
             .map_err(|err| learner_left(err.to_string()))?;
-        report.steps.push(Step {
-            step: "etcd: move the data directory's content aside",
-            outcome: match moved.trim() {
+        report.done(
+            "etcd: move the data directory's content aside",
+            match moved.trim() {
                 "" => format!("{} was empty", e.data_dir),
                 a => format!("moved to {a}"),
             },
-        });
+        );
         say(format!("starting etcd on {node}: {}", c.commands.start));
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(
@@ -246,10 +266,7 @@ async fn etcd_step(
                 )))
             }
         }
-        report.steps.push(Step {
-            step: "etcd: start",
-            outcome: c.commands.start.clone(),
-        });
+        report.done("etcd: start", c.commands.start.clone());
     }
     if !matches!(e.action, EtcdAction::Done { .. }) {
         say(format!("promoting learner {id} once it has caught up"));
@@ -265,13 +282,13 @@ async fn etcd_step(
                 rerun(node)
             ))
         })?;
-        report.steps.push(Step {
-            step: "etcd: promote the learner",
-            outcome: format!(
+        report.done(
+            "etcd: promote the learner",
+            format!(
                 "{id} is a voting member (caught up in {:.1} s)",
                 started.elapsed().as_secs_f64()
             ),
-        });
+        );
     }
     report.member_id = Some(id.clone());
     // Every member, each through its own connection and certificate.
@@ -305,10 +322,10 @@ async fn etcd_step(
             sick.join("; ")
         )));
     }
-    report.steps.push(Step {
-        step: "etcd: endpoint health on every member",
-        outcome: format!("{} members healthy", all.len()),
-    });
+    report.done(
+        "etcd: endpoint health on every member",
+        format!("{} members healthy", all.len()),
+    );
     Ok(())
 }
 
@@ -379,6 +396,7 @@ pub async fn apply(c: &Context<'_>) -> ReplaceReport {
         member_id: None,
         left: Vec::new(),
         seconds: 0.0,
+        mark: started,
     };
     let result = async {
         if !c.plan.refusals.is_empty() {
@@ -416,13 +434,13 @@ pub async fn apply(c: &Context<'_>) -> ReplaceReport {
             }
             None => String::new(),
         };
-        report.steps.push(Step {
-            step: "restore the node's files",
-            outcome: format!(
+        report.done(
+            "restore the node's files",
+            format!(
                 "{} created, {} replaced, {} updated, {} unchanged, {} files verified{trust}",
                 r.created, r.replaced, r.updated, r.left, r.verified
             ),
-        });
+        );
         // 3. etcd.
         if let Some(e) = &c.plan.etcd {
             etcd_step(c, e, &mut report, deadline).await?;
@@ -431,15 +449,9 @@ pub async fn apply(c: &Context<'_>) -> ReplaceReport {
         match c.fact_cache {
             Ok(cache) => {
                 let outcome = facts_step(c, cache)?;
-                report.steps.push(Step {
-                    step: "Ansible fact cache",
-                    outcome,
-                });
+                report.done("Ansible fact cache", outcome);
             }
-            Err(why) => report.steps.push(Step {
-                step: "Ansible fact cache",
-                outcome: format!("skipped: {why}"),
-            }),
+            Err(why) => report.done("Ansible fact cache", format!("skipped: {why}")),
         }
         Ok(())
     }
