@@ -148,7 +148,13 @@ fn snapshots_taken_verified_exported_and_pruned(name: &str, net: u8, version: Et
     let r = v
         .backup(&lab, &["--no-facts", "--connect-timeout", "3"])
         .expect(3);
-    assert!(r.out.contains("from etcd2 (node2)"), "{}", r.out);
+    // (node2 as a rule; node3 when node2 was too slow to answer its health
+    // check on a loaded machine)
+    assert!(
+        r.out.contains("from etcd2 (node2)") || r.out.contains("from etcd3 (node3)"),
+        "{}",
+        r.out
+    );
     lab.lab(&["start", "node1"]);
     lab.lab(&["wait-healthy"]);
     v.backup(&lab, &["--no-facts"]).expect(0);

@@ -113,6 +113,8 @@ pub struct Observed {
     /// Keys read back one by one, and those that did not come back.
     pub sample: Vec<String>,
     pub sample_missing: Vec<String>,
+    /// etcd's own tool could not read or restore the file.
+    pub unreadable: Option<String>,
 }
 
 /// The result of one trial restore.
@@ -143,6 +145,11 @@ pub fn compare(rec: &SnapshotIndex, o: &Observed) -> Vec<String> {
     }
     if !o.trailer_ok {
         m.push("the reassembled file does not end with the sha256 of its content (etcd's integrity trailer)".into());
+    }
+    if let Some(why) = &o.unreadable {
+        // Nothing was served: the checks below would only repeat it.
+        m.push(format!("etcd's own tool cannot restore it: {why}"));
+        return m;
     }
     if o.status_revision != Some(rec.revision) {
         m.push(format!(
@@ -318,6 +325,111 @@ fn b64(s: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Restores `file` into the work directory and starts etcd on it, on
+/// free loopback ports; returns its client URL once it answers. A port
+/// taken between choosing and binding it gets another try with new ones.
+fn serve(
+    local: &LocalEtcd,
+    file: &Path,
+    work: &mut Workdir,
+    progress: &dyn Progress,
+) -> Result<String, Served> {
+    for attempt in 1..=3 {
+        let peer_url = format!("http://127.0.0.1:{}", free_port().map_err(Served::Failed)?);
+        let client_url = format!("http://127.0.0.1:{}", free_port().map_err(Served::Failed)?);
+        let data = work.dir.join(format!("data-{attempt}"));
+        output(
+            clean(&local.snapshot_tool)
+                .args(["snapshot", "restore"])
+                .arg(file)
+                .arg("--data-dir")
+                .arg(&data)
+                .args([
+                    "--name",
+                    "trial",
+                    "--initial-cluster",
+                    &format!("trial={peer_url}"),
+                    "--initial-advertise-peer-urls",
+                    &peer_url,
+                ]),
+            "snapshot restore",
+        )
+        .map_err(Served::Unrestorable)?;
+        let log_path = work.dir.join(format!("etcd-{attempt}.log"));
+        let log = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&log_path)
+            .map_err(|e| Served::Failed(format!("cannot create {}: {e}", log_path.display())))?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| Served::Failed(format!("etcd's log: {e}")))?;
+        progress.info(&format!(
+            "starting a throwaway etcd {} on {client_url}",
+            local.version
+        ));
+        let child = clean(&local.etcd)
+            .arg("--name=trial")
+            .arg(format!("--data-dir={}", data.display()))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=trial={peer_url}"))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
+            .map_err(|e| Served::Failed(format!("cannot start {}: {e}", local.etcd.display())))?;
+        work.etcd = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = clean(&local.etcdctl)
+                .arg(format!("--endpoints={client_url}"))
+                .args([
+                    "--dial-timeout=2s",
+                    "--command-timeout=10s",
+                    "endpoint",
+                    "health",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if health.is_ok_and(|s| s.success()) {
+                return Ok(client_url);
+            }
+            let exited = work.etcd.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            work.stop_etcd();
+            if exited.is_some() && text.contains("address already in use") && attempt < 3 {
+                break;
+            }
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+            return Err(Served::Failed(match exited {
+                Some(st) => format!("the throwaway etcd exited ({st}): {tail}"),
+                None => format!("the throwaway etcd did not become healthy within 60 s: {tail}"),
+            }));
+        }
+    }
+    Err(Served::Failed(
+        "no free pair of loopback ports for the throwaway etcd after 3 tries".into(),
+    ))
+}
+
+/// Why [`serve`] gave no etcd.
+enum Served {
+    /// `snapshot restore` refused the file: a finding about the snapshot.
+    Unrestorable(String),
+    /// This machine could not run the throwaway etcd.
+    Failed(String),
+}
+
 /// Restores `snap` with `local` into a private directory, serves it, reads
 /// it back, and compares. Environmental failures (no etcd, a port taken,
 /// etcd not starting) are errors; disagreement with the vault is a report
@@ -368,73 +480,37 @@ pub fn trial(
         work.dir.display()
     ));
 
-    // 2. What etcd's own tool says of the file, then the restore.
+    // 2. What etcd's own tool says of the file, then the restore. A file
+    // it cannot read is a finding about the snapshot, not an error.
     let status = output(
         clean(&local.snapshot_tool)
             .args(["snapshot", "status", "-w", "json"])
             .arg(&file),
         "snapshot status",
     )
-    .map_err(failed)?;
-    let status = json(&status, "snapshot status").map_err(failed)?;
+    .and_then(|s| json(&s, "snapshot status"));
+    let status = match status {
+        Ok(s) => s,
+        Err(why) => {
+            o.unreadable = Some(why);
+            return finish(snap, local, work, o, started).map_err(failed);
+        }
+    };
     o.status_revision = status["revision"].as_u64();
     o.status_keys = status["totalKey"].as_u64();
     o.status_db_size = status["totalSize"].as_u64();
 
-    let peer = free_port().map_err(failed)?;
-    let client = free_port().map_err(failed)?;
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let client_url = format!("http://127.0.0.1:{client}");
-    let data = work.dir.join("data");
-    output(
-        clean(&local.snapshot_tool)
-            .args(["snapshot", "restore"])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(&data)
-            .args([
-                "--name",
-                "trial",
-                "--initial-cluster",
-                &format!("trial={peer_url}"),
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ]),
-        "snapshot restore",
-    )
-    .map_err(failed)?;
-    // The database is in `data` now: the file is not needed any more.
-    let _ = std::fs::remove_file(&file);
-
     // 3. A throwaway etcd on loopback only.
-    let log_path = work.dir.join("etcd.log");
-    let log = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(|e| failed(format!("cannot create {}: {e}", log_path.display())))?;
-    let err_log = log
-        .try_clone()
-        .map_err(|e| failed(format!("etcd's log: {e}")))?;
-    progress.info(&format!(
-        "starting a throwaway etcd {} on {client_url}",
-        local.version
-    ));
-    let child = clean(&local.etcd)
-        .arg("--name=trial")
-        .arg(format!("--data-dir={}", data.display()))
-        .arg(format!("--listen-client-urls={client_url}"))
-        .arg(format!("--advertise-client-urls={client_url}"))
-        .arg(format!("--listen-peer-urls={peer_url}"))
-        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-        .arg(format!("--initial-cluster=trial={peer_url}"))
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log)
-        .spawn()
-        .map_err(|e| failed(format!("cannot start {}: {e}", local.etcd.display())))?;
-    work.etcd = Some(child);
+    let client_url = match serve(local, &file, &mut work, progress) {
+        Ok(url) => url,
+        Err(Served::Unrestorable(why)) => {
+            o.unreadable = Some(why);
+            return finish(snap, local, work, o, started).map_err(failed);
+        }
+        Err(Served::Failed(why)) => return Err(failed(why)),
+    };
+    // The database is in the data directory now: the file is not needed.
+    let _ = std::fs::remove_file(&file);
     let ctl = |args: &[&str]| {
         let mut c = clean(&local.etcdctl);
         c.arg(format!("--endpoints={client_url}"))
@@ -442,30 +518,6 @@ pub fn trial(
             .args(args);
         c
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if output(&mut ctl(&["endpoint", "health"]), "endpoint health").is_ok() {
-            break;
-        }
-        let exited = work.etcd.as_mut().and_then(|c| c.try_wait().ok().flatten());
-        if exited.is_some() || Instant::now() >= deadline {
-            let tail: String = std::fs::read_to_string(&log_path)
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join(" | ");
-            return Err(failed(match exited {
-                Some(st) => format!("the throwaway etcd exited ({st}): {tail}"),
-                None => format!("the throwaway etcd did not become healthy within 60 s: {tail}"),
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
     let st = output(
         &mut ctl(&["endpoint", "status", "-w", "json"]),
         "endpoint status",
@@ -510,14 +562,25 @@ pub fn trial(
         }
     }
 
-    // 4. Everything goes.
+    finish(snap, local, work, o, started).map_err(failed)
+}
+
+/// 4. Stops etcd, removes the private directory (an error if it stays),
+/// and compares.
+fn finish(
+    snap: &StoredSnapshot,
+    local: &LocalEtcd,
+    mut work: Workdir,
+    o: Observed,
+    started: Instant,
+) -> Result<TrialReport, String> {
     let workdir = work.dir.display().to_string();
     work.stop_etcd();
     drop(work);
     if Path::new(&workdir).exists() {
-        return Err(failed(format!(
+        return Err(format!(
             "cannot remove {workdir}; remove it by hand (it holds the decrypted database)"
-        )));
+        ));
     }
     let mismatches = compare(&snap.index, &o);
     Ok(TrialReport {
@@ -563,6 +626,7 @@ mod tests {
             served_keys: Some(50),
             sample: vec!["/registry/a".into()],
             sample_missing: vec![],
+            unreadable: None,
         }
     }
 
@@ -644,6 +708,15 @@ mod tests {
                     ..good()
                 },
                 "do not read back: /registry/x",
+            ),
+            (
+                Observed {
+                    unreadable: Some("snapshot restore failed: bad".into()),
+                    served_revision: None,
+                    served_keys: None,
+                    ..good()
+                },
+                "etcd's own tool cannot restore it: snapshot restore failed: bad",
             ),
         ];
         for (o, want) in cases {

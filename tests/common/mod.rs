@@ -209,9 +209,25 @@ impl Lab {
     }
 
     /// `etcdctl` with the node's kubespray admin certificate (`lab etcdctl`).
+    /// A request etcd times out (a loaded 2-core machine running several
+    /// labs makes raft miss its deadlines) is tried again, up to 3 times.
     pub fn etcdctl(&self, node: &str, args: &[&str]) -> String {
         let mut a = vec!["etcdctl", node];
         a.extend_from_slice(args);
+        for _ in 0..2 {
+            let out = run(self.cmd().args(&a));
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).to_string();
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !["timed out", "deadline exceeded", "Unavailable"]
+                .iter()
+                .any(|t| err.contains(t))
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
         self.lab(&a)
     }
 
