@@ -27,7 +27,8 @@ pub enum Exit {
     Expiring,
     /// The backup was committed but pushing it to the off-site remote failed.
     PushFailed,
-    /// `verify` found missing or damaged objects.
+    /// `verify` found missing or damaged objects, or (`--trial`) an etcd
+    /// snapshot that does not restore to what its backup recorded.
     Damaged,
 }
 
@@ -77,7 +78,9 @@ impl Exit {
             }
             Exit::Expiring => "certs: a certificate expires within --expiring-within",
             Exit::PushFailed => "backup committed, but the push to the off-site remote failed",
-            Exit::Damaged => "verify found missing or damaged objects",
+            Exit::Damaged => {
+                "verify found missing or damaged objects, or a snapshot that does not restore as recorded"
+            }
         }
     }
 

@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod paths;
 pub mod progress;
+pub mod replace;
 pub mod restore;
 pub mod source;
 pub mod vault;

@@ -17,7 +17,16 @@ fn node_state(lab: &Lab, node: &str) -> String {
 
 #[test]
 fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd() {
-    let lab = Lab::up("core", 41, 3);
+    backup_dedups_then_wiped_node_is_restored("core", 41, EtcdVersion::V34);
+}
+
+#[test]
+fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd_3_5() {
+    backup_dedups_then_wiped_node_is_restored("e35-core", 85, EtcdVersion::V35);
+}
+
+fn backup_dedups_then_wiped_node_is_restored(name: &str, net: u8, version: EtcdVersion) {
+    let lab = Lab::up_with(name, net, 3, version);
     let v = TestVault::new();
 
     let first = v.backup(&lab, &[]).expect(0);
@@ -167,7 +176,8 @@ fn backup_dedups_then_wiped_node_is_restored_and_rejoins_etcd() {
         "tampered\n",
         "a refused restore wrote"
     );
-    let other = restore(&["--to", "127.0.41.12", "--dry-run"]).expect(7);
+    let other_addr = format!("127.0.{net}.12");
+    let other = restore(&["--to", &other_addr, "--dry-run"]).expect(7);
     assert!(
         other.err.contains("hostname is \"node2\", not \"node3\""),
         "{}",

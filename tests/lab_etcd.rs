@@ -1,7 +1,8 @@
 //! etcd snapshots against the lab's real TLS etcd cluster: taken during
 //! backup with kubespray's admin certificate, verified, listed, exported to
 //! a file that `etcdctl snapshot restore` accepts, failing over to another
-//! member, and pruned with the space freed and `git fsck` clean.
+//! member, and pruned with the space freed and `git fsck` clean. On etcd
+//! 3.4 (Debian's) and 3.5 (kubespray's: etcdutl in /usr/local/bin).
 
 mod common;
 
@@ -11,7 +12,29 @@ use std::process::Command;
 
 #[test]
 fn snapshots_are_taken_verified_exported_and_pruned() {
-    let lab = Lab::up("etcd", 52, 3);
+    snapshots_taken_verified_exported_and_pruned("etcd", 52, EtcdVersion::V34);
+}
+
+#[test]
+fn snapshots_are_taken_verified_exported_and_pruned_on_etcd_3_5() {
+    snapshots_taken_verified_exported_and_pruned("e35-etcd", 86, EtcdVersion::V35);
+}
+
+/// etcd's own offline snapshot tool of `version`, on this machine:
+/// `etcdctl` (API 3) for 3.4, `etcdutl` for 3.5.
+fn snapshot_tool(version: EtcdVersion) -> Command {
+    match version {
+        EtcdVersion::V34 => {
+            let mut c = Command::new("etcdctl");
+            c.env("ETCDCTL_API", "3");
+            c
+        }
+        EtcdVersion::V35 => Command::new(version.bin_dir().join("etcdutl")),
+    }
+}
+
+fn snapshots_taken_verified_exported_and_pruned(name: &str, net: u8, version: EtcdVersion) {
+    let lab = Lab::up_with(name, net, 3, version);
     for i in 0..50 {
         lab.etcdctl(
             "node1",
@@ -74,15 +97,13 @@ fn snapshots_are_taken_verified_exported_and_pruned() {
     ])
     .expect(0);
     assert!(e.out.contains("sha256 trailer verified"), "{}", e.out);
-    let st: Value = serde_json::from_str(&ok(Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
+    let st: Value = serde_json::from_str(&ok(snapshot_tool(version)
         .args(["snapshot", "status", "-w", "json"])
         .arg(&out)))
     .unwrap();
     assert_eq!(st["revision"].as_u64().unwrap(), live_rev);
     let data = v.tmp.path().join("restored.etcd");
-    ok(Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
+    ok(snapshot_tool(version)
         .args(["snapshot", "restore"])
         .arg(&out)
         .arg("--data-dir")
@@ -127,7 +148,13 @@ fn snapshots_are_taken_verified_exported_and_pruned() {
     let r = v
         .backup(&lab, &["--no-facts", "--connect-timeout", "3"])
         .expect(3);
-    assert!(r.out.contains("from etcd2 (node2)"), "{}", r.out);
+    // (node2 as a rule; node3 when node2 was too slow to answer its health
+    // check on a loaded machine)
+    assert!(
+        r.out.contains("from etcd2 (node2)") || r.out.contains("from etcd3 (node3)"),
+        "{}",
+        r.out
+    );
     lab.lab(&["start", "node1"]);
     lab.lab(&["wait-healthy"]);
     v.backup(&lab, &["--no-facts"]).expect(0);

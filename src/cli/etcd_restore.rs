@@ -2,6 +2,7 @@
 //! snapshot when quorum is lost. Shows the plan; acts only with `--yes`.
 
 use super::{args, output, Global};
+use sprayvault::etcd::env::deployment_refusal;
 use sprayvault::etcd::restore::{self, Commands, EtcdRestoreError, RestorePlan};
 use sprayvault::etcd::{select, store};
 use sprayvault::exit::Exit;
@@ -45,12 +46,22 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let snaps = store::list(&vault)?;
     let snap = select::pick(&vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
     let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
-    let targets: Vec<Target> = inv
-        .hosts
-        .values()
-        .filter(|h| h.is_etcd())
-        .map(Target::from_host)
+    let hosts: Vec<_> = inv.hosts.values().filter(|h| h.is_etcd()).collect();
+    let refusals: Vec<String> = hosts
+        .iter()
+        .filter_map(|h| {
+            let kind = h.vars.get("etcd_deployment_type").and_then(|v| v.as_str());
+            deployment_refusal(&h.name, kind)
+        })
         .collect();
+    if !refusals.is_empty() {
+        for r in &refusals {
+            eprintln!("error: {r}");
+        }
+        eprintln!("etcd restore refused; nothing was changed");
+        return Ok(Exit::Refused);
+    }
+    let targets: Vec<Target> = hosts.into_iter().map(Target::from_host).collect();
     if targets.is_empty() {
         return Err(super::UsageError(format!(
             "inventory {} has no hosts in its etcd group; an etcd restore restores every member of it",
@@ -175,6 +186,7 @@ fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {
         "MEMBER",
         "PEER URLS",
         "NOW",
+        "TOOL",
         "DATA DIR",
         "OLD DATA GOES TO",
     ]);
@@ -189,6 +201,12 @@ fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {
                 "not answering"
             }
             .to_string(),
+            format!(
+                "{} {}{}",
+                m.tool.tool,
+                m.tool.version.as_deref().unwrap_or("?"),
+                if m.tool.bump { " (bumps revision)" } else { "" }
+            ),
             m.data_dir.clone(),
             if m.has_data {
                 format!("{}/member", m.aside)

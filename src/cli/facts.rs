@@ -4,7 +4,6 @@ use super::{args, output, Global};
 use sprayvault::exit::Exit;
 use sprayvault::facts::{self, config};
 use sprayvault::vault::{rfc3339, Vault};
-use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
@@ -105,7 +104,7 @@ fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
                 );
             }
         }
-        write_cache_file(&target, &data)?;
+        facts::write_cache_file(&target, &data)?;
         restored.push(
             serde_json::json!({"host": host, "path": target, "gathered": rfc3339(entry.mtime)}),
         );
@@ -138,33 +137,6 @@ fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
         Exit::Success
     } else {
         Exit::Refused
-    })
-}
-
-/// Writes a cache file atomically, mode 0600, with the current time.
-fn write_cache_file(target: &std::path::Path, data: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = target.parent().unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.sprayvault-{}",
-        target
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, target).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("{}: {e}", target.display())
     })
 }
 

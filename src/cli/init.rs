@@ -45,13 +45,17 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         )?;
     } else {
         println!(
-            "created vault {} for {} recipient(s); backing up:",
+            "created vault {} for {} recipient(s); every backup records these paths on each node (directories with everything below them):",
             dir.display(),
             config.recipients.len()
         );
         for p in &config.include {
             println!("  {p}");
         }
+        for p in &config.exclude {
+            println!("  except {p}");
+        }
+        println!("the list is kept in the vault's sprayvault.json and stays as it is when sprayvault changes its defaults");
     }
     Ok(Exit::Success)
 }

@@ -16,6 +16,7 @@ mod inventory;
 mod log;
 mod output;
 mod progress;
+mod replace;
 mod replicate;
 mod restore;
 mod show;
@@ -58,6 +59,8 @@ enum Command {
     Backup(backup::Args),
     /// Put a node's state, as of a backup, back onto a machine.
     Restore(restore::Args),
+    /// Replace a dead or reinstalled node: its files, its etcd member, the fact cache.
+    Replace(replace::Args),
     /// One line per backup: time, nodes, changes, failures.
     Log(log::Args),
     /// The files of a node (or all nodes) in one backup.
@@ -154,6 +157,7 @@ pub fn main() -> Exit {
         Command::Inventory(a) => inventory::run(&global, a),
         Command::Backup(a) => backup::run(&global, a),
         Command::Restore(a) => restore::run(&global, a),
+        Command::Replace(a) => replace::run(&global, a),
         Command::Log(a) => log::run(&global, a),
         Command::Show(a) => show::run(&global, a),
         Command::Diff(a) => diff::run(&global, a),
@@ -207,6 +211,9 @@ pub fn exit_for(e: &anyhow::Error) -> Exit {
         }
         if let Some(e) = cause.downcast_ref() {
             return etcd_restore::exit_for(e);
+        }
+        if let Some(e) = cause.downcast_ref() {
+            return replace::exit_for(e);
         }
     }
     Exit::Failure

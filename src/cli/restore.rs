@@ -90,6 +90,11 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 for (path, why) in &report.errors {
                     println!("FAILED {path}: {why}");
                 }
+                match &report.trust_store {
+                    Some(sprayvault::restore::TrustStore::Updated) => println!("trust store updated (update-ca-certificates)"),
+                    Some(sprayvault::restore::TrustStore::NotUpdated(why)) => println!("FAILED trust store: {why}"),
+                    None => {}
+                }
                 println!(
                     "restored {} from {}: {} created, {} replaced, {} updated, {} unchanged, {} files verified, {} errors",
                     plan.node,
@@ -102,7 +107,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                     report.errors.len()
                 );
             }
-            anyhow::Ok(if report.errors.is_empty() { Exit::Success } else { Exit::Partial })
+            let trusted = !matches!(report.trust_store, Some(sprayvault::restore::TrustStore::NotUpdated(_)));
+            anyhow::Ok(if report.errors.is_empty() && trusted { Exit::Success } else { Exit::Partial })
         }
         .await;
         remote.close().await;

@@ -168,21 +168,24 @@ fn hosts(
         .collect()
 }
 
-fn tagged(v: &serde_yaml::Value) -> bool {
-    matches!(v, serde_yaml::Value::Tagged(_))
+/// An ansible-vault encrypted value (`!vault`), as the inventory reader gives it.
+fn tagged(v: &serde_json::Value) -> bool {
+    v.as_object()
+        .is_some_and(|m| m.len() == 1 && m.contains_key("__ansible_vault"))
 }
 
 /// Top-level variables of a variables file: name to (rendered value, secret).
+/// Read with the inventory's own YAML reader, so values are what Ansible sees.
 fn variables(data: &[u8]) -> Result<BTreeMap<String, (String, bool)>, String> {
-    let v: serde_yaml::Value = serde_yaml::from_slice(data).map_err(|e| e.to_string())?;
+    let v = crate::inventory::yaml_to_json(&String::from_utf8_lossy(data))?;
     let mut out = BTreeMap::new();
     let map = match v {
-        serde_yaml::Value::Mapping(m) => m,
-        serde_yaml::Value::Null => return Ok(out),
+        serde_json::Value::Object(m) => m,
+        serde_json::Value::Null => return Ok(out),
         _ => return Err("not a mapping of variables".into()),
     };
-    for (k, v) in map {
-        let Some(name) = k.as_str() else { continue };
+    for (name, v) in map {
+        let name = name.as_str();
         let secret = secret_name(name) || tagged(&v);
         let text = serde_json::to_string(&v).unwrap_or_else(|_| format!("{v:?}"));
         let shown = if secret {

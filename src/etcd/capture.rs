@@ -1,12 +1,13 @@
 //! Taking a snapshot from one etcd member over SSH: `etcdctl snapshot save`
-//! on the node with its kubespray admin certificate, `snapshot status` for
+//! on the node with its kubespray admin certificate (the paths its
+//! etcd.env gives), `snapshot status` (etcdutl's where the node has it) for
 //! revision and key count, the file streaming back over ssh into the
 //! chunker while etcdctl writes it, all in one command line (one `ssh`
 //! process). The file on the node is always removed; nothing of the snapshot
 //! touches the control host's disk.
 
 use super::chunker::Chunker;
-use super::env::EtcdEnv;
+use super::env::{AdminCert, EtcdEnv};
 use super::index::SnapshotIndex;
 use super::store::ChunkWriter;
 use super::trailer::Trailer;
@@ -16,13 +17,13 @@ use crate::source::{SshOptions, Target};
 use crate::vault::mac::MacKey;
 /// The `etcdctl` command line (v3 API) that talks to `endpoint` with the
 /// node's kubespray admin certificate, as run on the node itself.
-pub fn etcdctl(node: &str, endpoint: &str, ca: &str) -> String {
+pub fn etcdctl(endpoint: &str, admin: &AdminCert) -> String {
     format!(
         "ETCDCTL_API=3 etcdctl --endpoints={} --cacert={} --cert={} --key={}",
         shell_quote(endpoint),
-        shell_quote(ca),
-        shell_quote(&format!("/etc/ssl/etcd/ssl/admin-{node}.pem")),
-        shell_quote(&format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem"))
+        shell_quote(&admin.cacert),
+        shell_quote(&admin.cert),
+        shell_quote(&admin.key)
     )
 }
 
@@ -72,7 +73,7 @@ pub async fn take_with_env(
         .to_string();
     let nonce: u64 = rand::random();
     let tmp = format!("/var/tmp/sprayvault-etcd-{nonce:016x}.db");
-    let save = save_command(&etcdctl(node, &endpoint, env.client_ca()), &endpoint, &tmp);
+    let save = save_command(&etcdctl(&endpoint, &env.admin(node)), &endpoint, &tmp);
     let taken = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut chunker = Chunker::new(key);
     let mut trailer = Trailer::default();

@@ -6,11 +6,13 @@ pub mod capture;
 pub mod chunker;
 pub mod env;
 pub mod index;
+pub mod member;
 pub mod prune;
 pub mod restore;
 pub mod select;
 pub mod store;
 pub mod trailer;
+pub mod trial;
 
 use crate::source::{SshOptions, Target};
 use crate::vault::crypto::Recipients;

@@ -156,6 +156,39 @@ pub fn read(
         .map_err(VaultError::from)?)
 }
 
+/// Writes a cache file atomically, mode 0600 from creation, with the
+/// current time (the cache plugins expire files by their mtime).
+pub fn write_cache_file(target: &std::path::Path, data: &[u8]) -> Result<(), FactsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |path: &std::path::Path, e: std::io::Error| FactsError::Io {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    };
+    let dir = target.parent().unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.sprayvault-{}",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| io(&tmp, e))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, target).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(target, e)
+    })
+}
+
 pub fn parse(cache: &FactCache, data: &[u8]) -> Value {
     match cache.plugin {
         config::Plugin::Jsonfile => serde_json::from_slice(data).unwrap_or(Value::Null),

@@ -266,6 +266,28 @@ impl Data {
         memo
     }
 
+    /// The hosts of `group` in Ansible's order (`groups['NAME']`): its own
+    /// hosts as the inventory names them, then its children's, each once.
+    pub fn ordered_hosts(&self, group: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut seen_groups = BTreeSet::new();
+        let mut queue = std::collections::VecDeque::from([group.to_string()]);
+        while let Some(g) = queue.pop_front() {
+            if !seen_groups.insert(g.clone()) {
+                continue;
+            }
+            if let Some(grp) = self.groups.get(&g) {
+                for h in &grp.hosts {
+                    if !out.contains(h) {
+                        out.push(h.clone());
+                    }
+                }
+                queue.extend(grp.children.iter().cloned());
+            }
+        }
+        out
+    }
+
     /// Every host of each group, through its children too.
     pub fn members(&self) -> BTreeMap<String, BTreeSet<String>> {
         let mut out: BTreeMap<String, BTreeSet<String>> = self

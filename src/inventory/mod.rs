@@ -130,6 +130,9 @@ pub struct Inventory {
     /// Files of a directory inventory that no plugin could read, each as
     /// "PATH: why", skipped as Ansible skips them (it warns about each).
     pub skipped: Vec<String>,
+    /// The hosts of the `etcd` group in Ansible's order, which gives
+    /// kubespray's default member names (`etcd1`, `etcd2`, ...).
+    pub etcd_order: Vec<String>,
 }
 
 /// Loads an inventory file (YAML by its extension, else INI, as Ansible
@@ -223,10 +226,25 @@ fn build(mut data: data::Data, base: Option<PathBuf>) -> Result<Inventory, Inven
         unusable,
         groups: data.members(),
         skipped: Vec::new(),
+        etcd_order: data.ordered_hosts("etcd"),
     })
 }
 
 impl Inventory {
+    /// kubespray's `etcd_member_name` of `host`: its variable, else `etcdN`
+    /// by its position in the etcd group. `None` for hosts outside it.
+    pub fn etcd_member_name(&self, host: &str) -> Option<(String, bool)> {
+        let pos = self.etcd_order.iter().position(|h| h == host)?;
+        match self
+            .hosts
+            .get(host)
+            .and_then(|h| h.vars.get("etcd_member_name"))
+        {
+            Some(Value::String(s)) if !s.is_empty() => Some((s.clone(), true)),
+            _ => Some((format!("etcd{}", pos + 1), false)),
+        }
+    }
+
     /// The hosts matching an Ansible host pattern (`None`: all), sorted by
     /// name. See `pattern.rs` for what patterns can be.
     /// A selected host that sprayvault cannot use is an error (the first

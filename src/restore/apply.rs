@@ -4,8 +4,9 @@ use super::plan::{owner_ids, sha256, Action, Plan};
 use super::RestoreError;
 use crate::paths::parent;
 use crate::progress::Progress;
+use crate::source::accounts::Accounts;
 use crate::source::Remote;
-use crate::vault::manifest::Kind;
+use crate::vault::manifest::{Entry, Kind};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -20,6 +21,47 @@ pub struct RestoreReport {
     pub verified: usize,
     /// `(path, reason)` of entries that failed.
     pub errors: Vec<(String, String)>,
+    /// Set when certificates under [`CA_DIR`] were restored: what running
+    /// `update-ca-certificates` did, so the node trusts the cluster CAs again.
+    pub trust_store: Option<TrustStore>,
+}
+
+/// Where Debian and Ubuntu keep local CA certificates (kubespray puts the
+/// cluster CAs there).
+pub const CA_DIR: &str = "/usr/local/share/ca-certificates";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustStore {
+    Updated,
+    /// `update-ca-certificates` failed or is missing; the reason.
+    NotUpdated(String),
+}
+
+/// Does the restore change anything under [`CA_DIR`]?
+pub fn touches_ca_dir(items: &[super::PlanItem]) -> bool {
+    items.iter().any(|i| {
+        i.action != Action::Leave
+            && i.path
+                .strip_prefix(CA_DIR)
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    })
+}
+
+/// Runs `update-ca-certificates` on the node.
+pub async fn update_trust_store(remote: &Remote) -> TrustStore {
+    match remote
+        .run_privileged(
+            "command -v update-ca-certificates >/dev/null 2>&1 || { echo 'update-ca-certificates is not installed (package ca-certificates)' >&2; exit 1; }; update-ca-certificates >/dev/null",
+            "updating the trust store",
+        )
+        .await
+    {
+        Ok(_) => TrustStore::Updated,
+        Err(e) => TrustStore::NotUpdated(format!(
+            "{e}; the node does not trust the restored CAs in {CA_DIR} until `update-ca-certificates` runs there"
+        )),
+    }
 }
 
 fn temp_name(path: &str) -> String {
@@ -30,9 +72,28 @@ fn temp_name(path: &str) -> String {
     format!("{dir}/.{name}.sprayvault-{nonce:016x}")
 }
 
-/// Makes sure `dir` and its parents exist, creating missing ones as root:root 0755.
+/// The mode, uid and gid a directory the restore creates gets: what the
+/// backup recorded for it, else root:root 0755.
+pub fn new_dir_meta(entries: &[Entry], dir: &str, accounts: &Accounts) -> (u32, u32, u32) {
+    match entries
+        .iter()
+        .find(|e| e.path == dir && e.kind == Kind::Dir)
+    {
+        Some(e) => {
+            let (uid, gid) = owner_ids(e, accounts);
+            (e.mode, uid, gid)
+        }
+        None => (0o755, 0, 0),
+    }
+}
+
+/// Makes sure `dir` and its parents exist, creating missing ones with the
+/// mode and owner the backup recorded for them (root:root 0755 for
+/// directories it did not record), so that nothing is ever written into a
+/// directory more open than the node had it, even by a restore cut short.
 async fn ensure_dir(
     remote: &Remote,
+    entries: &[Entry],
     dir: &str,
     made: &mut BTreeSet<String>,
 ) -> Result<(), RestoreError> {
@@ -49,12 +110,47 @@ async fn ensure_dir(
             })
         }
         None => {
-            Box::pin(ensure_dir(remote, parent(dir), made)).await?;
-            remote.mkdir(dir).await?;
-            remote.set_meta(dir, 0o755, 0, 0, None).await?;
+            Box::pin(ensure_dir(remote, entries, parent(dir), made)).await?;
+            make_dir(remote, entries, dir).await?;
         }
     }
     made.insert(dir.to_string());
+    Ok(())
+}
+
+async fn make_dir(remote: &Remote, entries: &[Entry], dir: &str) -> Result<(), RestoreError> {
+    let (mode, uid, gid) = new_dir_meta(entries, dir, &remote.accounts);
+    remote.mkdir(dir).await?;
+    remote.set_meta(dir, mode, uid, gid, None).await?;
+    Ok(())
+}
+
+/// Writes one file as the backup recorded it: under a temporary name in its
+/// directory, with its mode, owner and time, renamed into place, and read
+/// back to check its hash.
+pub async fn put_file(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
+    let (uid, gid) = owner_ids(e, &remote.accounts);
+    let tmp = temp_name(&e.path);
+    let written = async {
+        remote.write_new(&tmp, data).await?;
+        remote
+            .set_meta(&tmp, e.mode, uid, gid, Some(e.mtime))
+            .await?;
+        remote.rename(&tmp, &e.path).await
+    }
+    .await;
+    if let Err(err) = written {
+        let _ = remote.remove_file(&tmp).await;
+        return Err(err.into());
+    }
+    let back = remote.read(&e.path).await?;
+    if sha256(&back) != sha256(data) {
+        return Err(RestoreError::Refused {
+            node: remote.target.node.clone(),
+            path: e.path.clone(),
+            why: "the file read back differs from what was written; check the target's disk".into(),
+        });
+    }
     Ok(())
 }
 
@@ -91,48 +187,25 @@ async fn restore_entry(
     let e = &plan.entries[idx];
     let item = &plan.items[idx];
     let (uid, gid) = owner_ids(e, &remote.accounts);
-    ensure_dir(remote, parent(&e.path), made).await?;
+    ensure_dir(remote, &plan.entries, parent(&e.path), made).await?;
     check_ancestors(remote, plan, &e.path).await?;
     match e.kind {
         Kind::Dir => {
             if item.action == Action::Create {
-                remote.mkdir(&e.path).await?;
+                make_dir(remote, &plan.entries, &e.path).await?;
             }
             made.insert(e.path.clone());
-            // Mode, owner and time of directories are set after their content.
+            // Times of directories are set after their content.
             Ok(false)
         }
         Kind::File => {
-            let data = &plan.contents[&e.path];
             if item.action == Action::Update {
                 remote
                     .set_meta(&e.path, e.mode, uid, gid, Some(e.mtime))
                     .await?;
                 return Ok(false);
             }
-            let tmp = temp_name(&e.path);
-            let written = async {
-                remote.write_new(&tmp, data).await?;
-                remote
-                    .set_meta(&tmp, e.mode, uid, gid, Some(e.mtime))
-                    .await?;
-                remote.rename(&tmp, &e.path).await
-            }
-            .await;
-            if let Err(err) = written {
-                let _ = remote.remove_file(&tmp).await;
-                return Err(err.into());
-            }
-            let back = remote.read(&e.path).await?;
-            if sha256(&back) != sha256(data) {
-                return Err(RestoreError::Refused {
-                    node: remote.target.node.clone(),
-                    path: e.path.clone(),
-                    why:
-                        "the file read back differs from what was written; check the target's disk"
-                            .into(),
-                });
-            }
+            put_file(remote, e, &plan.contents[&e.path]).await?;
             Ok(true)
         }
         Kind::Symlink => {
@@ -167,6 +240,7 @@ pub async fn apply(
         left: 0,
         verified: 0,
         errors: vec![],
+        trust_store: None,
     };
     let mut made = BTreeSet::new();
     for (idx, item) in plan.items.iter().enumerate() {
@@ -205,5 +279,78 @@ pub async fn apply(
             }
         }
     }
+    if touches_ca_dir(&plan.items) {
+        let t = update_trust_store(remote).await;
+        match &t {
+            TrustStore::Updated => {
+                progress.info("updated the trust store (update-ca-certificates)")
+            }
+            TrustStore::NotUpdated(why) => progress.warn(&format!("node {}: {why}", plan.node)),
+        }
+        report.trust_store = Some(t);
+    }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::PlanItem;
+
+    fn dir(path: &str, mode: u32, owner: &str, uid: u32) -> Entry {
+        Entry {
+            kind: Kind::Dir,
+            mode,
+            uid,
+            gid: 0,
+            owner: Some(owner.into()),
+            group: Some("root".into()),
+            size: 0,
+            mtime: 0,
+            mac: None,
+            path: path.into(),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn missing_parent_directories_get_the_recorded_owner_and_mode_not_root_0755() {
+        let accounts = Accounts::from_files(
+            "root:x:0:0::/root:/bin/sh\netcd:x:20012:20012::/:/sbin/nologin\n",
+            "root:x:0:\netcd:x:20012:\n",
+        );
+        // Recorded with another uid on the old machine: the name wins.
+        let entries = vec![dir("/etc/ssl/etcd/ssl", 0o700, "etcd", 10012)];
+        assert_eq!(
+            new_dir_meta(&entries, "/etc/ssl/etcd/ssl", &accounts),
+            (0o700, 20012, 0)
+        );
+        assert_eq!(
+            new_dir_meta(&entries, "/etc/ssl/etcd", &accounts),
+            (0o755, 0, 0)
+        );
+    }
+
+    #[test]
+    fn the_trust_store_is_updated_only_when_ca_certificates_were_restored() {
+        let item = |path: &str, action| PlanItem {
+            path: path.into(),
+            kind: "file",
+            action,
+            want: String::new(),
+            detail: None,
+        };
+        assert!(touches_ca_dir(&[item(
+            "/usr/local/share/ca-certificates/etcd-ca.crt",
+            Action::Create
+        )]));
+        assert!(!touches_ca_dir(&[item(
+            "/usr/local/share/ca-certificates/etcd-ca.crt",
+            Action::Leave
+        )]));
+        assert!(!touches_ca_dir(&[item(
+            "/usr/local/share/ca-certificates-old/x.crt",
+            Action::Create
+        )]));
+    }
 }

@@ -5,7 +5,10 @@
 //! file is written under a temporary name in its own directory, given its mode
 //! and owner, renamed into place, and read back to check its hash. A restore
 //! never writes outside the paths recorded for the node, and never through a
-//! symlink where the backup recorded a directory.
+//! symlink where the backup recorded a directory. Directories it creates get
+//! the mode and owner the backup recorded from the start. When certificates
+//! under `/usr/local/share/ca-certificates` were restored it runs
+//! `update-ca-certificates`, so the node's trust store holds the cluster CAs.
 
 pub mod apply;
 pub mod plan;
@@ -14,7 +17,7 @@ use crate::source::SourceError;
 use crate::vault::VaultError;
 use thiserror::Error;
 
-pub use apply::{apply, RestoreReport};
+pub use apply::{apply, put_file, RestoreReport, TrustStore, CA_DIR};
 pub use plan::{make_plan, Action, Plan, PlanItem};
 
 #[derive(Debug, Error)]

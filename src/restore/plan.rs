@@ -62,6 +62,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Leaves `path` out of the plan (a caller that writes it itself).
+    pub fn skip(&mut self, path: &str) {
+        if let Some(i) = self.entries.iter().position(|e| e.path == path) {
+            self.entries.remove(i);
+            self.items.remove(i);
+        }
+        self.contents.remove(path);
+    }
+
+    /// What the backup recorded for `path`, with its content for a file.
+    pub fn recorded(&self, path: &str) -> Option<(&Entry, Option<&[u8]>)> {
+        let e = self.entries.iter().find(|e| e.path == path)?;
+        Some((e, self.contents.get(path).map(Vec::as_slice)))
+    }
+
     pub fn count(&self, action: Action) -> usize {
         self.items.iter().filter(|i| i.action == action).count()
     }

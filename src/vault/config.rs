@@ -7,15 +7,17 @@ use thiserror::Error;
 
 pub const FORMAT: u32 = 1;
 
-/// What kubespray nodes hold that a replacement machine needs back.
-pub const DEFAULT_INCLUDE: [&str; 7] = [
-    "/etc/kubernetes/ssl",
-    "/etc/kubernetes/pki",
-    "/etc/ssl/etcd/ssl",
+/// What kubespray nodes hold that a replacement machine needs back: all of
+/// `/etc/kubernetes` (kubeconfigs, certificates, `kubelet.env`,
+/// `kubelet-config.yaml`, `manifests/`, kubeadm's configuration) and of
+/// `/etc/ssl/etcd` (certificates and `openssl.conf`), the local CA
+/// certificates and etcd's environment file. A vault keeps the list it was
+/// created with; this is what `init` writes into a new one.
+pub const DEFAULT_INCLUDE: [&str; 4] = [
+    "/etc/kubernetes",
+    "/etc/ssl/etcd",
     "/usr/local/share/ca-certificates",
     "/etc/etcd.env",
-    "/etc/kubernetes/*.conf",
-    "/etc/kubernetes/kubeadm-config.yaml",
 ];
 
 #[derive(Debug, Error)]
@@ -135,6 +137,9 @@ mod tests {
         assert!(!c.is_excluded("/etc/kubernetes/ssl/ca.crt"));
         assert!(c.is_included("/etc/kubernetes/admin.conf"));
         assert!(c.is_included("/etc/ssl/etcd/ssl/ca.pem"));
+        assert!(c.is_included("/etc/kubernetes/kubelet.env"));
+        assert!(c.is_included("/etc/kubernetes/manifests/kube-apiserver.yaml"));
+        assert!(c.is_included("/etc/ssl/etcd/openssl.conf"));
         assert!(!c.is_included("/etc/passwd"));
     }
 

@@ -95,29 +95,93 @@ pub fn age_key(dir: &Path, name: &str) -> AgeKey {
     }
 }
 
+/// The etcd a lab runs: Debian's 3.4 in /usr/bin, or 3.5.1 in each node's
+/// own /usr/local/bin as kubespray installs it (`scripts/lab up --etcd-version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdVersion {
+    V34,
+    V35,
+}
+
+impl EtcdVersion {
+    pub const ALL: [EtcdVersion; 2] = [EtcdVersion::V34, EtcdVersion::V35];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EtcdVersion::V34 => "3.4",
+            EtcdVersion::V35 => "3.5",
+        }
+    }
+
+    /// Where scripts/install-deps puts etcd 3.5 (etcd, etcdctl, etcdutl).
+    pub fn etcd35_dir() -> PathBuf {
+        std::env::var_os("SPRAYVAULT_ETCD35")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/cache/sprayvault/etcd-v3.5.1"))
+    }
+
+    /// The host-side directory holding this version's etcd, etcdctl (and
+    /// etcdutl for 3.5): put it first on PATH to use that version locally.
+    pub fn bin_dir(self) -> PathBuf {
+        match self {
+            EtcdVersion::V34 => PathBuf::from("/usr/bin"),
+            EtcdVersion::V35 => EtcdVersion::etcd35_dir(),
+        }
+    }
+}
+
 /// A running lab; `down` on drop.
 pub struct Lab {
     pub dir: PathBuf,
     pub nodes: usize,
+    pub etcd: EtcdVersion,
 }
 
 impl Lab {
-    /// Starts a lab of `nodes` nodes on `127.0.<net>.0/24` in a directory of its own.
+    /// Starts a lab of `nodes` nodes on `127.0.<net>.0/24` in a directory of
+    /// its own, with Debian's etcd 3.4.
     pub fn up(name: &str, net: u8, nodes: usize) -> Lab {
+        Lab::up_with(name, net, nodes, EtcdVersion::V34)
+    }
+
+    /// As `up`, with the given etcd version (3.5: etcd, etcdctl and etcdutl
+    /// in the nodes' /usr/local/bin, as kubespray installs them).
+    pub fn up_with(name: &str, net: u8, nodes: usize, etcd: EtcdVersion) -> Lab {
+        Lab::up_args(name, net, nodes, etcd, &[])
+    }
+
+    /// As `up_with`, with more options of `scripts/lab up` (e.g.
+    /// `["--etcd-cert-dir", "/etc/etcd/ssl"]`).
+    pub fn up_args(name: &str, net: u8, nodes: usize, etcd: EtcdVersion, extra: &[&str]) -> Lab {
         for t in [
             "sshd", "etcd", "etcdctl", "unshare", "nsenter", "openssl", "age", "git",
         ] {
             need(t);
         }
+        if etcd == EtcdVersion::V35 {
+            for b in ["etcd", "etcdctl", "etcdutl"] {
+                let p = EtcdVersion::etcd35_dir().join(b);
+                assert!(
+                    p.is_file(),
+                    "{} is missing: run scripts/install-deps (tests never skip a missing tool)",
+                    p.display()
+                );
+            }
+        }
         let dir = PathBuf::from(format!("/tmp/sprayvault-test-{name}"));
-        let lab = Lab { dir, nodes };
-        ok(lab.cmd().args([
-            "up",
-            "--nodes",
-            &nodes.to_string(),
-            "--net",
-            &format!("127.0.{net}"),
-        ]));
+        let lab = Lab { dir, nodes, etcd };
+        ok(lab
+            .cmd()
+            .args([
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--net",
+                &format!("127.0.{net}"),
+                "--etcd-version",
+                etcd.as_str(),
+            ])
+            .args(extra));
         lab
     }
 
@@ -145,9 +209,25 @@ impl Lab {
     }
 
     /// `etcdctl` with the node's kubespray admin certificate (`lab etcdctl`).
+    /// A request etcd times out (a loaded 2-core machine running several
+    /// labs makes raft miss its deadlines) is tried again, up to 3 times.
     pub fn etcdctl(&self, node: &str, args: &[&str]) -> String {
         let mut a = vec!["etcdctl", node];
         a.extend_from_slice(args);
+        for _ in 0..2 {
+            let out = run(self.cmd().args(&a));
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).to_string();
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !["timed out", "deadline exceeded", "Unavailable"]
+                .iter()
+                .any(|t| err.contains(t))
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
         self.lab(&a)
     }
 

@@ -107,18 +107,10 @@ async fn upload(
     Ok(())
 }
 
-fn tool_prefix(m: &MemberPlan) -> String {
-    if m.tool == "etcdctl" {
-        "ETCDCTL_API=3 etcdctl".into()
-    } else {
-        q(&m.tool)
-    }
-}
-
 /// `snapshot status` on the node must agree with the vault's index, then
 /// `snapshot restore` into the member's restore directory.
 fn restore_cmd(plan: &RestorePlan, m: &MemberPlan) -> String {
-    let tool = tool_prefix(m);
+    let tool = m.tool.command();
     let token = plan
         .cluster_token
         .as_deref()
@@ -128,13 +120,14 @@ fn restore_cmd(plan: &RestorePlan, m: &MemberPlan) -> String {
         "set -e; umask 077; [ -d {data} ] || mkdir -p -m 0700 {data}; \
          {tool} snapshot status {up} -w json; \
          {tool} snapshot restore {up} --name {name} --initial-cluster {ic}{token} \
-         --initial-advertise-peer-urls {peer} --data-dir {dir} >/dev/null",
+         --initial-advertise-peer-urls {peer} --data-dir {dir}{bump} >/dev/null",
         data = q(&m.data_dir),
         up = q(&m.upload),
         name = q(&m.member),
         ic = q(&plan.initial_cluster),
         peer = q(&m.peer_urls),
         dir = q(&m.restore_dir),
+        bump = m.tool.restore_options(),
     )
 }
 
@@ -164,7 +157,7 @@ fn swap_cmd(m: &MemberPlan) -> String {
 fn health_cmd(m: &MemberPlan, what: &str) -> String {
     format!(
         "{} --dial-timeout=3s --command-timeout=5s endpoint {what}",
-        etcdctl(&m.node, &m.client_url, &m.client_ca)
+        etcdctl(&m.client_url, &m.admin)
     )
 }
 

@@ -9,7 +9,10 @@
 //! 1. streams the decrypted snapshot to a 0600 file under `/var/tmp` on
 //!    every member (its sha256 trailer checked on the way; the plaintext is
 //!    never written on the control host), and runs `snapshot restore` into
-//!    a new directory beside the member's data (`DATA/.sprayvault-restore-T`).
+//!    a new directory beside the member's data (`DATA/.sprayvault-restore-T`)
+//!    with `etcdutl` where the member has it (`etcdctl` on etcd 3.4), and
+//!    `--bump-revision --mark-compacted` where that etcdutl has them
+//!    (3.5.10 and later; the plan warns when it has not, see [`tool`]).
 //!    etcd keeps running meanwhile; a failure here changes nothing;
 //! 2. stops etcd on every member (the stop command), and checks the
 //!    database is no longer locked;
@@ -22,6 +25,7 @@
 
 pub mod apply;
 pub mod plan;
+pub mod tool;
 
 use crate::source::SourceError;
 use crate::vault::VaultError;

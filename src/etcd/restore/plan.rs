@@ -2,9 +2,10 @@
 //! copies give each member's name and URLs, what each member has now, and
 //! every reason not to go ahead. Reads only.
 
+use super::tool::{too_old, ToolInfo, PROBE};
 use super::{Commands, EtcdRestoreError};
 use crate::etcd::capture::etcdctl;
-use crate::etcd::env::{parse_cluster, EtcdEnv};
+use crate::etcd::env::{parse_cluster, AdminCert, EtcdEnv};
 use crate::etcd::store::{StoredSnapshot, PREFIX};
 use crate::source::remote::shell_quote;
 use crate::source::Remote;
@@ -28,7 +29,8 @@ pub struct MemberPlan {
     pub peer_urls: String,
     /// The first of `ETCD_ADVERTISE_CLIENT_URLS`, for health checks.
     pub client_url: String,
-    pub client_ca: String,
+    /// The admin certificate health checks use (from the member's etcd.env).
+    pub admin: AdminCert,
     /// `ETCD_DATA_DIR`.
     pub data_dir: String,
     /// `DATA/member` exists on the node now.
@@ -41,8 +43,9 @@ pub struct MemberPlan {
     pub restore_dir: String,
     /// The snapshot file streamed to the node (removed at the end).
     pub upload: String,
-    /// `etcdutl` (etcd 3.5 and later) or `etcdctl` (3.4) restores it.
-    pub tool: String,
+    /// `etcdutl` (etcd 3.5 and later) or `etcdctl` (3.4) restores it; its
+    /// version, and whether the restore bumps the revision.
+    pub tool: ToolInfo,
 }
 
 /// A whole etcd restore, before anything is changed.
@@ -152,8 +155,9 @@ fn recorded(
 #[derive(Default)]
 struct Found {
     live_env: Option<EtcdEnv>,
+    admin: Option<AdminCert>,
     admin_cert: bool,
-    tool: Option<String>,
+    tool: ToolInfo,
     has_data: bool,
     data_avail_kib: Option<u64>,
     tmp_avail_kib: Option<u64>,
@@ -167,20 +171,17 @@ async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreErro
         let text = remote.read(ENV_PATH).await?;
         f.live_env = Some(EtcdEnv::parse(&String::from_utf8_lossy(&text)));
     }
-    f.admin_cert = remote
-        .lstat(&format!("/etc/ssl/etcd/ssl/admin-{node}-key.pem"))
-        .await?
-        .is_some()
-        && remote
-            .lstat(&format!("/etc/ssl/etcd/ssl/admin-{node}.pem"))
-            .await?
-            .is_some();
+    // The certificate paths of the member's own etcd.env (kubespray's
+    // etcd_cert_dir can move them), else of the vault's copy.
+    let admin = f.live_env.as_ref().unwrap_or(&rec.env).admin(node);
+    f.admin_cert =
+        remote.lstat(&admin.key).await?.is_some() && remote.lstat(&admin.cert).await?.is_some();
+    f.admin = Some(admin);
     let data = shell_quote(rec.env.data_dir());
     let facts = remote
         .run_privileged(
             &format!(
-                "if command -v etcdutl >/dev/null 2>&1; then echo tool etcdutl; \
-                 elif command -v etcdctl >/dev/null 2>&1; then echo tool etcdctl; fi; \
+                "{PROBE}; \
                  if [ -e {data}/member ]; then echo member yes; fi; \
                  if [ -d {data} ]; then p={data}; else p=$(dirname {data}); fi; \
                  echo dataavail $(df -Pk \"$p\" 2>/dev/null | awk 'NR==2 {{print $4}}'); \
@@ -189,16 +190,16 @@ async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreErro
             "looking at etcd's data directory",
         )
         .await?;
+    f.tool = ToolInfo::parse(&facts);
     for line in facts.lines() {
         match line.split_once(' ') {
-            Some(("tool", t)) => f.tool = Some(t.trim().to_string()),
             Some(("member", _)) => f.has_data = true,
             Some(("dataavail", n)) => f.data_avail_kib = n.trim().parse().ok(),
             Some(("tmpavail", n)) => f.tmp_avail_kib = n.trim().parse().ok(),
             _ => {}
         }
     }
-    if f.admin_cert {
+    if let (true, Some(admin)) = (f.admin_cert, &f.admin) {
         let url = rec
             .env
             .first_url("ETCD_ADVERTISE_CLIENT_URLS")
@@ -207,7 +208,7 @@ async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreErro
             .run_privileged(
                 &format!(
                     "{} --dial-timeout=3s --command-timeout=5s endpoint health >/dev/null 2>&1",
-                    etcdctl(node, url, rec.env.client_ca())
+                    etcdctl(url, admin)
                 ),
                 "asking etcd for its health",
             )
@@ -306,20 +307,20 @@ pub async fn make_plan(
                 }
             }
         }
+        let admin = f.admin.clone().unwrap_or_else(|| rec.env.admin(node));
         if !f.admin_cert {
             problems.push(format!(
-                "node {node} has no /etc/ssl/etcd/ssl/admin-{node}.pem and -key.pem to check etcd's health with; {restore_again}"
+                "node {node} has no admin certificate {} and key {} (ETCDCTL_CERT and ETCDCTL_KEY of its /etc/etcd.env, else kubespray's names) to check etcd's health with; {restore_again}",
+                admin.cert, admin.key
             ));
         }
-        let tool = match f.tool {
-            Some(t) => t,
-            None => {
-                problems.push(format!(
-                    "node {node} has neither etcdutl nor etcdctl on its PATH; install etcd's client tools there (kubespray puts them in /usr/local/bin)"
-                ));
-                String::new()
-            }
-        };
+        let tool = f.tool;
+        if tool.tool.is_empty() {
+            problems.push(format!(
+                "node {node} has neither etcdutl nor etcdctl on its PATH; install etcd's client tools there (kubespray puts them in /usr/local/bin)"
+            ));
+        }
+
         let kib = snap.index.size.div_ceil(1024);
         match f.data_avail_kib {
             Some(a) if a >= kib => {}
@@ -355,7 +356,7 @@ pub async fn make_plan(
                 .first_url("ETCD_ADVERTISE_CLIENT_URLS")
                 .unwrap_or_default()
                 .to_string(),
-            client_ca: rec.env.client_ca().to_string(),
+            admin,
             aside,
             restore_dir: format!("{data_dir}/.sprayvault-restore-{now}"),
             upload: format!("/var/tmp/sprayvault-etcd-restore-{now}.db"),
@@ -365,6 +366,13 @@ pub async fn make_plan(
             tool,
         });
     }
+
+    warnings.extend(too_old(
+        &members
+            .iter()
+            .map(|m| (m.node.as_str(), &m.tool))
+            .collect::<Vec<_>>(),
+    ));
 
     // Every member's copy must name the same cluster, and that cluster must
     // be exactly these members.

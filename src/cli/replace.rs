@@ -1,0 +1,321 @@
+//! `sprayvault replace`: bring a dead or reinstalled node back as the node
+//! it was, its etcd member included. Shows the plan; acts only with `--yes`.
+
+use super::{output, progress, Global};
+use sprayvault::etcd::restore::Commands;
+use sprayvault::exit::Exit;
+use sprayvault::replace::{self, EtcdAction, ReplacePlan, ReplaceReport};
+use sprayvault::restore::Action;
+use sprayvault::source::{Remote, SshOptions, Target};
+use sprayvault::vault::crypto::Identity;
+use sprayvault::vault::Vault;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The node to replace (its name in the inventory).
+    node: String,
+    /// The kubespray inventory: the node's address, and the etcd group.
+    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
+    inventory: PathBuf,
+    /// An age identity file or OpenSSH private key that can decrypt the vault.
+    #[arg(long, value_name = "FILE")]
+    identity: PathBuf,
+    /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
+    #[arg(long, value_name = "REV|DATE")]
+    at: Option<String>,
+    /// Carry the plan out (without it, the plan is shown and nothing changes).
+    #[arg(long)]
+    yes: bool,
+    /// Accept a machine with another hostname, and overwrite files on it that differ from the backup.
+    #[arg(long)]
+    force: bool,
+    /// Command that starts etcd on the node (run as root there).
+    #[arg(long, value_name = "CMD", default_value_t = Commands::default().start)]
+    start_command: String,
+    /// Command that stops etcd on the node before its data is moved aside (run as root there).
+    #[arg(long, value_name = "CMD", default_value_t = Commands::default().stop)]
+    stop_command: String,
+    /// Seconds to wait for the membership changes, for etcd to start and catch up, and for health.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// kubespray's directory, whose ansible.cfg says where the fact cache is.
+    #[arg(long, value_name = "DIR")]
+    ansible_dir: Option<PathBuf>,
+    /// ssh configuration file, passed to ssh as -F.
+    #[arg(long, short = 'F', value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+}
+
+pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
+    sprayvault::paths::check_node_name(&a.node).map_err(|e| super::UsageError(e.to_string()))?;
+    let vault = Vault::open(g.vault_dir()?)?;
+    let identity = Identity::load(&a.identity)?;
+    let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
+    let inv = sprayvault::inventory::load(&a.inventory)?;
+    let host = inv.hosts.get(&a.node).ok_or_else(|| {
+        super::UsageError(format!(
+            "node {} is not in inventory {}; a replacement takes the inventory's place for it: add it there first",
+            a.node,
+            a.inventory.display()
+        ))
+    })?;
+    let target = Target::from_host(host);
+    let others: Vec<Target> = if host.is_etcd() {
+        inv.etcd_order
+            .iter()
+            .filter(|n| **n != a.node)
+            .filter_map(|n| inv.hosts.get(n))
+            .map(Target::from_host)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ssh = SshOptions {
+        config_file: a.ssh_config.clone(),
+        connect_timeout: Duration::from_secs(15),
+    };
+    let commands = Commands {
+        stop: a.stop_command.clone(),
+        start: a.start_command.clone(),
+    };
+    let fact_cache =
+        sprayvault::facts::config::find(a.ansible_dir.as_deref()).map_err(|e| e.to_string());
+    let progress = progress::Stderr::new(g.quiet);
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let (node_remote, connected) = futures_util::future::join(
+            Remote::connect(&target, &ssh),
+            futures_util::future::join_all(others.iter().map(|t| Remote::connect(t, &ssh))),
+        )
+        .await;
+        let node_remote = node_remote.map_err(|e| e.reason());
+        let other_remotes: Vec<(String, Result<Remote, String>)> = others
+            .iter()
+            .zip(connected)
+            .map(|(t, r)| (t.node.clone(), r.map_err(|e| e.reason())))
+            .collect();
+        let result = async {
+            let gathered = replace::gather(
+                &vault,
+                &backup,
+                &identity,
+                &inv,
+                &a.node,
+                &node_remote,
+                &other_remotes,
+                a.force,
+            )
+            .await?;
+            let plan = replace::decide(&gathered.observed);
+            print_plan(g, &plan, &gathered, &commands, &fact_cache)?;
+            if !plan.refusals.is_empty() {
+                for r in &plan.refusals {
+                    eprintln!("error: {r}");
+                }
+                eprintln!("replacement of {} refused; nothing was changed", a.node);
+                return Ok(Exit::Refused);
+            }
+            if !a.yes {
+                eprintln!("nothing was changed: re-run with --yes to carry out the steps above");
+                return Ok(Exit::Refused);
+            }
+            let node = node_remote
+                .as_ref()
+                .expect("a plan without refusals has reached the node");
+            let others: Vec<&Remote> = other_remotes
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok())
+                .collect();
+            let inventory = a.inventory.display().to_string();
+            let report = replace::apply(&replace::Context {
+                vault: &vault,
+                backup: &backup,
+                identity: &identity,
+                plan: &plan,
+                gathered: &gathered,
+                node,
+                others: &others,
+                commands: &commands,
+                timeout: Duration::from_secs(a.timeout),
+                fact_cache: &fact_cache,
+                inventory: &inventory,
+                progress: &progress,
+            })
+            .await;
+            print_report(g, &report)?;
+            anyhow::Ok(if report.failed.is_some() {
+                Exit::Failure
+            } else if report.warnings.len() > plan.warnings.len() {
+                Exit::Partial
+            } else {
+                Exit::Success
+            })
+        }
+        .await;
+        if let Ok(r) = node_remote {
+            r.close().await;
+        }
+        for (_, r) in other_remotes {
+            if let Ok(r) = r {
+                r.close().await;
+            }
+        }
+        result
+    })
+}
+
+fn print_plan(
+    g: &Global,
+    plan: &ReplacePlan,
+    gathered: &replace::Gathered,
+    commands: &Commands,
+    fact_cache: &Result<sprayvault::facts::config::FactCache, String>,
+) -> anyhow::Result<()> {
+    if g.json {
+        return output::json(&serde_json::json!({"plan": plan}));
+    }
+    println!(
+        "replacement plan for {} from backup {}",
+        plan.node, plan.backup
+    );
+    let o = &gathered.observed;
+    match &o.target {
+        Ok(t) => println!("1. preflight: {} answers as {:?}", plan.node, t.hostname),
+        Err(why) => println!("1. preflight: {} cannot be reached: {why}", plan.node),
+    }
+    if let Some(e) = &o.etcd {
+        let mut t = output::Table::new(&["MEMBER HOST", "ETCD_NAME", "HEALTH"]);
+        for m in &e.others {
+            t.row(vec![
+                m.node.clone(),
+                m.name.clone().unwrap_or_else(|| "-".into()),
+                match &m.health {
+                    Ok(()) => "healthy".into(),
+                    Err(w) => w.clone(),
+                },
+            ]);
+        }
+        t.print();
+    }
+    match &gathered.restore {
+        Some(r) => println!(
+            "2. restore files: {} to create, {} to replace, {} to update, {} unchanged (as `sprayvault restore` does; trust store updated if CA certificates change)",
+            r.count(Action::Create),
+            r.count(Action::Replace),
+            r.count(Action::Update),
+            r.count(Action::Leave)
+        ),
+        None => println!("2. restore files: -"),
+    }
+    match &plan.etcd {
+        None if o.etcd.is_none() => println!("3. etcd: not a member (a worker): nothing to do"),
+        None => println!("3. etcd: cannot be planned (see the errors)"),
+        Some(e) => {
+            println!(
+                "3. etcd member {} ({}), {} voting members, {} healthy besides it, membership changed through {}:",
+                e.member,
+                e.peer_urls.join(","),
+                e.voters,
+                e.healthy,
+                e.via
+            );
+            match &e.action {
+                EtcdAction::Replace { remove } => {
+                    println!("   stop etcd on {} ({})", plan.node, commands.stop);
+                    match remove {
+                        Some(m) => println!(
+                            "   member remove {} ({}{})",
+                            m.id,
+                            if m.name.is_empty() { "never started" } else { &m.name },
+                            if m.learner { ", a learner" } else { "" }
+                        ),
+                        None => println!("   no member to remove (none has the name or peer URL)"),
+                    }
+                    println!(
+                        "   member add {} --peer-urls {} --learner",
+                        e.member,
+                        e.peer_urls.join(",")
+                    );
+                    println!("   write /etc/etcd.env: ETCD_INITIAL_CLUSTER_STATE=existing, ETCD_INITIAL_CLUSTER as member add reports it");
+                    println!("   move the content of {} aside to {}/.sprayvault-before-TIME", e.data_dir, e.data_dir);
+                    println!("   start etcd ({}), promote the learner once caught up, endpoint health on every member", commands.start);
+                }
+                EtcdAction::Promote { id } => println!(
+                    "   learner {id} of an earlier run is running: promote it, endpoint health on every member"
+                ),
+                EtcdAction::Done { id } => println!(
+                    "   member {id} is a healthy voting member already: endpoint health on every member"
+                ),
+            }
+        }
+    }
+    match fact_cache {
+        Ok(c) => println!(
+            "4. fact cache {}: restore every other host's facts as of the backup, drop {}'s",
+            c.dir.display(),
+            plan.node
+        ),
+        Err(why) => println!("4. fact cache: skipped ({why})"),
+    }
+    println!(
+        "5. print what is left: kubectl delete node, cluster.yml --limit {}",
+        plan.node
+    );
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn print_report(g: &Global, r: &ReplaceReport) -> anyhow::Result<()> {
+    if g.json {
+        return output::json(r);
+    }
+    let mut t = output::Table::new(&["STEP", "TIME", "OUTCOME"]);
+    for s in &r.steps {
+        t.row(vec![
+            s.step.to_string(),
+            format!("{:.1} s", s.seconds),
+            s.outcome.clone(),
+        ]);
+    }
+    t.print();
+    for w in &r.warnings {
+        println!("warning: {w}");
+    }
+    if let Some(why) = &r.failed {
+        println!("FAILED: {why}");
+        println!(
+            "replacement of {} stopped after {} steps in {:.1} s",
+            r.node,
+            r.steps.len(),
+            r.seconds
+        );
+        return Ok(());
+    }
+    println!("left to do:");
+    for l in &r.left {
+        println!("  {l}");
+    }
+    println!(
+        "replaced {} from backup {} in {:.1} s{}",
+        r.node,
+        r.backup,
+        r.seconds,
+        r.member_id
+            .as_deref()
+            .map(|id| format!(", etcd member {id}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Exit status for errors of this command.
+pub fn exit_for(e: &replace::ReplaceError) -> Exit {
+    match e {
+        replace::ReplaceError::Vault(v) => v.exit(),
+        _ => Exit::Failure,
+    }
+}
