@@ -191,25 +191,10 @@ pub fn apply(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::e;
     use super::super::{observe, plan};
     use super::*;
     use std::os::unix::fs::MetadataExt;
-
-    fn e(kind: Kind, path: &str, mode: u32) -> Entry {
-        Entry {
-            kind,
-            mode,
-            uid: 0,
-            gid: 0,
-            owner: None,
-            group: None,
-            size: 3,
-            mtime: 100,
-            mac: (kind == Kind::File).then(|| "a".repeat(64)),
-            path: path.into(),
-            target: (kind == Kind::Symlink).then(|| "/x".to_string()),
-        }
-    }
 
     #[test]
     fn apply_writes_modes_and_refuses_symlinked_parents() {

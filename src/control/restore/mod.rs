@@ -218,7 +218,8 @@ pub fn checkout_command(
 mod tests {
     use super::*;
 
-    fn e(kind: Kind, path: &str, mode: u32) -> Entry {
+    /// An entry of `kind` at `path` (shared with the executor's tests).
+    pub(super) fn e(kind: Kind, path: &str, mode: u32) -> Entry {
         Entry {
             kind,
             mode,
