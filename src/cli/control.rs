@@ -64,11 +64,10 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
 
 fn state(vault: &Vault, backup: &Backup) -> anyhow::Result<ControlState> {
     vault.control(backup.commit)?.ok_or_else(|| {
-        UsageError(format!(
+        anyhow::anyhow!(
             "backup {} records no control host; back up with -i pointing into the kubespray directory, or with --kubespray-dir",
             backup.short_id()
-        ))
-        .into()
+        )
     })
 }
 

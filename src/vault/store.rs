@@ -21,8 +21,8 @@ pub struct ContentStore<'a> {
 }
 
 impl<'a> ContentStore<'a> {
-    /// A store that knows every file content blob of `previous` (nodes and
-    /// control host), the parent commit of the run.
+    /// A store that knows every node file content blob of `previous`, the
+    /// parent commit of the run (the control host's are added with `know`).
     pub fn new(vault: &'a Vault, recipients: &'a Recipients, previous: &Backup) -> Self {
         let mut known = HashMap::new();
         for state in previous.nodes.values() {
