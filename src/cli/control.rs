@@ -2,7 +2,7 @@
 //! kubespray directory as a backup recorded it; and the control host's part
 //! of `sprayvault diff`.
 
-use super::{output, Global, UsageError};
+use super::{args, output, Global, UsageError};
 use sprayvault::control::diff::{self, ControlDiff, Side};
 use sprayvault::control::restore as plan;
 use sprayvault::exit::Exit;
@@ -31,16 +31,14 @@ pub struct ShowArgs {
     /// Print the recorded local modifications of the checkout (a patch for `git apply`); needs --identity.
     #[arg(long, requires = "identity")]
     patch: bool,
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: Option<PathBuf>,
+    #[command(flatten)]
+    identity: args::IdentityOpt,
 }
 
 #[derive(clap::Args)]
 pub struct RestoreArgs {
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: args::Identity,
     /// The directory to write into; it stands for the kubespray directory.
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
@@ -76,7 +74,7 @@ fn show(g: &Global, a: ShowArgs) -> anyhow::Result<Exit> {
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     let s = state(&vault, &backup)?;
     if a.patch {
-        let id = Identity::load(a.identity.as_deref().expect("clap requires --identity"))?;
+        let id = a.identity.load()?.expect("clap requires --identity");
         match vault.decrypt_changes(&s, backup.commit, &id)? {
             Some(p) => std::io::stdout().write_all(&p)?,
             None => eprintln!(
@@ -144,7 +142,7 @@ fn row_json(e: &sprayvault::vault::manifest::Entry) -> serde_json::Value {
 
 fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     let s = state(&vault, &backup)?;
     if a.to.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
@@ -238,7 +236,7 @@ fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
                     println!(
                         "  then apply its recorded local changes: sprayvault control show {} --patch --identity {} | git -C {} apply",
                         backup.short_id(),
-                        a.identity.display(),
+                        a.identity.identity.display(),
                         a.to.display()
                     );
                 }

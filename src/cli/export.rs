@@ -2,7 +2,7 @@
 //! archive (gzip when FILE ends in `.gz`, `-` for stdout), for restores that
 //! cannot go over SSH (a console, a rescue system, a USB stick).
 
-use super::{Global, UsageError};
+use super::{args, Global, UsageError};
 use sprayvault::exit::Exit;
 use sprayvault::export::{export, ExportError, ExportReport};
 use sprayvault::vault::crypto::Identity;
@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Args {
     /// The node whose recorded files to export.
     node: String,
-    /// An identity that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: args::Identity,
     /// The archive to write (mode 0600; gzip-compressed when it ends in .gz), or - for stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
@@ -62,7 +61,7 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     sprayvault::paths::check_node_name(&a.node).map_err(|e| UsageError(e.to_string()))?;
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     backup.node(&a.node)?;
     let report = if a.output == Path::new("-") {

@@ -1,13 +1,12 @@
 //! `sprayvault replace`: bring a dead or reinstalled node back as the node
 //! it was, its etcd member included. Shows the plan; acts only with `--yes`.
 
-use super::{output, progress, Global};
+use super::{args, output, Global};
 use sprayvault::etcd::restore::Commands;
 use sprayvault::exit::Exit;
 use sprayvault::replace::{self, EtcdAction, ReplacePlan, ReplaceReport};
 use sprayvault::restore::Action;
-use sprayvault::source::{Remote, SshOptions, Target};
-use sprayvault::vault::crypto::Identity;
+use sprayvault::source::{Remote, Target};
 use sprayvault::vault::Vault;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,12 +15,10 @@ use std::time::Duration;
 pub struct Args {
     /// The node to replace (its name in the inventory).
     node: String,
-    /// The kubespray inventory: the node's address, and the etcd group.
-    #[arg(short = 'i', long = "inventory", value_name = "PATH")]
-    inventory: PathBuf,
-    /// An age identity file or OpenSSH private key that can decrypt the vault.
-    #[arg(long, value_name = "FILE")]
-    identity: PathBuf,
+    #[command(flatten)]
+    inventory: args::Inventory,
+    #[command(flatten)]
+    identity: args::Identity,
     /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
@@ -37,28 +34,28 @@ pub struct Args {
     /// Command that stops etcd on the node before its data is moved aside (run as root there).
     #[arg(long, value_name = "CMD", default_value_t = Commands::default().stop)]
     stop_command: String,
-    /// Seconds to wait for the membership changes, for etcd to start and catch up, and for health.
-    #[arg(long, default_value_t = 300)]
-    timeout: u64,
+    /// How long to wait for the membership changes, for etcd to start and catch up, and for
+    /// health (5m, 300s; a plain number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = args::seconds)]
+    timeout: Duration,
     /// kubespray's directory, whose ansible.cfg says where the fact cache is.
     #[arg(long, value_name = "DIR")]
     ansible_dir: Option<PathBuf>,
-    /// ssh configuration file, passed to ssh as -F.
-    #[arg(long, short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    ssh: args::Ssh,
 }
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     sprayvault::paths::check_node_name(&a.node).map_err(|e| super::UsageError(e.to_string()))?;
     let vault = Vault::open(g.vault_dir()?)?;
-    let identity = Identity::load(&a.identity)?;
+    let identity = a.identity.load()?;
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
-    let inv = sprayvault::inventory::load(&a.inventory)?;
+    let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
     let host = inv.hosts.get(&a.node).ok_or_else(|| {
         super::UsageError(format!(
             "node {} is not in inventory {}; a replacement takes the inventory's place for it: add it there first",
             a.node,
-            a.inventory.display()
+            a.inventory.inventory.display()
         ))
     })?;
     let target = Target::from_host(host);
@@ -72,17 +69,14 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     } else {
         Vec::new()
     };
-    let ssh = SshOptions {
-        config_file: a.ssh_config.clone(),
-        connect_timeout: Duration::from_secs(15),
-    };
+    let ssh = a.ssh.options();
     let commands = Commands {
         stop: a.stop_command.clone(),
         start: a.start_command.clone(),
     };
     let fact_cache =
         sprayvault::facts::config::find(a.ansible_dir.as_deref()).map_err(|e| e.to_string());
-    let progress = progress::Stderr::new(g.quiet);
+    let progress = g.progress();
     let rt = super::runtime()?;
     rt.block_on(async {
         let (node_remote, connected) = futures_util::future::join(
@@ -128,7 +122,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 .iter()
                 .filter_map(|(_, r)| r.as_ref().ok())
                 .collect();
-            let inventory = a.inventory.display().to_string();
+            let inventory = a.inventory.inventory.display().to_string();
             let report = replace::apply(&replace::Context {
                 vault: &vault,
                 backup: &backup,
@@ -138,7 +132,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 node,
                 others: &others,
                 commands: &commands,
-                timeout: Duration::from_secs(a.timeout),
+                timeout: a.timeout,
                 fact_cache: &fact_cache,
                 inventory: &inventory,
                 progress: &progress,
