@@ -165,7 +165,7 @@ fn playbook_installs_the_control_host_and_nodes_then_the_units_back_up_through_i
             "{link} missing: timer not enabled"
         );
     }
-    let inventory = std::fs::read_to_string("/etc/sprayvault/inventory/hosts.ini").unwrap();
+    let inventory = std::fs::read_to_string("/etc/sprayvault/inventory/hosts").unwrap();
     assert!(
         inventory.contains("[etcd]\nnode1\nnode2\nnode3\n"),
         "{inventory}"
