@@ -165,7 +165,7 @@ fn playbook_installs_the_control_host_and_nodes_then_the_units_back_up_through_i
             "{link} missing: timer not enabled"
         );
     }
-    let inventory = std::fs::read_to_string("/etc/sprayvault/inventory/hosts.ini").unwrap();
+    let inventory = std::fs::read_to_string("/etc/sprayvault/inventory/hosts").unwrap();
     assert!(
         inventory.contains("[etcd]\nnode1\nnode2\nnode3\n"),
         "{inventory}"
@@ -207,6 +207,39 @@ fn playbook_installs_the_control_host_and_nodes_then_the_units_back_up_through_i
     assert!(b.out.contains("etcd snapshot: "), "{}", b.out);
     let b = run_unit("sprayvault-backup.service");
     assert_eq!(b.code, 0, "second backup:\n{}\n{}", b.out, b.err);
+    // `-o -`: the snapshot on stdout is the file `-o FILE` writes, byte for
+    // byte (the identity from SPRAYVAULT_IDENTITY).
+    let file = dir.join("snap.db");
+    let exported = run(sv()
+        .args([
+            "etcd",
+            "export",
+            "--vault",
+            "/var/lib/sprayvault/vault",
+            "-o",
+            "-",
+        ])
+        .env("SPRAYVAULT_IDENTITY", &key.identity));
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    assert!(String::from_utf8_lossy(&exported.stderr).contains("sha256 trailer verified"));
+    sv_run(&[
+        "etcd",
+        "export",
+        "--vault",
+        "/var/lib/sprayvault/vault",
+        "-o",
+        file.to_str().unwrap(),
+        "--identity",
+        key.identity.to_str().unwrap(),
+    ])
+    .expect(0);
+    let written = std::fs::read(&file).unwrap();
+    assert!(written.len() > 1000);
+    assert_eq!(exported.stdout, written);
     let v = run_unit("sprayvault-verify.service");
     assert_eq!(v.code, 0, "verify:\n{}\n{}", v.out, v.err);
     let p = run_unit("sprayvault-prune.service");

@@ -527,6 +527,34 @@ mod tests {
         assert!(parse("a: &a [*a]").is_err());
     }
 
+    /// A cheap stand-in for the fuzz target between campaigns: every prefix
+    /// of the YAML corpus cases, and each with YAML's indicators put in at
+    /// every place, parses or fails without panicking.
+    #[test]
+    fn mutated_corpus_never_panics() {
+        let seeds = [
+            include_str!("../../tests/fixtures/inventory/yaml11-merge/hosts.yaml"),
+            include_str!("../../tests/fixtures/inventory/yaml11-tags/hosts.yaml"),
+            include_str!("../../tests/fixtures/inventory/yaml11-vault-unsafe/hosts.yaml"),
+            include_str!("../../tests/fixtures/inventory/yaml11-nulls-keys/hosts.yaml"),
+        ];
+        let mut runs = 0;
+        for seed in seeds {
+            let cuts = seed.char_indices().map(|(i, _)| i);
+            for i in cuts.step_by(3) {
+                let _ = parse(&seed[..i]).and_then(|n| n.to_value());
+                for c in [
+                    "*", "&a ", "<<: ", "!", "? ", "- ", "{", "]", "'", "\t", "\n  ",
+                ] {
+                    let text = format!("{}{c}{}", &seed[..i], &seed[i..]);
+                    let _ = parse(&text).and_then(|n| n.to_value());
+                    runs += 1;
+                }
+            }
+        }
+        assert!(runs > 1000, "{runs}");
+    }
+
     #[test]
     fn order_is_kept() {
         let Node::Map(pairs) = parse("z: 1\na: 2\nz: 3").unwrap() else {
