@@ -145,6 +145,13 @@ fn snapshots_taken_verified_exported_and_pruned(name: &str, net: u8, version: Et
 
     // node1 unreachable: the snapshot comes from the next member; the run is partial for node1.
     lab.lab(&["kill", "node1"]);
+    // Each snapshot holds a key the others lack: members that applied the
+    // same entries can write byte-identical databases, and then pruning
+    // would rightly free nothing.
+    lab.etcdctl(
+        "node2",
+        &["put", "/registry/test/while-node1-down", &"y".repeat(4000)],
+    );
     let r = v
         .backup(&lab, &["--no-facts", "--connect-timeout", "3"])
         .expect(3);
@@ -157,6 +164,10 @@ fn snapshots_taken_verified_exported_and_pruned(name: &str, net: u8, version: Et
     );
     lab.lab(&["start", "node1"]);
     lab.lab(&["wait-healthy"]);
+    lab.etcdctl(
+        "node1",
+        &["put", "/registry/test/node1-back", &"z".repeat(4000)],
+    );
     v.backup(&lab, &["--no-facts"]).expect(0);
 
     // No member can give a snapshot: partial, and said why.

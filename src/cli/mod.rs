@@ -4,8 +4,8 @@
 pub mod args;
 mod backup;
 mod certs;
-mod control;
 mod completions;
+mod control;
 mod diff;
 mod etcd;
 mod etcd_restore;
