@@ -181,6 +181,9 @@ pub fn exit_for(e: &anyhow::Error) -> Exit {
         if let Some(sprayvault::facts::FactsError::Vault(v)) = cause.downcast_ref() {
             return v.exit();
         }
+        if let Some(sprayvault::export::ExportError::Vault(v)) = cause.downcast_ref() {
+            return v.exit();
+        }
         if let Some(e) = cause.downcast_ref() {
             return etcd_restore::exit_for(e);
         }

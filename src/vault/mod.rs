@@ -22,7 +22,7 @@ pub mod store;
 pub mod tree;
 mod write;
 
-pub use read::{Backup, NodeState};
+pub use read::{check_content, Backup, NodeState};
 pub use write::NodeWrite;
 
 use crate::exit::Exit;
@@ -85,6 +85,13 @@ pub enum VaultError {
     Damaged { rev: String, what: String },
     #[error("the keyed-hash key {path} is missing or invalid; recover it on a machine holding an identity with `git --git-dir VAULT cat-file blob main:mac-key.age | age -d -i IDENTITY > {path}` and chmod 600 it")]
     MacKey { path: PathBuf },
+    #[error("backup {rev}, node {node}, {path}: {why}; the vault was damaged or tampered with, and nothing was written; run `sprayvault verify --full`, and use another backup (--at) or the off-site copy")]
+    Tampered {
+        rev: String,
+        node: String,
+        path: String,
+        why: String,
+    },
     #[error("the vault changed while this run was writing (another writer without the lock?); nothing was lost, run again")]
     Raced,
 }
@@ -95,6 +102,7 @@ impl VaultError {
             VaultError::NoVault { .. } => Exit::NoVault,
             VaultError::Locked { .. } => Exit::Locked,
             VaultError::Crypto(CryptoError::Decrypt { .. }) => Exit::CannotDecrypt,
+            VaultError::Tampered { .. } => Exit::Damaged,
             _ => Exit::Failure,
         }
     }
@@ -121,6 +129,9 @@ fn enable_fsync() {
 pub struct Vault {
     dir: PathBuf,
     repo: Repository,
+    /// Keyed-hash keys decrypted from `mac-key.age` blobs, by blob id: what
+    /// readers check content against.
+    content_keys: std::sync::Mutex<std::collections::HashMap<Oid, MacKey>>,
 }
 
 impl Vault {
@@ -158,6 +169,7 @@ impl Vault {
         let vault = Vault {
             dir: dir.to_path_buf(),
             repo,
+            content_keys: Default::default(),
         };
         let local = vault.local_dir();
         std::fs::create_dir_all(&local).map_err(|source| VaultError::Io {
@@ -198,6 +210,7 @@ impl Vault {
         let vault = Vault {
             dir: dir.to_path_buf(),
             repo,
+            content_keys: Default::default(),
         };
         let head = vault
             .repo
