@@ -131,7 +131,7 @@ pub async fn run(
     )
     .await;
 
-    let mut store = ContentStore::new(vault, &recipients, &previous);
+    let mut store = ContentStore::new(vault, &recipients, &previous)?;
 
     let mut writes = BTreeMap::new();
     let mut record = RunRecord::new("backup", String::new());

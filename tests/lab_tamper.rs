@@ -139,7 +139,7 @@ fn add_manifest_line(manifest: &str, line: &str) -> String {
 }
 
 #[test]
-fn tampered_content_size_and_paths_are_refused_by_every_read_and_write_nothing() {
+fn tampered_vaults_are_refused_by_every_read_and_a_swapped_blob_is_never_reused() {
     need("age");
     need("git");
     let lab = Lab::up("vlt-tamper", 100, 1);
@@ -296,4 +296,68 @@ fn tampered_content_size_and_paths_are_refused_by_every_read_and_write_nothing()
         v.git(&["update-ref", "refs/heads/main", &honest]);
     }
     assert!(Path::new(&lab.node_root("node1")).exists());
+
+    // Deduplication after a swap: the parent pairs the real mac with the
+    // attacker's blob; the next honest backup must not reuse that blob (nor
+    // trust the pairing at all) but encrypt the node's content afresh.
+    let blob_path = "nodes/node1/files/etc/kubernetes/ssl/ca.crt";
+    let original = v
+        .git(&["rev-parse", &format!("main:{blob_path}")])
+        .trim()
+        .to_string();
+    let f = Forge::new(&v);
+    let mut fake = b"attacker's CA".to_vec();
+    fake.resize(ca_size, b'\n');
+    let evil = f.put(blob_path, &age_encrypt(&v.key.recipient, &fake));
+    f.commit();
+    let r = v.backup(&lab, &[]).expect(0);
+    let now = v
+        .git(&["rev-parse", &format!("main:{blob_path}")])
+        .trim()
+        .to_string();
+    assert_ne!(
+        now, evil,
+        "the swapped blob was committed again as current:\n{}",
+        r.err
+    );
+    // The content is either encrypted afresh or taken from a blob the backup
+    // host itself wrote for it (another path of the node has the same
+    // certificate): never from the pairing the forged parent claims.
+    let bindings = std::fs::read_to_string(v.dir.join("sprayvault/bindings")).unwrap();
+    assert!(
+        bindings.lines().any(|l| l.ends_with(&format!(" {now}"))),
+        "{now} was reused without a binding; original {original}"
+    );
+    let tar = out_dir.path().join("after-swap.tar");
+    sv_run(&[
+        "export",
+        "node1",
+        "--vault",
+        v.path(),
+        "--identity",
+        &id,
+        "-o",
+        tar.to_str().unwrap(),
+    ])
+    .expect(0);
+    let listing = ok(Command::new("tar")
+        .arg("-xOf")
+        .arg(&tar)
+        .arg("etc/kubernetes/ssl/ca.crt"));
+    let real =
+        std::fs::read_to_string(lab.node_root("node1").join("etc/kubernetes/ssl/ca.crt")).unwrap();
+    assert_eq!(
+        listing, real,
+        "the backup after a swap does not hold the node's content"
+    );
+    // And content that did not change is still stored once: the next
+    // honest backup reuses every blob of the node (its tree is unchanged).
+    let node_tree = v.git(&["rev-parse", "main:nodes/node1"]);
+    v.backup(&lab, &[]).expect(0);
+    assert_eq!(
+        v.git(&["rev-parse", "main:nodes/node1"]),
+        node_tree,
+        "an unchanged node was stored again"
+    );
+    v.fsck();
 }

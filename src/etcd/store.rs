@@ -95,6 +95,7 @@ pub struct ChunkWriter<'a> {
     vault: &'a Vault,
     recipients: &'a Recipients,
     known: HashMap<String, Oid>,
+    bindings: crate::vault::bindings::Bindings,
     pub written: Vec<(String, Oid)>,
     pub new_chunks: usize,
     pub bytes_added: u64,
@@ -105,14 +106,21 @@ impl<'a> ChunkWriter<'a> {
         vault: &'a Vault,
         recipients: &'a Recipients,
     ) -> Result<ChunkWriter<'a>, VaultError> {
+        // Only chunks the bindings prove are reused (see vault::bindings).
+        let bindings = crate::vault::bindings::Bindings::load(vault)?;
         let mut known = HashMap::new();
         for s in list(vault)? {
-            known.extend(s.chunk_blobs);
+            known.extend(
+                s.chunk_blobs
+                    .into_iter()
+                    .filter(|(mac, oid)| bindings.proven(mac, *oid)),
+            );
         }
         Ok(ChunkWriter {
             vault,
             recipients,
             known,
+            bindings,
             written: vec![],
             new_chunks: 0,
             bytes_added: 0,
@@ -140,6 +148,7 @@ impl<'a> ChunkWriter<'a> {
                 self.bytes_added += cipher.len() as u64;
                 self.new_chunks += 1;
                 let oid = self.vault.write_stored_blob(&cipher)?;
+                self.bindings.record(mac, oid)?;
                 self.known.insert(mac.to_string(), oid);
                 oid
             }

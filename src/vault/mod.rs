@@ -6,6 +6,7 @@
 //! compare-and-swap against the commit a run started from; content already in
 //! the vault is never re-encrypted.
 
+pub mod bindings;
 pub mod config;
 pub mod control;
 pub mod crypto;
