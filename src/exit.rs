@@ -29,11 +29,14 @@ pub enum Exit {
     PushFailed,
     /// `verify` found missing or damaged objects.
     Damaged,
+    /// The vault's history is unsigned, signed by another key, or re-keyed
+    /// (not the pinned fingerprint); `--accept-new-key` accepts a new one.
+    Untrusted,
 }
 
 impl Exit {
     /// Every exit status, in table order (the README and `--help` list them).
-    pub const ALL: [Exit; 11] = [
+    pub const ALL: [Exit; 12] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -45,6 +48,7 @@ impl Exit {
         Exit::Expiring,
         Exit::PushFailed,
         Exit::Damaged,
+        Exit::Untrusted,
     ];
 
     pub fn code(self) -> u8 {
@@ -60,6 +64,7 @@ impl Exit {
             Exit::Expiring => 8,
             Exit::PushFailed => 9,
             Exit::Damaged => 10,
+            Exit::Untrusted => 11,
         }
     }
 
@@ -78,6 +83,9 @@ impl Exit {
             Exit::Expiring => "certs: a certificate expires within --expiring-within",
             Exit::PushFailed => "backup committed, but the push to the off-site remote failed",
             Exit::Damaged => "verify found missing or damaged objects",
+            Exit::Untrusted => {
+                "history not signed by the vault's pinned key, or re-keyed (see `trust`, --accept-new-key)"
+            }
         }
     }
 

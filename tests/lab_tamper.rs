@@ -71,20 +71,36 @@ impl<'a> Forge<'a> {
         );
     }
 
-    /// Commits the index on top of main and moves main there.
+    /// Commits the index on top of main, signed by the vault's own key
+    /// (so that only the content checks are left to catch it), and moves
+    /// main there.
     fn commit(&self) -> String {
+        let key = self.v.dir.join("sprayvault/signing-key");
+        self.commit_signed(Some(&key))
+    }
+
+    /// Commits the index on top of main, signed with `key` (an OpenSSH
+    /// private key file) or unsigned, and moves main there.
+    fn commit_signed(&self, key: Option<&Path>) -> String {
         let tree = self.git(&["write-tree"], None);
-        let c = self.git(
-            &[
-                "commit-tree",
-                tree.as_str(),
-                "-p",
-                "main",
-                "-m",
-                "backup: 1/1 nodes",
-            ],
-            None,
-        );
+        let mut args = vec![];
+        let k;
+        if let Some(key) = key {
+            k = format!("user.signingkey={}", key.display());
+            args.extend(["-c", "gpg.format=ssh", "-c", k.as_str()]);
+        }
+        args.extend([
+            "commit-tree",
+            tree.as_str(),
+            "-p",
+            "main",
+            "-m",
+            "backup: 1/1 nodes",
+        ]);
+        if key.is_some() {
+            args.push("-S");
+        }
+        let c = self.git(&args, None);
         self.git(&["update-ref", "refs/heads/main", &c], None);
         c
     }
@@ -360,4 +376,222 @@ fn tampered_vaults_are_refused_by_every_read_and_a_swapped_blob_is_never_reused(
         "an unchanged node was stored again"
     );
     v.fsck();
+    signed_history_is_checked(&lab, &v);
+}
+
+/// Authenticated history: what a git host can append or replace is refused
+/// by every reading command with exit 11 and writes nothing; stock git
+/// verifies the real history with the allowed-signers line sprayvault prints.
+fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
+    need("ssh-keygen");
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+    let id = v.key.identity.display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let pins = tmp.path().join("pins");
+    let pins_s = pins.to_str().unwrap().to_string();
+    let sv_pinned = |args: &[&str]| {
+        let out = run(sv().env("SPRAYVAULT_PINS", &pins_s).args(args));
+        Sv {
+            out: String::from_utf8_lossy(&out.stdout).to_string(),
+            err: String::from_utf8_lossy(&out.stderr).to_string(),
+            code: out.status.code().unwrap_or(-1),
+        }
+    };
+    // Pinned on first use; the pin is the backup host's own fingerprint.
+    let own = sv_pinned(&["trust", "--vault", v.path(), "--backup-host"]).expect(0);
+    let first = sv_pinned(&["trust", "--vault", v.path()]).expect(0);
+    assert_eq!(
+        first.out, own.out,
+        "pinned fingerprint is not the backup host's"
+    );
+    assert!(first.err.contains("pinned vault"), "{}", first.err);
+    assert!(own.out.starts_with("signer SHA256:"), "{}", own.out);
+
+    // Stock git verifies every commit of the real history and a snapshot.
+    let allowed = tmp.path().join("allowed_signers");
+    let line = sv_pinned(&["trust", "--vault", v.path(), "--allowed-signers"]).expect(0);
+    std::fs::write(&allowed, &line.out).unwrap();
+    let verify = |rev: &str| {
+        run(Command::new("git")
+            .arg("--git-dir")
+            .arg(&v.dir)
+            .args([
+                "-c",
+                &format!("gpg.ssh.allowedSignersFile={}", allowed.display()),
+            ])
+            .args(["verify-commit", rev]))
+    };
+    for rev in v.git(&["rev-list", "main"]).lines() {
+        let out = verify(rev);
+        assert!(
+            out.status.success(),
+            "git verify-commit {rev}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let snaps = v.git(&[
+        "for-each-ref",
+        "--format=%(refname) %(objectname)",
+        "refs/sprayvault/",
+    ]);
+    // The newest snapshot (names are times): the one `etcd export` picks.
+    let (snap_ref, snap_commit) = snaps
+        .lines()
+        .last()
+        .and_then(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .expect("a snapshot ref");
+    assert!(
+        verify(&snap_commit).status.success(),
+        "snapshot commit not verified"
+    );
+
+    let honest = v.git(&["rev-parse", "main"]).trim().to_string();
+    let before = node_state(lab);
+    let other_key = tmp.path().join("mallory");
+    ok(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other_key));
+    let own_key = v.dir.join("sprayvault/signing-key");
+    let reads = |why: &str| {
+        let r = sv_pinned(&[
+            "restore",
+            "node1",
+            "--vault",
+            v.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+            "--identity",
+            &id,
+            "--force",
+        ])
+        .expect(11);
+        assert!(r.err.contains(why), "restore: {}", r.err);
+        assert_eq!(
+            node_state(lab),
+            before,
+            "a refused restore wrote to the node"
+        );
+        let tar = tmp.path().join("x.tar");
+        let r = sv_pinned(&[
+            "export",
+            "node1",
+            "--vault",
+            v.path(),
+            "--identity",
+            &id,
+            "-o",
+            tar.to_str().unwrap(),
+        ])
+        .expect(11);
+        assert!(r.err.contains(why), "export: {}", r.err);
+        assert!(!tar.exists());
+        let r = sv_pinned(&[
+            "etcd",
+            "export",
+            "--vault",
+            v.path(),
+            "--identity",
+            &id,
+            "-o",
+            tmp.path().join("snap.db").to_str().unwrap(),
+        ])
+        .expect(11);
+        assert!(r.err.contains(why), "etcd export: {}", r.err);
+    };
+
+    // An unsigned commit appended on top.
+    Forge::new(v).commit_signed(None);
+    reads("is not signed");
+    v.git(&["update-ref", "refs/heads/main", &honest]);
+
+    // A commit signed by another key.
+    Forge::new(v).commit_signed(Some(&other_key));
+    reads("signed by another key");
+    assert!(
+        !verify("main").status.success(),
+        "git accepted a foreign signature"
+    );
+    v.git(&["update-ref", "refs/heads/main", &honest]);
+
+    // A replaced mac-key.age (even signed by the vault's key: re-keyed).
+    let f = Forge::new(v);
+    let mut k = [0u8; 32];
+    k[0] = 1;
+    let fake_key = format!(
+        "{}\n",
+        k.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    f.put(
+        "mac-key.age",
+        &age_encrypt(&v.key.recipient, fake_key.as_bytes()),
+    );
+    f.commit_signed(Some(&own_key));
+    reads("another mac-key.age");
+    // An explicit option accepts it (and pins it).
+    let tar = tmp.path().join("accepted.tar");
+    sv_pinned(&[
+        "export",
+        "node1",
+        "--vault",
+        v.path(),
+        "--identity",
+        &id,
+        "--accept-new-key",
+        "-o",
+        tar.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read_to_string(&pins)
+        .unwrap()
+        .contains(&v.git(&["rev-parse", "main:mac-key.age"]).trim().to_string()));
+    v.git(&["update-ref", "refs/heads/main", &honest]);
+    sv_pinned(&["trust", "--vault", v.path(), "--accept-new-key"]).expect(0);
+    sv_pinned(&["trust", "--vault", v.path()]).expect(0);
+
+    // A forged snapshot ref: the same snapshot tree in an unsigned commit.
+    let tree = v
+        .git(&["rev-parse", &format!("{snap_commit}^{{tree}}")])
+        .trim()
+        .to_string();
+    let forged = Forge::new(v).git(&["commit-tree", &tree, "-m", "etcd snapshot"], None);
+    v.git(&["update-ref", &snap_ref, &forged]);
+    let r = sv_pinned(&[
+        "etcd",
+        "export",
+        "--vault",
+        v.path(),
+        "--identity",
+        &id,
+        "-o",
+        tmp.path().join("snap.db").to_str().unwrap(),
+    ]);
+    if r.code != 11 {
+        // `etcd export` picks the newest snapshot; make sure it is the forged one.
+        panic!(
+            "forged snapshot ref {snap_ref} not refused (exit {}): {}",
+            r.code, r.err
+        );
+    }
+    assert!(r.err.contains("is not signed"), "{}", r.err);
+    v.git(&["update-ref", &snap_ref, &snap_commit]);
+
+    // pull refuses unsigned history from the remote and leaves its copy as it was.
+    let copy = tmp.path().join("copy");
+    let copy_s = copy.to_str().unwrap();
+    sv_pinned(&["pull", "--vault", copy_s, "--from", v.path()]).expect(0);
+    Forge::new(v).commit_signed(None);
+    let r = sv_pinned(&["pull", "--vault", copy_s]).expect(11);
+    assert!(r.err.contains("is not signed"), "{}", r.err);
+    assert_eq!(
+        ok(Command::new("git")
+            .arg("--git-dir")
+            .arg(&copy)
+            .args(["rev-parse", "main"]))
+        .trim(),
+        honest,
+        "a refused pull moved the branch"
+    );
+    v.git(&["update-ref", "refs/heads/main", &honest]);
 }

@@ -92,6 +92,7 @@ fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
     let identity = Identity::load(&a.identity)?;
     let snaps = store::list(vault)?;
     let snap = select::pick(vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
+    super::trust::authenticate(g, vault, &[snap_commit(snap)?])?;
     let dir = a
         .output
         .parent()
@@ -192,4 +193,9 @@ pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
         freed.max(0)
     );
     Ok(Exit::Success)
+}
+
+/// The commit a snapshot ref points at, for `trust::authenticate`.
+pub(super) fn snap_commit(snap: &StoredSnapshot) -> anyhow::Result<git2::Oid> {
+    Ok(git2::Oid::from_str(&snap.commit)?)
 }

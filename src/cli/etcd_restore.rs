@@ -51,6 +51,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let identity = Identity::load(&a.identity)?;
     let snaps = store::list(&vault)?;
     let snap = select::pick(&vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
+    super::trust::authenticate(g, &vault, &[super::etcd::snap_commit(snap)?])?;
     let inv = sprayvault::inventory::load(&a.inventory)?;
     let targets: Vec<Target> = inv
         .hosts

@@ -41,7 +41,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::init(dir, config.clone())?;
     if g.json {
         output::json(
-            &serde_json::json!({"vault": dir, "commit": vault.head()?.to_string(), "config": config}),
+            &serde_json::json!({"vault": dir, "commit": vault.head()?.to_string(), "config": config, "fingerprint": vault.fingerprint()?.display()}),
         )?;
     } else {
         println!(
@@ -52,6 +52,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         for p in &config.include {
             println!("  {p}");
         }
+        println!(
+            "fingerprint: {}\ncompare it with what `sprayvault trust` pins on the operator's machine",
+            vault.fingerprint()?.display()
+        );
     }
     Ok(Exit::Success)
 }

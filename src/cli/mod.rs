@@ -17,6 +17,7 @@ mod progress;
 mod replicate;
 mod restore;
 mod show;
+mod trust;
 mod verify;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -39,6 +40,9 @@ pub struct Cli {
     /// Print only errors on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Accept a vault whose signer or mac-key differs from the pinned one, and pin the new one.
+    #[arg(long, global = true)]
+    accept_new_key: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,6 +86,8 @@ enum Command {
     Control(control::Command),
     /// Write a node's recorded files as a tar archive (for stock tar to restore).
     Export(export::Args),
+    /// The vault's fingerprint (signer, mac-key): check and pin it, or print git's allowed-signers line.
+    Trust(trust::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -89,6 +95,7 @@ pub struct Global {
     pub vault: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
+    pub accept_new_key: bool,
 }
 
 impl Global {
@@ -126,6 +133,7 @@ pub fn main() -> Exit {
         vault: cli.vault,
         json: cli.json,
         quiet: cli.quiet,
+        accept_new_key: cli.accept_new_key,
     };
     let result = match cli.command {
         Command::Init(a) => init::run(&global, a),
@@ -145,6 +153,7 @@ pub fn main() -> Exit {
         Command::Prune(a) => etcd::prune_cmd(&global, a),
         Command::Control(c) => control::run(&global, c),
         Command::Export(a) => export::run(&global, a),
+        Command::Trust(a) => trust::run(&global, a),
     };
     match result {
         Ok(exit) => exit,
@@ -183,6 +192,12 @@ pub fn exit_for(e: &anyhow::Error) -> Exit {
         }
         if let Some(sprayvault::export::ExportError::Vault(v)) = cause.downcast_ref() {
             return v.exit();
+        }
+        if let Some(t) = cause.downcast_ref::<sprayvault::vault::trust::TrustError>() {
+            return t.exit();
+        }
+        if let Some(sprayvault::vault::replicate::ReplicateError::Trust(t)) = cause.downcast_ref() {
+            return t.exit();
         }
         if let Some(e) = cause.downcast_ref() {
             return etcd_restore::exit_for(e);

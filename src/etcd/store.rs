@@ -173,23 +173,11 @@ impl<'a> ChunkWriter<'a> {
             "writing a snapshot",
             spec.write(repo).and_then(|t| repo.find_tree(t)),
         )?;
-        let sig = git(
-            self.vault,
-            "signing",
-            git2::Signature::now(
-                "sprayvault",
-                &format!("sprayvault@{}", crate::vault::hostname()),
-            ),
-        )?;
         let msg = format!(
             "etcd snapshot of {} ({}) at revision {}, {} keys\n",
             index.member, index.node, index.revision, index.keys
         );
-        let oid = git(
-            self.vault,
-            "writing a snapshot",
-            repo.commit(None, &sig, &sig, &msg, &tree, &[]),
-        )?;
+        let oid = self.vault.signed_commit(&msg, &tree, &[])?;
         let t = time::OffsetDateTime::from_unix_timestamp(index.taken)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let base = format!(

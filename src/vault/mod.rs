@@ -19,8 +19,10 @@ pub mod message;
 mod read;
 pub mod replicate;
 pub mod rev;
+pub mod signing;
 pub mod store;
 pub mod tree;
+pub mod trust;
 mod write;
 
 pub use read::{check_content, Backup, NodeState};
@@ -93,6 +95,8 @@ pub enum VaultError {
         path: String,
         why: String,
     },
+    #[error("signing key: {0}; the backup host's key is VAULT/sprayvault/signing-key (OpenSSH format, mode 0600)")]
+    Signing(String),
     #[error("the vault changed while this run was writing (another writer without the lock?); nothing was lost, run again")]
     Raced,
 }
