@@ -253,7 +253,7 @@ impl Vault {
             path: local.clone(),
             source,
         })?;
-        lock::VaultLock::acquire(&local.join("lock"), wait).map_err(|e| match e {
+        let held = lock::VaultLock::acquire(&local.join("lock"), wait).map_err(|e| match e {
             lock::LockError::Busy(holder) => VaultError::Locked {
                 dir: self.dir.clone(),
                 holder,
@@ -262,7 +262,21 @@ impl Vault {
                 path: local.join("lock"),
                 source,
             },
-        })
+        })?;
+        // Every writer of the branch (backup, facts, etcd, prune, pull) holds
+        // the vault lock, so a `main.lock` found now was left by a killed
+        // run (vault-layout Section 12): remove it, or every run would fail.
+        let stale = self.repo.path().join(format!("{BRANCH}.lock"));
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(VaultError::Io {
+                    path: stale,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+        Ok(held)
     }
 
     pub fn mac_key(&self) -> Result<MacKey, VaultError> {

@@ -194,6 +194,15 @@ pub fn pull(
         .ok()
         .and_then(|c| c.get_string(&format!("remote.{REMOTE}.url")).ok())
         .ok_or_else(|| ReplicateError::NoRemote(dir.into()))?;
+    // The fetch moves the branch: it runs under the vault lock like every
+    // other writer, so it never races a backup or a prune.
+    let _lock = {
+        let v = Vault::open(dir).ok();
+        match v {
+            Some(v) => Some(v.lock(std::time::Duration::from_secs(60))?),
+            None => None,
+        }
+    };
     let before = replicated_refs(&repo);
     let mut cmd = git(dir, ssh_config);
     cmd.args(["fetch", "--no-write-fetch-head", REMOTE])
