@@ -606,4 +606,39 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
         "the backup committed nothing"
     );
     v.fsck();
+
+    // A snapshot ref that cannot be read: skipped and named, the run is
+    // partial (exit 3), and the nodes and a new snapshot are committed.
+    let blob = v
+        .git(&["rev-parse", "main:sprayvault.json"])
+        .trim()
+        .to_string();
+    v.git(&[
+        "update-ref",
+        "refs/sprayvault/etcd/20990101T000000Z-bogus",
+        &blob,
+    ]);
+    let before = v.git(&["rev-parse", "main"]).trim().to_string();
+    let snaps_before = v.git(&["for-each-ref", "refs/sprayvault/"]).lines().count();
+    let r = v.backup(lab, &[]).expect(3);
+    let msg = v.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(msg.contains("20990101T000000Z-bogus"), "{msg}\n{}", r.err);
+    assert_ne!(
+        v.git(&["rev-parse", "main"]).trim(),
+        before,
+        "nothing committed"
+    );
+    assert!(!v.git(&["ls-tree", "main", "nodes/node1"]).trim().is_empty());
+    assert_eq!(
+        v.git(&["for-each-ref", "refs/sprayvault/"]).lines().count(),
+        snaps_before + 1,
+        "no new snapshot"
+    );
+    let r = sv_run(&["etcd", "ls", "--vault", v.path()]).expect(3);
+    assert!(r.err.contains("20990101T000000Z-bogus"), "{}", r.err);
+    v.git(&[
+        "update-ref",
+        "-d",
+        "refs/sprayvault/etcd/20990101T000000Z-bogus",
+    ]);
 }

@@ -58,7 +58,10 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
     match c {
         Command::Ls => {
-            let snaps = store::list(&vault)?;
+            let (snaps, bad) = store::list_readable(&vault)?;
+            for (name, why) in &bad {
+                eprintln!("skipped {name}: {why}");
+            }
             if g.json {
                 output::json(&snaps)?;
             } else {
@@ -81,7 +84,11 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
                 t.print();
                 println!("{} snapshots", snaps.len());
             }
-            Ok(Exit::Success)
+            Ok(if bad.is_empty() {
+                Exit::Success
+            } else {
+                Exit::Partial
+            })
         }
         Command::Export(a) => export(g, &vault, a),
         Command::Restore(a) => super::etcd_restore::run(g, a),
