@@ -4,6 +4,7 @@ use super::plan::{owner_ids, sha256, Action, Plan};
 use super::RestoreError;
 use crate::paths::parent;
 use crate::progress::Progress;
+use crate::source::remote::Attrs;
 use crate::source::Remote;
 use crate::vault::manifest::Kind;
 use serde::Serialize;
@@ -104,24 +105,18 @@ async fn restore_entry(
         }
         Kind::File => {
             let data = &plan.contents[&e.path];
+            // An update (same content, other metadata) is written anew too:
+            // metadata goes on the new file's handle, never through a path
+            // that a swapped-in symlink could redirect.
+            let attrs = Attrs {
+                mode: e.mode,
+                uid,
+                gid,
+                mtime: Some(e.mtime),
+            };
+            remote.write_private(&e.path, data, attrs).await?;
             if item.action == Action::Update {
-                remote
-                    .set_meta(&e.path, e.mode, uid, gid, Some(e.mtime))
-                    .await?;
                 return Ok(false);
-            }
-            let tmp = temp_name(&e.path);
-            let written = async {
-                remote.write_new(&tmp, data).await?;
-                remote
-                    .set_meta(&tmp, e.mode, uid, gid, Some(e.mtime))
-                    .await?;
-                remote.rename(&tmp, &e.path).await
-            }
-            .await;
-            if let Err(err) = written {
-                let _ = remote.remove_file(&tmp).await;
-                return Err(err.into());
             }
             let back = remote.read(&e.path).await?;
             if sha256(&back) != sha256(data) {

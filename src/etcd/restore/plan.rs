@@ -39,7 +39,8 @@ pub struct MemberPlan {
     pub aside: String,
     /// Where the snapshot is restored before it is moved into place.
     pub restore_dir: String,
-    /// The snapshot file streamed to the node (removed at the end).
+    /// The snapshot file streamed to the node (removed at the end), alone in
+    /// a root-only directory of a random name made for it.
     pub upload: String,
     /// `etcdutl` (etcd 3.5 and later) or `etcdctl` (3.4) restores it.
     pub tool: String,
@@ -358,7 +359,10 @@ pub async fn make_plan(
             client_ca: rec.env.client_ca().to_string(),
             aside,
             restore_dir: format!("{data_dir}/.sprayvault-restore-{now}"),
-            upload: format!("/var/tmp/sprayvault-etcd-restore-{now}.db"),
+            upload: format!(
+                "/var/tmp/sprayvault-etcd-restore-{:032x}/snapshot.db",
+                rand::random::<u128>()
+            ),
             has_data: f.has_data,
             answering: f.answering,
             data_dir,

@@ -9,7 +9,7 @@ use crate::vault::manifest::Kind;
 use commands::Sudo;
 use futures_util::StreamExt;
 use openssh_sftp_client::error::SftpErrorKind;
-use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
+use openssh_sftp_client::metadata::MetaData;
 use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
 use std::process::Stdio;
 use std::time::Duration;
@@ -18,9 +18,11 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 mod commands;
+mod private;
 mod ssh;
 mod stream;
 pub use commands::{Commands, Finished};
+pub use private::{Attrs, Chain, STAGE_PREFIX};
 pub use stream::Upload;
 
 /// How much of ssh's stderr is kept for error messages.
@@ -269,51 +271,6 @@ impl Remote {
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(self.io(path, e)),
         }
-    }
-
-    /// Creates `path` exclusively (fails if it exists) with `data`, mode 0600
-    /// while being written, and syncs it to disk.
-    pub async fn write_new(&self, path: &str, data: &[u8]) -> Result<(), SourceError> {
-        let mut opts = self.sftp.options();
-        opts.write(true).create_new(true);
-        let mut f = opts.open(path).await.map_err(|e| self.io(path, e))?;
-        f.set_permissions(Permissions::from(0o600u16))
-            .await
-            .map_err(|e| self.io(path, e))?;
-        f.write_all(data).await.map_err(|e| self.io(path, e))?;
-        if self.sftp.support_fsync() {
-            f.sync_all().await.map_err(|e| self.io(path, e))?;
-        }
-        f.close().await.map_err(|e| self.io(path, e))?;
-        Ok(())
-    }
-
-    /// Sets owner, group, permission bits and (for non-links) mtime.
-    pub async fn set_meta(
-        &self,
-        path: &str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        mtime: Option<i64>,
-    ) -> Result<(), SourceError> {
-        let mut fs = self.sftp.fs();
-        // chown first: it clears setuid/setgid bits, which chmod then restores.
-        let owner = MetaDataBuilder::new().id((uid, gid)).create();
-        fs.set_metadata(path, owner)
-            .await
-            .map_err(|e| self.io(path, e))?;
-        let mut b = MetaDataBuilder::new();
-        b.permissions(Permissions::from((mode & 0o7777) as u16));
-        if let Some(t) = mtime
-            .and_then(|t| u32::try_from(t).ok())
-            .and_then(openssh_sftp_client::UnixTimeStamp::from_raw)
-        {
-            b.time(t, t);
-        }
-        fs.set_metadata(path, b.create())
-            .await
-            .map_err(|e| self.io(path, e))
     }
 
     pub async fn mkdir(&self, path: &str) -> Result<(), SourceError> {

@@ -16,6 +16,10 @@ use std::time::Duration;
 /// Where distributions keep OpenSSH's SFTP server (Debian, RHEL, Arch, Alpine).
 const SFTP_SERVERS: &str = "/usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server";
 
+/// The SFTP server's arguments: umask 077, so everything it creates (files
+/// opened for writing, directories) is private to its owner from the start.
+const SFTP_ARGS: &str = "-u 077";
+
 /// The first word of the header line the SFTP command line prints.
 const HEADER: &str = "sprayvault-sftp";
 
@@ -81,11 +85,11 @@ fn alive_interval(connect_timeout: Duration) -> u64 {
 pub fn sftp_command(become_: bool) -> String {
     let start = if become_ {
         format!(
-            "u=$(id -u); if [ \"$u\" = 0 ]; then echo \"{HEADER} sudo=0 uid=$u\"; exec \"$p\"; fi; \
-             echo \"{HEADER} sudo=1 uid=$u\"; exec sudo -n \"$p\""
+            "u=$(id -u); if [ \"$u\" = 0 ]; then echo \"{HEADER} sudo=0 uid=$u\"; exec \"$p\" {SFTP_ARGS}; fi; \
+             echo \"{HEADER} sudo=1 uid=$u\"; exec sudo -n \"$p\" {SFTP_ARGS}"
         )
     } else {
-        format!("echo \"{HEADER} sudo=0\"; exec \"$p\"")
+        format!("echo \"{HEADER} sudo=0\"; exec \"$p\" {SFTP_ARGS}")
     };
     let script = format!(
         "for p in {SFTP_SERVERS}; do if [ -x \"$p\" ]; then {start}; fi; done; echo '{NO_SERVER}' >&2; exit 127"
@@ -210,6 +214,13 @@ mod tests {
         assert!(!plain.contains("id -u"), "{plain}");
         let become_ = sftp_command(true);
         assert!(become_.contains("exec sudo -n"), "{become_}");
+        for c in [&plain, &become_] {
+            assert_eq!(
+                c.matches(" -u 077").count(),
+                c.matches("exec ").count(),
+                "{c}"
+            );
+        }
         assert!(become_.contains("id -u"), "{become_}");
     }
 
@@ -231,7 +242,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            lines.next().unwrap_or("").ends_with("sftp-server"),
+            lines.next().unwrap_or("").ends_with("sftp-server -u 077"),
             "{text}"
         );
     }

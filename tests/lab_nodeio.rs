@@ -1,0 +1,313 @@
+//! A local account on a node tries what an attacker would while sprayvault
+//! works there, against a real lab (sshd, etcd, the node's own `nosudo` and
+//! `kube` accounts): watching restores and snapshots with inotify, and
+//! swapping files for symlinks under a restore.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// tests/fixtures/watch.py running inside a node as an unprivileged account.
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+/// One event the watcher reported: `EVENT DIR NAME KIND RESULT`.
+#[derive(Debug)]
+struct Event {
+    dir: String,
+    name: String,
+    kind: String,
+    result: String,
+}
+
+impl Watcher {
+    fn start(lab: &Lab, node: &str, user: &str, action: &str, dirs: &[&str]) -> Watcher {
+        need("python3");
+        let script = std::fs::read_to_string(root().join("tests/fixtures/watch.py")).unwrap();
+        let mut cmd = lab.cmd();
+        cmd.args(["exec", node, "--", "python3", "-c", &script, user, action])
+            .args(dirs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("scripts/lab runs");
+        let out = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let w = Watcher { child, lines };
+        loop {
+            let l = w
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the watcher starts");
+            assert!(!l.starts_with("nowatch"), "{l}");
+            if l == "ready" {
+                return w;
+            }
+        }
+    }
+
+    /// Ends the watcher (after events in flight arrive) and returns its events.
+    fn stop(mut self) -> Vec<Event> {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(mut i) = self.child.stdin.take() {
+            let _ = i.flush();
+        }
+        let _ = self.child.wait();
+        self.lines
+            .try_iter()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split(' ').collect();
+                (w.len() == 5).then(|| Event {
+                    dir: w[1].into(),
+                    name: w[2].into(),
+                    kind: w[3].into(),
+                    result: w[4].into(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn restore(v: &TestVault, lab: &Lab, node: &str, extra: &[&str]) -> Sv {
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+    let id = v.key.identity.display().to_string();
+    let mut a = vec![
+        "restore",
+        node,
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        &id,
+    ];
+    a.extend_from_slice(extra);
+    sv_run(&a)
+}
+
+/// `stat -c FORMAT` of a path inside the node.
+fn stat(lab: &Lab, node: &str, format: &str, path: &str) -> String {
+    lab.exec(node, &["stat", "-c", format, path])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn restore_temp_files_cannot_be_opened_by_a_watching_user() {
+    let lab = Lab::up("nio-watch", 105, 1);
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts", "--no-etcd-snapshot"])
+        .expect(0);
+    // Keys to create again: in a kube-owned directory and in a root-only one.
+    lab.exec(
+        "node1",
+        &[
+            "rm",
+            "/etc/kubernetes/ssl/ca.key",
+            "/etc/kubernetes/ssl/sa.key",
+            "/etc/kubernetes/admin.conf",
+        ],
+    );
+    let w = Watcher::start(
+        &lab,
+        "node1",
+        "nosudo",
+        "open",
+        &["/etc/kubernetes/ssl", "/etc/kubernetes"],
+    );
+    let r = restore(&v, &lab, "node1", &[]).expect(0);
+    let events = w.stop();
+    assert!(r.out.contains("0 errors"), "{}", r.out);
+
+    // Nothing temporary ever appears in the directory kube can change: files
+    // are staged in a root-only directory and only renamed in.
+    let in_ssl: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.dir == "/etc/kubernetes/ssl")
+        .collect();
+    assert!(
+        in_ssl.iter().all(|e| !e.name.contains("sprayvault")),
+        "{events:#?}"
+    );
+    for key in ["ca.key", "sa.key"] {
+        let e = in_ssl
+            .iter()
+            .find(|e| e.name == key)
+            .unwrap_or_else(|| panic!("no event for {key}: {events:#?}"));
+        assert_eq!(e.result, "EACCES", "{e:?}");
+    }
+    // In the root-only directory: the temp file of admin.conf and the
+    // staging directories; none could be opened or listed.
+    let temps: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.name.contains("sprayvault"))
+        .collect();
+    assert!(
+        temps
+            .iter()
+            .any(|e| e.name.starts_with(".admin.conf.sprayvault-") && e.kind == "file"),
+        "{events:#?}"
+    );
+    assert!(
+        temps
+            .iter()
+            .any(|e| e.name.starts_with(".sprayvault-stage-") && e.kind == "dir"),
+        "{events:#?}"
+    );
+    assert!(
+        temps
+            .iter()
+            .all(|e| e.result == "EACCES" || e.result == "ENOENT"),
+        "{events:#?}"
+    );
+    assert!(temps.iter().any(|e| e.result == "EACCES"), "{events:#?}");
+    let admin = events.iter().find(|e| e.name == "admin.conf").unwrap();
+    assert_eq!(admin.result, "EACCES", "{admin:?}");
+    // The restored files carry their recorded owner and mode.
+    assert_eq!(
+        stat(&lab, "node1", "%U:%G %a", "/etc/kubernetes/ssl/ca.key"),
+        "kube:kube-cert 600"
+    );
+    assert_eq!(
+        stat(&lab, "node1", "%U:%G %a", "/etc/kubernetes/admin.conf"),
+        "root:root 600"
+    );
+    // No staging directory or temp file is left behind.
+    let left = lab.exec(
+        "node1",
+        &["sh", "-c", "ls -a /etc/kubernetes /etc/kubernetes/ssl"],
+    );
+    assert!(!left.contains("sprayvault"), "{left}");
+}
+
+#[test]
+fn symlink_swap_during_restore_leaves_the_victim_unchanged() {
+    let lab = Lab::up("nio-swap", 106, 1);
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts", "--no-etcd-snapshot"])
+        .expect(0);
+    lab.exec(
+        "node1",
+        &[
+            "sh",
+            "-c",
+            "umask 077; echo root-secret > /root/victim; \
+             rm /etc/kubernetes/ssl/ca.key; chmod 0600 /etc/kubernetes/ssl/ca.crt",
+        ],
+    );
+    // kube owns /etc/kubernetes/ssl: it replaces whatever appears there with
+    // a symlink to a root-only file, hoping root then chowns or writes it.
+    let w = Watcher::start(
+        &lab,
+        "node1",
+        "kube",
+        "swap:/root/victim",
+        &["/etc/kubernetes/ssl"],
+    );
+    let r = restore(&v, &lab, "node1", &["--force"]);
+    let events = w.stop();
+    assert!(
+        events.iter().any(|e| e.result == "swapped"),
+        "the attack never ran: {events:#?}\n{}\n{}",
+        r.out,
+        r.err
+    );
+    assert_eq!(
+        stat(&lab, "node1", "%U:%G %a", "/root/victim"),
+        "root:root 600"
+    );
+    assert_eq!(lab.exec("node1", &["cat", "/root/victim"]), "root-secret\n");
+    // The swapped-in link is noticed when the file is read back.
+    assert_eq!(r.code, 3, "{}\n{}", r.out, r.err);
+    assert!(r.err.contains("/etc/kubernetes/ssl/ca.key"), "{}", r.err);
+}
+
+#[test]
+fn capture_names_are_not_guessable_or_readable() {
+    let lab = Lab::up("nio-capture", 107, 1);
+    let v = TestVault::new();
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let w = Watcher::start(&lab, "node1", "nosudo", "open", &["/var/tmp"]);
+        let r = v.backup(&lab, &["--no-facts"]).expect(0);
+        assert!(r.out.contains("etcd snapshot: "), "{}", r.out);
+        let events = w.stop();
+        // Only one directory appears, made by mktemp, closed to others.
+        assert_eq!(events.len(), 1, "{events:#?}");
+        let e = &events[0];
+        assert_eq!(e.kind, "dir", "{e:?}");
+        assert!(e.result == "EACCES" || e.result == "ENOENT", "{e:?}");
+        let random = e
+            .name
+            .strip_prefix("sprayvault-etcd-snap-")
+            .unwrap_or_else(|| panic!("{e:?}"));
+        assert!(random.len() >= 16 + 1 + 10, "{e:?}");
+        names.push(e.name.clone());
+    }
+    assert_ne!(names[0], names[1]);
+    let left = lab.exec("node1", &["ls", "-a", "/var/tmp"]);
+    assert!(!left.contains("sprayvault"), "{left}");
+}
+
+#[test]
+fn etcd_restore_upload_is_private_and_unpredictable() {
+    let lab = Lab::up("nio-upload", 108, 1);
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts"]).expect(0);
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+    let id = v.key.identity.display().to_string();
+    let labcmd = format!(
+        "{} --dir {} ",
+        root().join("scripts/lab").display(),
+        lab.dir.display()
+    );
+    let stop = format!("{labcmd}etcd-stop \"$(uname -n)\"");
+    let start = format!("{labcmd}etcd-start \"$(uname -n)\"");
+    let w = Watcher::start(&lab, "node1", "nosudo", "open", &["/var/tmp"]);
+    let r = sv_run(&[
+        "etcd",
+        "restore",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        &id,
+        "--stop-command",
+        &stop,
+        "--start-command",
+        &start,
+        "--yes",
+    ]);
+    let events = w.stop();
+    assert_eq!(r.code, 0, "{}\n{}", r.out, r.err);
+    let upload: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.name.starts_with("sprayvault-etcd-restore-"))
+        .collect();
+    assert_eq!(upload.len(), 1, "{events:#?}");
+    assert_eq!(upload[0].kind, "dir");
+    assert!(upload[0].result == "EACCES" || upload[0].result == "ENOENT");
+    assert!(upload[0].name.len() >= "sprayvault-etcd-restore-".len() + 32);
+    assert!(
+        events.iter().all(|e| e.kind == "dir"),
+        "a file was created in /var/tmp itself: {events:#?}"
+    );
+    let left = lab.exec("node1", &["ls", "-a", "/var/tmp"]);
+    assert!(!left.contains("sprayvault"), "{left}");
+}
