@@ -311,3 +311,139 @@ fn etcd_restore_upload_is_private_and_unpredictable() {
     let left = lab.exec("node1", &["ls", "-a", "/var/tmp"]);
     assert!(!left.contains("sprayvault"), "{left}");
 }
+
+/// The tests below share the lab network 127.0.109.0/24, one at a time.
+static NET_109: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn net_109() -> std::sync::MutexGuard<'static, ()> {
+    NET_109.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn backup_args<'a>(
+    v: &'a TestVault,
+    inv: &'a str,
+    cfg: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut a = vec![
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        inv,
+        "--ssh-config",
+        cfg,
+        "--no-facts",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+/// Recorded paths of a node in the latest backup.
+fn recorded(v: &TestVault, node: &str) -> String {
+    sv_run(&["show", "--vault", v.path(), "--node", node])
+        .expect(0)
+        .out
+}
+
+#[test]
+fn symlink_and_fifo_swap_during_backup_record_nothing_foreign_and_never_hang() {
+    let _net = net_109();
+    let lab = Lab::up("nio-read", 109, 2);
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts", "--no-etcd-snapshot"])
+        .expect(0);
+    // kube's own directory inside an included one; a big file read at the
+    // same level keeps sprayvault busy between listing sub/ and opening
+    // what it listed there.
+    lab.exec(
+        "node1",
+        &[
+            "setpriv",
+            "--reuid=kube",
+            "--regid=kube-cert",
+            "--clear-groups",
+            "sh",
+            "-c",
+            "umask 022; cd /etc/kubernetes/ssl && head -c 20000000 /dev/urandom > big && \
+             mkdir sub && echo bait > sub/link-bait && echo bait > sub/fifo-bait && echo plain > sub/plain",
+        ],
+    );
+    lab.exec(
+        "node1",
+        &["sh", "-c", "umask 077; echo root-secret > /root/victim"],
+    );
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+
+    // A symlink to a root-only file swapped in: skipped, never read.
+    lab.exec("node1", &["rm", "/etc/kubernetes/ssl/sub/fifo-bait"]);
+    let w = Watcher::start(
+        &lab,
+        "node1",
+        "kube",
+        "after-list:/root/victim",
+        &["/etc/kubernetes/ssl/sub"],
+    );
+    let r = sv_run(&backup_args(&v, &inv, &cfg, &["--no-etcd-snapshot"]));
+    let events = w.stop();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.name == "link-bait" && e.result == "swapped"),
+        "{events:#?}"
+    );
+    assert_eq!(r.code, 3, "{}\n{}", r.out, r.err);
+    let said = format!("{}{}", r.out, r.err);
+    assert!(
+        said.contains("/etc/kubernetes/ssl/sub/link-bait")
+            && said.contains("changed between listing and opening"),
+        "{said}"
+    );
+    let shown = recorded(&v, "node1");
+    assert!(shown.contains("/etc/kubernetes/ssl/sub/plain"), "{shown}");
+    assert!(!shown.contains("link-bait"), "{shown}");
+
+    // A FIFO swapped in: the node is cut off at its deadline, no hang.
+    lab.exec(
+        "node1",
+        &[
+            "setpriv",
+            "--reuid=kube",
+            "--regid=kube-cert",
+            "--clear-groups",
+            "sh",
+            "-c",
+            "rm -f /etc/kubernetes/ssl/sub/link-bait; echo bait > /etc/kubernetes/ssl/sub/fifo-bait",
+        ],
+    );
+    let w = Watcher::start(
+        &lab,
+        "node1",
+        "kube",
+        "after-list:/root/victim",
+        &["/etc/kubernetes/ssl/sub"],
+    );
+    let started = std::time::Instant::now();
+    let r = sv_run(&backup_args(
+        &v,
+        &inv,
+        &cfg,
+        &["--no-etcd-snapshot", "--node-timeout", "10"],
+    ));
+    let took = started.elapsed();
+    let events = w.stop();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.name == "fifo-bait" && e.result == "swapped"),
+        "{events:#?}"
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(r.code, 3, "{}\n{}", r.out, r.err);
+    let said = format!("{}{}", r.out, r.err);
+    assert!(said.contains("no end within 10 s"), "{said}");
+    let shown = recorded(&v, "node1");
+    assert!(!shown.contains("fifo-bait"), "{shown}");
+    let victim = lab.exec("node1", &["stat", "-c", "%U %a", "/root/victim"]);
+    assert_eq!(victim.trim(), "root 600");
+}

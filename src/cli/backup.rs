@@ -26,6 +26,14 @@ pub struct Args {
     /// Seconds to wait for ssh to connect to a node.
     #[arg(long, default_value_t = 15)]
     connect_timeout: u64,
+    /// Seconds one node may take (connecting and reading, and the etcd
+    /// snapshot each); a node past it is cut off and fails (exit 3).
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    node_timeout: u64,
+    /// Files larger than this are skipped with a per-file error (exit 3);
+    /// a number of bytes with an optional K, M or G suffix.
+    #[arg(long, default_value = "64M", value_parser = parse_size, value_name = "SIZE")]
+    max_file_size: u64,
     /// Seconds to wait for another run's lock before giving up (exit 5).
     #[arg(long, default_value_t = 0)]
     lock_wait: u64,
@@ -112,6 +120,8 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         },
         jobs: a.jobs,
         lock_wait: Duration::from_secs(a.lock_wait),
+        node_timeout: Duration::from_secs(a.node_timeout.max(1)),
+        max_file_size: a.max_file_size,
     };
     let progress = progress::Stderr::new(g.quiet);
     let report = super::runtime()?.block_on(sprayvault::backup::run(
@@ -198,4 +208,43 @@ fn print_report(r: &BackupReport) {
         r.new_blobs,
         r.bytes_added
     );
+}
+
+/// `123`, `64K`, `64M`, `2G` (powers of 1024) as a number of bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: use a number of bytes with an optional K, M or G"
+            ))
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or(format!(
+            "{s:?}: use a number of bytes with an optional K, M or G"
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+    }
 }

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 mod commands;
 mod private;
+mod read;
 mod ssh;
 mod stream;
 pub use commands::{Commands, Finished};
@@ -312,7 +313,8 @@ impl Remote {
 
     /// Ends the SFTP server and with it the `ssh` process.
     pub async fn close(self) {
-        let _ = self.sftp.close().await;
+        // A server stuck in a request (a FIFO's open) never answers the close.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.sftp.close()).await;
         let mut child = self.child;
         // The server exits on end of input, and ssh with it; a node that
         // does not let go is cut off.
