@@ -447,3 +447,160 @@ fn symlink_and_fifo_swap_during_backup_record_nothing_foreign_and_never_hang() {
     let victim = lab.exec("node1", &["stat", "-c", "%U %a", "/root/victim"]);
     assert_eq!(victim.trim(), "root 600");
 }
+
+/// Pids of the processes in a node's mount namespace (its sshd, SFTP
+/// servers, etcd...), its namespace holder excepted.
+fn node_pids(lab: &Lab, node: &str) -> Vec<i32> {
+    let holder = std::fs::read_to_string(lab.dir.join(format!("nodes/{node}/holder.pid")))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ns = std::fs::read_link(format!("/proc/{holder}/ns/mnt")).unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|d| d.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| p.to_string() != holder)
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/ns/mnt"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+        })
+        .collect()
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// ssh processes started with this lab's ssh config.
+fn ssh_of(lab: &Lab) -> Vec<String> {
+    let cfg = lab.ssh_config();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|d| {
+            let pid = d.ok()?.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (comm(pid) == "ssh" && cmd.contains(&cfg)).then_some(cmd)
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_frozen_mid_backup_ends_the_run_within_its_deadline() {
+    let _net = net_109();
+    let lab = Lab::up("nio-freeze", 109, 2);
+    let v = TestVault::new();
+    lab.exec(
+        "node1",
+        &[
+            "sh",
+            "-c",
+            "head -c 60000000 /dev/urandom > /etc/kubernetes/ssl/big",
+        ],
+    );
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+    let started = std::time::Instant::now();
+    let run = sv()
+        .args(backup_args(
+            &v,
+            &inv,
+            &cfg,
+            &["--no-etcd-snapshot", "--node-timeout", "10"],
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Freeze every process of node1 once its SFTP server is serving.
+    let mut frozen = Vec::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        if node_pids(&lab, "node1")
+            .iter()
+            .any(|p| comm(*p) == "sftp-server")
+        {
+            std::thread::sleep(Duration::from_millis(200));
+            for p in node_pids(&lab, "node1") {
+                unsafe { libc::kill(p, libc::SIGSTOP) };
+                frozen.push(p);
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!frozen.is_empty(), "node1's SFTP server never started");
+    let out = run.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    // The deadline is 10 s; the rest is committing node2 on a busy machine.
+    // Without the deadline the run waits for the node forever.
+    assert!(took < Duration::from_secs(45), "took {took:?}: {said}");
+    assert!(said.contains("no end within 10 s"), "{said}");
+    assert!(said.contains("node1"), "{said}");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(ssh_of(&lab), Vec::<String>::new());
+    for p in frozen {
+        unsafe { libc::kill(p, libc::SIGCONT) };
+    }
+    // The lock was released: the next run works.
+    v.backup(&lab, &["--no-facts", "--no-etcd-snapshot"])
+        .expect(0);
+}
+
+#[test]
+fn a_huge_sparse_file_is_refused_by_name_and_size_in_bounded_memory() {
+    let _net = net_109();
+    let lab = Lab::up("nio-sparse", 109, 1);
+    let v = TestVault::new();
+    lab.exec(
+        "node1",
+        &["truncate", "-s", "20G", "/etc/kubernetes/ssl/huge"],
+    );
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+    let run = sv()
+        .args(backup_args(&v, &inv, &cfg, &["--no-etcd-snapshot"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = run.id();
+    let mut peak_kib = 0u64;
+    let status = format!("/proc/{pid}/status");
+    let waiter = std::thread::spawn(move || run.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            if let Some(kib) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = waiter.join().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("/etc/kubernetes/ssl/huge")
+            && said.contains("21474836480 bytes, above the per-file limit"),
+        "{said}"
+    );
+    assert!(peak_kib > 0);
+    assert!(peak_kib < 128 << 10, "peak RSS {peak_kib} KiB");
+    println!("peak RSS {peak_kib} KiB");
+}
