@@ -370,7 +370,7 @@ async fn read_all(
                 .await
                 .expect("semaphore is never closed");
             let work = async {
-                let remote = Remote::connect(&t, &ssh).await?;
+                let remote = Remote::connect_read_only(&t, &ssh).await?;
                 let read = read_node(&remote, &config, &key, max_file_size).await;
                 remote.close().await;
                 read

@@ -574,6 +574,8 @@ fn a_huge_sparse_file_is_refused_by_name_and_size_in_bounded_memory() {
         .unwrap();
     let pid = run.id();
     let mut peak_kib = 0u64;
+    let mut core_limit = None;
+    let limits = format!("/proc/{pid}/limits");
     let status = format!("/proc/{pid}/status");
     let waiter = std::thread::spawn(move || run.wait_with_output().unwrap());
     while !waiter.is_finished() {
@@ -585,6 +587,19 @@ fn a_huge_sparse_file_is_refused_by_name_and_size_in_bounded_memory() {
             {
                 peak_kib = peak_kib.max(kib);
             }
+        }
+        if core_limit.is_none() {
+            core_limit = std::fs::read_to_string(&limits).ok().and_then(|l| {
+                l.lines()
+                    .find(|l| l.starts_with("Max core file size"))
+                    .map(|l| {
+                        l.split_whitespace()
+                            .skip(4)
+                            .take(2)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+            });
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -601,6 +616,60 @@ fn a_huge_sparse_file_is_refused_by_name_and_size_in_bounded_memory() {
         "{said}"
     );
     assert!(peak_kib > 0);
+    // No core dump can carry decrypted keys out of the process.
+    assert_eq!(core_limit.as_deref(), Some("0 0"));
     assert!(peak_kib < 128 << 10, "peak RSS {peak_kib} KiB");
     println!("peak RSS {peak_kib} KiB");
+}
+
+/// The README's sudoers drop-in for the backup account.
+const BACKUP_SUDOERS: &str = "nosudo ALL=(root) NOPASSWD: /usr/lib/openssh/sftp-server -R -u 077\n";
+
+#[test]
+fn a_backup_account_allowed_only_the_read_only_sftp_server_backs_up() {
+    let _net = net_109();
+    let lab = Lab::up("nio-sudoers", 109, 1);
+    lab.exec(
+        "node1",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "printf '%s' '{BACKUP_SUDOERS}' > /etc/sudoers.d/sprayvault-backup && chmod 0440 /etc/sudoers.d/sprayvault-backup"
+            ),
+        ],
+    );
+    // nosudo may run nothing else as root.
+    let other = run(lab.cmd().args([
+        "exec",
+        "node1",
+        "--",
+        "setpriv",
+        "--reuid=nosudo",
+        "--regid=nosudo",
+        "--clear-groups",
+        "sudo",
+        "-n",
+        "true",
+    ]));
+    assert!(!other.status.success());
+    let inv = lab.dir.join("inventory-nosudo.ini");
+    let text = std::fs::read_to_string(lab.inventory()).unwrap().replace(
+        "ansible_user=root",
+        "ansible_user=nosudo ansible_become=true",
+    );
+    std::fs::write(&inv, text).unwrap();
+    let v = TestVault::new();
+    let cfg = lab.ssh_config();
+    let r = sv_run(&backup_args(
+        &v,
+        inv.to_str().unwrap(),
+        &cfg,
+        &["--no-etcd-snapshot"],
+    ))
+    .expect(0);
+    assert!(r.out.contains("1/1 nodes"), "{}", r.out);
+    let shown = recorded(&v, "node1");
+    assert!(shown.contains("/etc/kubernetes/ssl/ca.key"), "{shown}");
+    assert!(shown.contains("/etc/ssl/etcd/ssl/ca-key.pem"), "{shown}");
 }

@@ -87,10 +87,27 @@ impl Remote {
     /// Connects with one `ssh` process that starts the SFTP server (through
     /// `sudo -n` if needed) and reads the node's account names over it.
     pub async fn connect(target: &Target, opts: &SshOptions) -> Result<Remote, SourceError> {
+        Remote::connect_with(target, opts, false).await
+    }
+
+    /// Like [`Remote::connect`], with an SFTP server that only reads
+    /// (`sftp-server -R`): what a backup needs.
+    pub async fn connect_read_only(
+        target: &Target,
+        opts: &SshOptions,
+    ) -> Result<Remote, SourceError> {
+        Remote::connect_with(target, opts, true).await
+    }
+
+    async fn connect_with(
+        target: &Target,
+        opts: &SshOptions,
+        read_only: bool,
+    ) -> Result<Remote, SourceError> {
         let node = target.node.clone();
         let ssh_args = ssh::args(target, opts);
         let mut cmd = ssh::command(&ssh_args);
-        cmd.arg(ssh::sftp_command(target.become_))
+        cmd.arg(ssh::sftp_command(target.become_, read_only))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
