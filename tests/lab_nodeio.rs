@@ -673,3 +673,38 @@ fn a_backup_account_allowed_only_the_read_only_sftp_server_backs_up() {
     assert!(shown.contains("/etc/kubernetes/ssl/ca.key"), "{shown}");
     assert!(shown.contains("/etc/ssl/etcd/ssl/ca-key.pem"), "{shown}");
 }
+
+#[test]
+fn a_cut_off_restore_leaves_nothing_the_next_run_does_not_remove() {
+    let _net = net_109();
+    let lab = Lab::up("nio-leftover", 109, 1);
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts", "--no-etcd-snapshot"])
+        .expect(0);
+    // What a restore killed between creating and renaming leaves: a
+    // temporary file beside its target and a staging directory.
+    let n = "5e1f0c2a9b8d7e6f5e1f0c2a9b8d7e6f";
+    lab.exec(
+        "node1",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "umask 077; cp /etc/kubernetes/admin.conf /etc/kubernetes/.admin.conf.sprayvault-{n}; \
+                 mkdir /etc/kubernetes/.sprayvault-stage-{n}; cp /etc/kubernetes/ssl/ca.key /etc/kubernetes/.sprayvault-stage-{n}/ca.key; \
+                 rm /etc/kubernetes/admin.conf /etc/kubernetes/ssl/ca.key"
+            ),
+        ],
+    );
+    let r = restore(&v, &lab, "node1", &[]).expect(0);
+    assert!(r.out.contains("0 errors"), "{}", r.out);
+    let left = lab.exec(
+        "node1",
+        &["ls", "-a", "/etc/kubernetes", "/etc/kubernetes/ssl"],
+    );
+    assert!(!left.contains("sprayvault"), "{left}");
+    assert!(
+        left.contains("admin.conf") && left.contains("ca.key"),
+        "{left}"
+    );
+}

@@ -77,6 +77,8 @@ pub struct Remote {
     child: Child,
     stderr: JoinHandle<Vec<u8>>,
     pub accounts: Accounts,
+    /// Directories already cleared of an earlier run's leftovers.
+    swept: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 fn is_missing(e: &SftpError) -> bool {
@@ -172,6 +174,7 @@ impl Remote {
             child,
             stderr,
             accounts: Accounts::default(),
+            swept: Default::default(),
         };
         let (passwd, group) = futures_util::join!(
             remote.read_optional("/etc/passwd"),

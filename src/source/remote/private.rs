@@ -119,10 +119,12 @@ impl Remote {
         let nonce: u128 = rand::random();
         let (tmp, stage) = match self.chain(dir).await? {
             Chain::RootOnly => {
+                self.sweep(dir).await?;
                 let d = if dir == "/" { "" } else { dir };
                 (format!("{d}/.{name}.sprayvault-{nonce:032x}"), None)
             }
             Chain::OpenAt { safe, first } if first == dir && safe != first => {
+                self.sweep(&safe).await?;
                 let s = if safe == "/" { "" } else { safe.as_str() };
                 let stage = format!("{s}/{STAGE_PREFIX}{nonce:032x}");
                 self.make_private_dir(&stage).await?;
@@ -148,6 +150,42 @@ impl Remote {
             let _ = self.sftp.fs().remove_dir(&stage).await;
         }
         written
+    }
+
+    /// Removes, once per connection, what a cut-off earlier run left in the
+    /// root-only directory `dir`: its temporary files and staging
+    /// directories (only root can have made them there, and their names say
+    /// whose they are).
+    async fn sweep(&self, dir: &str) -> Result<(), SourceError> {
+        if !self
+            .swept
+            .lock()
+            .expect("never poisoned")
+            .insert(dir.to_string())
+        {
+            return Ok(());
+        }
+        let d = if dir == "/" { "" } else { dir };
+        for (name, m) in self.list(dir).await? {
+            let path = format!("{d}/{name}");
+            match leftover(&name) {
+                Some(Kind::File) if m.kind == Some(Kind::File) => self.remove_file(&path).await?,
+                Some(Kind::Dir) if m.kind == Some(Kind::Dir) && m.uid == 0 => {
+                    for (inner, im) in self.list(&path).await? {
+                        if im.kind != Some(Kind::Dir) {
+                            self.remove_file(&format!("{path}/{inner}")).await?;
+                        }
+                    }
+                    self.sftp
+                        .fs()
+                        .remove_dir(&path)
+                        .await
+                        .map_err(|e| self.io(&path, e))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Creates a directory exclusively (it must not exist: a name someone
@@ -230,6 +268,17 @@ impl Remote {
             .await
             .map_err(|e| self.io(path, e))
     }
+}
+
+/// What kind of leftover of [`Remote::write_private`] `name` is: a temporary
+/// file `.NAME.sprayvault-<32 hex>` or a staging directory.
+pub fn leftover(name: &str) -> Option<Kind> {
+    let hex32 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if name.strip_prefix(STAGE_PREFIX).is_some_and(hex32) {
+        return Some(Kind::Dir);
+    }
+    let (head, nonce) = name.rsplit_once(".sprayvault-")?;
+    (head.starts_with('.') && head.len() > 1 && hex32(nonce)).then_some(Kind::File)
 }
 
 fn mode_and_time(attrs: Attrs) -> openssh_sftp_client::metadata::MetaData {
@@ -319,6 +368,25 @@ mod tests {
         assert!(matches!(c, Chain::OpenAt { first, .. } if first == "/etc/pki"));
         let c = chain_of("/etc/x", root.as_ref(), &[dir(0, 0o755), None]);
         assert!(matches!(c, Chain::OpenAt { first, .. } if first == "/etc/x"));
+    }
+
+    #[test]
+    fn only_the_names_of_its_own_leftovers_are_swept() {
+        let n = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            leftover(&format!(".ca.key.sprayvault-{n}")),
+            Some(Kind::File)
+        );
+        assert_eq!(leftover(&format!(".sprayvault-stage-{n}")), Some(Kind::Dir));
+        for other in [
+            "ca.key".to_string(),
+            format!("ca.key.sprayvault-{n}"),
+            format!(".ca.key.sprayvault-{}", &n[..16]),
+            format!(".sprayvault-stage-{n}x"),
+            format!("..sprayvault-{n}x"),
+        ] {
+            assert_eq!(leftover(&other), None, "{other}");
+        }
     }
 
     #[test]
