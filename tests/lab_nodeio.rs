@@ -708,3 +708,31 @@ fn a_cut_off_restore_leaves_nothing_the_next_run_does_not_remove() {
         "{left}"
     );
 }
+
+/// Owner names, modes and sizes of everything kubespray keeps under
+/// /etc/kubernetes and /etc/ssl/etcd, as the node sees them.
+fn kubespray_state(lab: &Lab, node: &str) -> String {
+    lab.exec(
+        node,
+        &[
+            "sh",
+            "-c",
+            "find /etc/kubernetes /etc/ssl/etcd -printf '%p %y %u:%g %m %s %l\\n' | sort",
+        ],
+    )
+}
+
+#[test]
+fn a_wiped_node_is_restored_through_staging_with_its_owners_and_modes() {
+    let _net = net_109();
+    let lab = Lab::up("nio-wipe", 109, 1);
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts", "--no-etcd-snapshot"])
+        .expect(0);
+    let before = kubespray_state(&lab, "node1");
+    lab.lab(&["wipe", "node1"]);
+    assert_ne!(kubespray_state(&lab, "node1"), before);
+    let r = restore(&v, &lab, "node1", &[]).expect(0);
+    assert!(r.out.contains("0 errors"), "{}", r.out);
+    assert_eq!(kubespray_state(&lab, "node1"), before);
+}
