@@ -588,18 +588,19 @@ fn a_huge_sparse_file_is_refused_by_name_and_size_in_bounded_memory() {
                 peak_kib = peak_kib.max(kib);
             }
         }
-        if core_limit.is_none() {
-            core_limit = std::fs::read_to_string(&limits).ok().and_then(|l| {
-                l.lines()
-                    .find(|l| l.starts_with("Max core file size"))
-                    .map(|l| {
-                        l.split_whitespace()
-                            .skip(4)
-                            .take(2)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-            });
+        // The latest reading: the first ones may predate the exec.
+        if let Some(now) = std::fs::read_to_string(&limits).ok().and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max core file size"))
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(4)
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        }) {
+            core_limit = Some(now);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
