@@ -176,7 +176,7 @@ pub async fn run(
     );
     let snapshot = snapshot?;
 
-    let mut store = ContentStore::new(vault, &recipients, &previous);
+    let mut store = ContentStore::new(vault, &recipients, &previous)?;
 
     let mut writes = BTreeMap::new();
     let mut record = RunRecord::new("backup", String::new());
@@ -294,6 +294,16 @@ pub async fn run(
                 ));
                 report.bytes_added += s.bytes_added;
                 report.new_blobs += s.new_chunks;
+                // An unreadable snapshot ref is skipped, named, and makes
+                // the run partial; everything else is committed.
+                for (name, _) in &s.skipped {
+                    report.partial = true;
+                    record.errors.push((
+                        s.node.clone(),
+                        name.clone(),
+                        "unreadable snapshot ref, skipped".into(),
+                    ));
+                }
                 report.etcd = Some(Ok(s));
             }
             Err(reasons) => {

@@ -30,11 +30,14 @@ pub enum Exit {
     /// `verify` found missing or damaged objects, or (`--trial`) an etcd
     /// snapshot that does not restore to what its backup recorded.
     Damaged,
+    /// The vault's history is unsigned, signed by another key, or re-keyed
+    /// (not the pinned fingerprint); `--accept-new-key` accepts a new one.
+    Untrusted,
 }
 
 impl Exit {
     /// Every exit status, in table order (the README and `--help` list them).
-    pub const ALL: [Exit; 11] = [
+    pub const ALL: [Exit; 12] = [
         Exit::Success,
         Exit::Failure,
         Exit::Usage,
@@ -46,6 +49,7 @@ impl Exit {
         Exit::Expiring,
         Exit::PushFailed,
         Exit::Damaged,
+        Exit::Untrusted,
     ];
 
     pub fn code(self) -> u8 {
@@ -61,6 +65,7 @@ impl Exit {
             Exit::Expiring => 8,
             Exit::PushFailed => 9,
             Exit::Damaged => 10,
+            Exit::Untrusted => 11,
         }
     }
 
@@ -80,6 +85,9 @@ impl Exit {
             Exit::PushFailed => "backup committed, but the push to the off-site remote failed",
             Exit::Damaged => {
                 "verify found missing or damaged objects, or a snapshot that does not restore as recorded"
+            }
+            Exit::Untrusted => {
+                "history not signed by the vault's pinned key, or re-keyed (see `trust`, --accept-new-key)"
             }
         }
     }

@@ -5,13 +5,13 @@
 //!
 //! Memory does not grow with the node: each file is decrypted as it is read
 //! from its object and streamed into the archive. A file whose plaintext is
-//! not the length its manifest records stops the export with an error.
+//! not the length or mac its manifest records stops the export with an error.
 
 use crate::vault::crypto::{CryptoError, Identity};
 use crate::vault::manifest::{Entry, Kind};
 use crate::vault::{Backup, Vault, VaultError};
 use serde::Serialize;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -40,36 +40,6 @@ pub struct ExportReport {
     pub entries: usize,
     pub files: usize,
     pub bytes: u64,
-}
-
-/// Passes exactly `want` bytes through, and fails on fewer or more.
-struct Exact<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Exact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            let mut one = [0u8; 1];
-            return match self.inner.read(&mut one)? {
-                0 => Ok(0),
-                _ => Err(io::Error::other(
-                    "the content is longer than the manifest records",
-                )),
-            };
-        }
-        let n = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let got = self.inner.read(&mut buf[..n])?;
-        if got == 0 {
-            return Err(io::Error::other(format!(
-                "the content ends {} bytes short of the length the manifest records",
-                self.left
-            )));
-        }
-        self.left -= got as u64;
-        Ok(got)
-    }
 }
 
 /// The tar header of `e` (without path, which the builder sets).
@@ -130,24 +100,19 @@ pub fn export<W: Write>(
         let mut h = header(e);
         match e.kind {
             Kind::File => {
-                let oid = state
-                    .blobs
-                    .get(&e.path)
-                    .ok_or_else(|| content_err(&e.path, "no content blob".into()))?;
-                let (_, cipher) = vault.blob_reader(*oid)?;
-                let what = format!("{} of node {node} in backup {}", e.path, backup.short_id());
-                let plain = identity.decrypt_reader(cipher, &what)?;
-                let reader = Exact {
-                    inner: plain,
-                    left: e.size,
-                };
+                let reader = vault.checked_reader(backup, node, e, identity)?;
                 tar.append_data(&mut h, rel, reader).map_err(|err| {
-                    if err.kind() == io::ErrorKind::Other
-                        || err.kind() == io::ErrorKind::InvalidData
-                    {
-                        content_err(&e.path, err.to_string())
-                    } else {
-                        ExportError::Write(err)
+                    match err.kind() {
+                        // Size or mac wrong: the reader's own error.
+                        io::ErrorKind::InvalidData => match err.into_inner() {
+                            Some(inner) => match inner.downcast::<VaultError>() {
+                                Ok(v) => ExportError::Vault(*v),
+                                Err(other) => content_err(&e.path, other.to_string()),
+                            },
+                            None => content_err(&e.path, "invalid content".into()),
+                        },
+                        io::ErrorKind::Other => content_err(&e.path, err.to_string()),
+                        _ => ExportError::Write(err),
                     }
                 })?;
                 report.files += 1;
@@ -171,21 +136,6 @@ pub fn export<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exact_length_is_enforced() {
-        let mut ok = Exact {
-            inner: &b"abc"[..],
-            left: 3,
-        };
-        let mut v = Vec::new();
-        ok.read_to_end(&mut v).unwrap();
-        assert_eq!(v, b"abc");
-        for (data, left) in [(&b"ab"[..], 3), (&b"abcd"[..], 3)] {
-            let mut r = Exact { inner: data, left };
-            assert!(r.read_to_end(&mut Vec::new()).is_err());
-        }
-    }
 
     #[test]
     fn headers_carry_owner_mode_and_time() {

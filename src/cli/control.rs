@@ -142,6 +142,7 @@ fn row_json(e: &sprayvault::vault::manifest::Entry) -> serde_json::Value {
 
 fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     let s = state(&vault, &backup)?;

@@ -79,7 +79,10 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
     match c {
         Command::Ls => {
-            let snaps = store::list(&vault)?;
+            let (snaps, bad) = store::list_readable(&vault)?;
+            for (name, why) in &bad {
+                eprintln!("skipped {name}: {why}");
+            }
             if g.json {
                 output::json(&snaps)?;
             } else {
@@ -102,7 +105,11 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
                 t.print();
                 println!("{} snapshots", snaps.len());
             }
-            Ok(Exit::Success)
+            Ok(if bad.is_empty() {
+                Exit::Success
+            } else {
+                Exit::Partial
+            })
         }
         Command::Export(a) => export(g, &vault, a),
         Command::Restore(a) => super::etcd_restore::run(g, a),
@@ -113,6 +120,7 @@ fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
     let identity = a.identity.load()?;
     let snaps = store::list(vault)?;
     let snap = select::pick(vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
+    super::trust::authenticate(g, vault, &[snap_commit(snap)?])?;
     a.output.write(true, |out| {
         let mut trailer = Trailer::default();
         store::read(vault, snap, &identity, |chunk| {
@@ -186,4 +194,9 @@ pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
         freed.max(0)
     );
     Ok(Exit::Success)
+}
+
+/// The commit a snapshot ref points at, for `trust::authenticate`.
+pub(super) fn snap_commit(snap: &StoredSnapshot) -> anyhow::Result<git2::Oid> {
+    Ok(git2::Oid::from_str(&snap.commit)?)
 }

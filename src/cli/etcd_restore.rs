@@ -45,6 +45,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let identity = a.identity.load()?;
     let snaps = store::list(&vault)?;
     let snap = select::pick(&vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
+    super::trust::authenticate(g, &vault, &[super::etcd::snap_commit(snap)?])?;
     let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
     let hosts: Vec<_> = inv.hosts.values().filter(|h| h.is_etcd()).collect();
     let refusals: Vec<String> = hosts

@@ -61,6 +61,7 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     sprayvault::paths::check_node_name(&a.node).map_err(|e| UsageError(e.to_string()))?;
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     backup.node(&a.node)?;

@@ -50,6 +50,7 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
 
 fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     let cache = config::find(a.ansible_dir.as_deref())?;

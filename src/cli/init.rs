@@ -41,7 +41,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::init(dir, config.clone())?;
     if g.json {
         output::json(
-            &serde_json::json!({"vault": dir, "commit": vault.head()?.to_string(), "config": config}),
+            &serde_json::json!({"vault": dir, "commit": vault.head()?.to_string(), "config": config, "fingerprint": vault.fingerprint()?.display()}),
         )?;
     } else {
         println!(
@@ -56,6 +56,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             println!("  except {p}");
         }
         println!("the list is kept in the vault's sprayvault.json and stays as it is when sprayvault changes its defaults");
+        println!(
+            "fingerprint: {}\ncompare it with what `sprayvault trust` pins on the operator's machine",
+            vault.fingerprint()?.display()
+        );
     }
     Ok(Exit::Success)
 }

@@ -20,6 +20,7 @@ mod replace;
 mod replicate;
 mod restore;
 mod show;
+mod trust;
 mod verify;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -45,6 +46,9 @@ pub struct Cli {
     /// Also show each node as it starts and keep every progress line.
     #[arg(long, short, global = true, conflicts_with = "quiet")]
     verbose: bool,
+    /// Accept a vault whose signer or mac-key differs from the pinned one, and pin the new one.
+    #[arg(long, global = true)]
+    accept_new_key: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +99,8 @@ enum Command {
     /// Write the man pages (sprayvault.1 and one per subcommand) into a directory.
     #[command(hide = true)]
     ManPages(completions::ManArgs),
+    /// The vault's fingerprint (signer, mac-key): check and pin it, or print git's allowed-signers line.
+    Trust(trust::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -103,6 +109,7 @@ pub struct Global {
     pub json: bool,
     pub quiet: bool,
     pub verbose: bool,
+    pub accept_new_key: bool,
 }
 
 impl Global {
@@ -151,6 +158,7 @@ pub fn main() -> Exit {
         json: cli.json,
         quiet: cli.quiet,
         verbose: cli.verbose,
+        accept_new_key: cli.accept_new_key,
     };
     let result = match cli.command {
         Command::Init(a) => init::run(&global, a),
@@ -173,6 +181,7 @@ pub fn main() -> Exit {
         Command::Export(a) => export::run(&global, a),
         Command::Completions(a) => completions::run(a),
         Command::ManPages(a) => completions::man_pages(a),
+        Command::Trust(a) => trust::run(&global, a),
     };
     match result {
         Ok(exit) => exit,
@@ -208,6 +217,15 @@ pub fn exit_for(e: &anyhow::Error) -> Exit {
         }
         if let Some(sprayvault::facts::FactsError::Vault(v)) = cause.downcast_ref() {
             return v.exit();
+        }
+        if let Some(sprayvault::export::ExportError::Vault(v)) = cause.downcast_ref() {
+            return v.exit();
+        }
+        if let Some(t) = cause.downcast_ref::<sprayvault::vault::trust::TrustError>() {
+            return t.exit();
+        }
+        if let Some(sprayvault::vault::replicate::ReplicateError::Trust(t)) = cause.downcast_ref() {
+            return t.exit();
         }
         if let Some(e) = cause.downcast_ref() {
             return etcd_restore::exit_for(e);

@@ -57,7 +57,19 @@ pub fn push(g: &Global, a: PushArgs) -> anyhow::Result<Exit> {
 
 pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<Exit> {
     let dir = g.vault_dir()?;
-    let (vault, _) = replicate::pull(dir, a.from.as_deref(), a.ssh.ssh_config.as_deref())?;
+    let (vault, _, trusted) = replicate::pull(
+        dir,
+        a.from.as_deref(),
+        a.ssh.ssh_config.as_deref(),
+        g.accept_new_key,
+    )?;
+    if trusted.pinned_now && !g.quiet {
+        eprintln!(
+            "pinned vault {}: {}",
+            dir.display(),
+            trusted.fingerprint.display()
+        );
+    }
     println!(
         "pulled {} from {} into {}",
         &vault.head()?.to_string()[..10],

@@ -33,6 +33,8 @@ pub struct SnapshotReport {
     pub chunks: usize,
     pub new_chunks: usize,
     pub bytes_added: u64,
+    /// Snapshot refs that could not be read and were skipped (name, why).
+    pub skipped: Vec<(String, String)>,
 }
 
 /// Tries the members in order until one gives a verified snapshot. Returns
@@ -64,6 +66,7 @@ pub async fn snapshot_with_envs(
         match capture::take_with_env(t, ssh, env, key, &mut writer).await {
             Ok(index) => {
                 let (new_chunks, bytes_added) = (writer.new_chunks, writer.bytes_added);
+                let skipped = std::mem::take(&mut writer.skipped);
                 let reference = writer.commit(&index)?;
                 return Ok(Ok(SnapshotReport {
                     reference,
@@ -75,6 +78,7 @@ pub async fn snapshot_with_envs(
                     chunks: index.chunks.len(),
                     new_chunks,
                     bytes_added,
+                    skipped,
                 }));
             }
             Err(why) => reasons.push(why),

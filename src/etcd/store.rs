@@ -42,55 +42,77 @@ fn git<T>(vault: &Vault, what: &str, r: Result<T, git2::Error>) -> Result<T, Vau
     })
 }
 
-/// Every snapshot, oldest first.
+/// Every snapshot, oldest first; the first unreadable snapshot ref is an error.
 pub fn list(vault: &Vault) -> Result<Vec<StoredSnapshot>, VaultError> {
+    let (out, bad) = list_readable(vault)?;
+    match bad.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Every readable snapshot, oldest first, and the refs that could not be
+/// read (each with why): a backup skips those instead of failing.
+pub fn list_readable(
+    vault: &Vault,
+) -> Result<(Vec<StoredSnapshot>, Vec<(String, VaultError)>), VaultError> {
     let repo = vault.repo();
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     for r in git(
         vault,
         "listing snapshots",
         repo.references_glob(&format!("{PREFIX}*")),
     )? {
         let r = git(vault, "listing snapshots", r)?;
-        let (Some(name), Some(oid)) = (r.name().map(str::to_string), r.target()) else {
+        let Some(name) = r.name().map(str::to_string) else {
             continue;
         };
-        let damaged = |what: String| VaultError::Damaged {
-            rev: name.clone(),
-            what,
-        };
-        let commit = git(vault, "reading a snapshot", repo.find_commit(oid))?;
-        let tree = git(vault, "reading a snapshot", commit.tree())?;
-        let idx_entry = tree
-            .get_name("snapshot")
-            .ok_or_else(|| damaged("no snapshot index".into()))?;
-        let blob = git(vault, "reading a snapshot", repo.find_blob(idx_entry.id()))?;
-        let index = SnapshotIndex::parse(blob.content()).map_err(damaged)?;
-        let mut chunk_blobs = HashMap::new();
-        if let Some(c) = tree.get_name("chunks") {
-            let ct = git(vault, "reading a snapshot", repo.find_tree(c.id()))?;
-            for e in ct.iter() {
-                if let Some(n) = e.name() {
-                    chunk_blobs.insert(n.to_string(), e.id());
-                }
-            }
+        match read_one(vault, &name, r.target()) {
+            Ok(s) => out.push(s),
+            Err(e) => bad.push((name, e)),
         }
-        if let Some((mac, _)) = index
-            .chunks
-            .iter()
-            .find(|(m, _)| !chunk_blobs.contains_key(m))
-        {
-            return Err(damaged(format!("chunk {mac} has no blob")));
-        }
-        out.push(StoredSnapshot {
-            name: name.trim_start_matches(PREFIX).to_string(),
-            commit: oid.to_string(),
-            index,
-            chunk_blobs,
-        });
     }
     out.sort_by(|a, b| (a.index.taken, &a.name).cmp(&(b.index.taken, &b.name)));
-    Ok(out)
+    Ok((out, bad))
+}
+
+fn read_one(vault: &Vault, name: &str, oid: Option<Oid>) -> Result<StoredSnapshot, VaultError> {
+    let repo = vault.repo();
+    let damaged = |what: String| VaultError::Damaged {
+        rev: name.to_string(),
+        what,
+    };
+    let oid = oid.ok_or_else(|| damaged("a symbolic ref".into()))?;
+    let commit = git(vault, "reading a snapshot", repo.find_commit(oid))?;
+    let tree = git(vault, "reading a snapshot", commit.tree())?;
+    let idx_entry = tree
+        .get_name("snapshot")
+        .ok_or_else(|| damaged("no snapshot index".into()))?;
+    let blob = git(vault, "reading a snapshot", repo.find_blob(idx_entry.id()))?;
+    let index = SnapshotIndex::parse(blob.content()).map_err(damaged)?;
+    let mut chunk_blobs = HashMap::new();
+    if let Some(c) = tree.get_name("chunks") {
+        let ct = git(vault, "reading a snapshot", repo.find_tree(c.id()))?;
+        for e in ct.iter() {
+            if let Some(n) = e.name() {
+                chunk_blobs.insert(n.to_string(), e.id());
+            }
+        }
+    }
+    if let Some((mac, _)) = index
+        .chunks
+        .iter()
+        .find(|(m, _)| !chunk_blobs.contains_key(m))
+    {
+        return Err(damaged(format!("chunk {mac} has no blob")));
+    }
+    Ok(StoredSnapshot {
+        name: name.trim_start_matches(PREFIX).to_string(),
+        commit: oid.to_string(),
+        index,
+        chunk_blobs,
+    })
 }
 
 /// Writes chunks of a snapshot being taken, reusing chunks already stored.
@@ -98,6 +120,9 @@ pub struct ChunkWriter<'a> {
     vault: &'a Vault,
     recipients: &'a Recipients,
     known: HashMap<String, Oid>,
+    bindings: crate::vault::bindings::Bindings,
+    /// Snapshot refs that could not be read, skipped (name, why).
+    pub skipped: Vec<(String, String)>,
     pub written: Vec<(String, Oid)>,
     pub new_chunks: usize,
     pub bytes_added: u64,
@@ -108,14 +133,24 @@ impl<'a> ChunkWriter<'a> {
         vault: &'a Vault,
         recipients: &'a Recipients,
     ) -> Result<ChunkWriter<'a>, VaultError> {
+        // Only chunks the bindings prove are reused (see vault::bindings).
+        let bindings = crate::vault::bindings::Bindings::load(vault)?;
         let mut known = HashMap::new();
-        for s in list(vault)? {
-            known.extend(s.chunk_blobs);
+        let (snaps, bad) = list_readable(vault)?;
+        let skipped = bad.into_iter().map(|(n, e)| (n, e.to_string())).collect();
+        for s in snaps {
+            known.extend(
+                s.chunk_blobs
+                    .into_iter()
+                    .filter(|(mac, oid)| bindings.proven(mac, *oid)),
+            );
         }
         Ok(ChunkWriter {
             vault,
             recipients,
             known,
+            bindings,
+            skipped,
             written: vec![],
             new_chunks: 0,
             bytes_added: 0,
@@ -143,6 +178,7 @@ impl<'a> ChunkWriter<'a> {
                 self.bytes_added += cipher.len() as u64;
                 self.new_chunks += 1;
                 let oid = self.vault.write_stored_blob(&cipher)?;
+                self.bindings.record(mac, oid)?;
                 self.known.insert(mac.to_string(), oid);
                 oid
             }
@@ -167,23 +203,11 @@ impl<'a> ChunkWriter<'a> {
             "writing a snapshot",
             spec.write(repo).and_then(|t| repo.find_tree(t)),
         )?;
-        let sig = git(
-            self.vault,
-            "signing",
-            git2::Signature::now(
-                "sprayvault",
-                &format!("sprayvault@{}", crate::vault::hostname()),
-            ),
-        )?;
         let msg = format!(
             "etcd snapshot of {} ({}) at revision {}, {} keys\n",
             index.member, index.node, index.revision, index.keys
         );
-        let oid = git(
-            self.vault,
-            "writing a snapshot",
-            repo.commit(None, &sig, &sig, &msg, &tree, &[]),
-        )?;
+        let oid = self.vault.signed_commit(&msg, &tree, &[])?;
         let t = time::OffsetDateTime::from_unix_timestamp(index.taken)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let base = format!(

@@ -148,12 +148,53 @@ pub fn read(
             },
         })?;
     let cipher = vault.read_blob(*oid)?;
-    Ok(identity
+    let data = identity
         .decrypt(
             &cipher,
             &format!("facts of {host} in backup {}", backup.short_id()),
         )
-        .map_err(VaultError::from)?)
+        .map_err(VaultError::from)?;
+    check(vault, backup, host, identity, &data)?;
+    Ok(data)
+}
+
+/// Checks decrypted facts against the index: the size of the cache file,
+/// and the mac of its stable facts (as JSON, or YAML, whichever it parses as).
+fn check(
+    vault: &Vault,
+    backup: &Backup,
+    host: &str,
+    identity: &Identity,
+    data: &[u8],
+) -> Result<(), VaultError> {
+    let tampered = |why: &str| backup.tampered(host, "its Ansible facts", why);
+    let entry = backup
+        .facts
+        .entries
+        .get(host)
+        .ok_or_else(|| tampered("the facts index has no entry for it"))?;
+    if data.len() as u64 != entry.size {
+        return Err(tampered(&format!(
+            "the content is {} bytes, the facts index records {}",
+            data.len(),
+            entry.size
+        )));
+    }
+    let key = vault.content_key(backup, identity)?;
+    let json = serde_json::from_slice::<Value>(data).ok();
+    let yaml = || {
+        std::str::from_utf8(data)
+            .ok()
+            .and_then(|t| crate::inventory::yaml_to_json(t).ok())
+    };
+    let matches = |v: &Value| key.mac(&normalize::stable_bytes(v)) == entry.mac;
+    if json.as_ref().is_some_and(matches) || yaml().as_ref().is_some_and(matches) {
+        Ok(())
+    } else {
+        Err(tampered(
+            "the content does not have the mac the facts index records",
+        ))
+    }
 }
 
 /// Writes a cache file atomically, mode 0600 from creation, with the

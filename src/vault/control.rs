@@ -257,10 +257,25 @@ impl Vault {
             what: format!("control host: no content for {path}"),
         })?;
         let cipher = self.read_blob(*oid)?;
-        Ok(identity.decrypt(
+        let plain = identity.decrypt(
             &cipher,
             &format!("{path} of the control host in backup {rev}"),
-        )?)
+        )?;
+        let tampered = |why: String| VaultError::Tampered {
+            rev: rev.clone(),
+            node: "control host".into(),
+            path: path.to_string(),
+            why,
+        };
+        let entry = state
+            .manifest
+            .entries
+            .get(path)
+            .ok_or_else(|| tampered("the manifest has no entry for it".into()))?;
+        let key = self.content_key_of(commit, self.mac_key_blob(commit)?, identity)?;
+        let mac = entry.mac.as_deref().unwrap_or_default();
+        super::check_content(&key, (mac, entry.size), &plain).map_err(tampered)?;
+        Ok(plain)
     }
 
     /// Decrypts the recorded local modifications of the kubespray checkout.
@@ -273,10 +288,23 @@ impl Vault {
         let rev = commit.to_string()[..10].to_string();
         match state.changes {
             None => Ok(None),
-            Some(oid) => Ok(Some(identity.decrypt(
-                &self.read_blob(oid)?,
-                &format!("the kubespray changes in backup {rev}"),
-            )?)),
+            Some(oid) => {
+                let plain = identity.decrypt(
+                    &self.read_blob(oid)?,
+                    &format!("the kubespray changes in backup {rev}"),
+                )?;
+                let (mac, size) = state.record.changes.clone().unwrap_or_default();
+                let key = self.content_key_of(commit, self.mac_key_blob(commit)?, identity)?;
+                super::check_content(&key, (&mac, size), &plain).map_err(|why| {
+                    VaultError::Tampered {
+                        rev,
+                        node: "control host".into(),
+                        path: "the kubespray changes".into(),
+                        why,
+                    }
+                })?;
+                Ok(Some(plain))
+            }
         }
     }
 

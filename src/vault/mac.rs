@@ -36,10 +36,30 @@ impl MacKey {
 
     /// The mac of `content`, as lowercase hex.
     pub fn mac(&self, content: &[u8]) -> String {
-        let mut m =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut m = self.stream();
         m.update(content);
-        hex::encode(m.finalize().into_bytes())
+        m.finish()
+    }
+
+    /// A mac computed piece by piece, for content that is streamed.
+    pub fn stream(&self) -> MacStream {
+        MacStream(
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length"),
+        )
+    }
+}
+
+/// The mac of content fed in pieces (`MacKey::stream`).
+pub struct MacStream(Hmac<Sha256>);
+
+impl MacStream {
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The mac as lowercase hex.
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize().into_bytes())
     }
 }
 

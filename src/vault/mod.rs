@@ -6,6 +6,7 @@
 //! compare-and-swap against the commit a run started from; content already in
 //! the vault is never re-encrypted.
 
+pub mod bindings;
 pub mod config;
 pub mod control;
 pub mod crypto;
@@ -18,11 +19,13 @@ pub mod message;
 mod read;
 pub mod replicate;
 pub mod rev;
+pub mod signing;
 pub mod store;
 pub mod tree;
+pub mod trust;
 mod write;
 
-pub use read::{Backup, NodeState};
+pub use read::{check_content, Backup, NodeState};
 pub use write::NodeWrite;
 
 use crate::exit::Exit;
@@ -85,6 +88,15 @@ pub enum VaultError {
     Damaged { rev: String, what: String },
     #[error("the keyed-hash key {path} is missing or invalid; recover it on a machine holding an identity with `git --git-dir VAULT cat-file blob main:mac-key.age | age -d -i IDENTITY > {path}` and chmod 600 it")]
     MacKey { path: PathBuf },
+    #[error("backup {rev}, node {node}, {path}: {why}; the vault was damaged or tampered with, and nothing was written; run `sprayvault verify --full`, and use another backup (--at) or the off-site copy")]
+    Tampered {
+        rev: String,
+        node: String,
+        path: String,
+        why: String,
+    },
+    #[error("signing key: {0}; the backup host's key is VAULT/sprayvault/signing-key (OpenSSH format, mode 0600)")]
+    Signing(String),
     #[error("the vault changed while this run was writing (another writer without the lock?); nothing was lost, run again")]
     Raced,
 }
@@ -95,6 +107,7 @@ impl VaultError {
             VaultError::NoVault { .. } => Exit::NoVault,
             VaultError::Locked { .. } => Exit::Locked,
             VaultError::Crypto(CryptoError::Decrypt { .. }) => Exit::CannotDecrypt,
+            VaultError::Tampered { .. } => Exit::Damaged,
             _ => Exit::Failure,
         }
     }
@@ -121,6 +134,9 @@ fn enable_fsync() {
 pub struct Vault {
     dir: PathBuf,
     repo: Repository,
+    /// Keyed-hash keys decrypted from `mac-key.age` blobs, by blob id: what
+    /// readers check content against.
+    content_keys: std::sync::Mutex<std::collections::HashMap<Oid, MacKey>>,
 }
 
 impl Vault {
@@ -158,6 +174,7 @@ impl Vault {
         let vault = Vault {
             dir: dir.to_path_buf(),
             repo,
+            content_keys: Default::default(),
         };
         let local = vault.local_dir();
         std::fs::create_dir_all(&local).map_err(|source| VaultError::Io {
@@ -198,6 +215,7 @@ impl Vault {
         let vault = Vault {
             dir: dir.to_path_buf(),
             repo,
+            content_keys: Default::default(),
         };
         let head = vault
             .repo
@@ -235,7 +253,7 @@ impl Vault {
             path: local.clone(),
             source,
         })?;
-        lock::VaultLock::acquire(&local.join("lock"), wait).map_err(|e| match e {
+        let held = lock::VaultLock::acquire(&local.join("lock"), wait).map_err(|e| match e {
             lock::LockError::Busy(holder) => VaultError::Locked {
                 dir: self.dir.clone(),
                 holder,
@@ -244,7 +262,21 @@ impl Vault {
                 path: local.join("lock"),
                 source,
             },
-        })
+        })?;
+        // Every writer of the branch (backup, facts, etcd, prune, pull) holds
+        // the vault lock, so a `main.lock` found now was left by a killed
+        // run (vault-layout Section 12): remove it, or every run would fail.
+        let stale = self.repo.path().join(format!("{BRANCH}.lock"));
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(VaultError::Io {
+                    path: stale,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+        Ok(held)
     }
 
     pub fn mac_key(&self) -> Result<MacKey, VaultError> {

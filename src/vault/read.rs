@@ -4,9 +4,11 @@
 use super::config::VaultConfig;
 use super::crypto::Identity;
 use super::facts_index;
+use super::mac::MacKey;
+use super::manifest::Entry;
 use super::manifest::Manifest;
 use super::message::RunRecord;
-use super::{tree, Vault, VaultError, BRANCH, CONFIG_FILE};
+use super::{tree, Vault, VaultError, BRANCH, CONFIG_FILE, MAC_KEY_AGE};
 use git2::Oid;
 use std::collections::BTreeMap;
 
@@ -31,6 +33,8 @@ pub struct Backup {
     /// The Ansible facts the backup holds, and the blob of each host's.
     pub facts: facts_index::FactsIndex,
     pub fact_blobs: BTreeMap<String, Oid>,
+    /// The `mac-key.age` blob of the commit: the key readers check content with.
+    pub mac_key_blob: Option<Oid>,
 }
 
 impl Backup {
@@ -47,16 +51,45 @@ impl Backup {
         self.commit.to_string()[..10].to_string()
     }
 
+    /// The node's recorded state, for reading: refused when the manifest
+    /// lists a path outside the vault's include paths, which no backup writes.
     pub fn node(&self, node: &str) -> Result<&NodeState, VaultError> {
-        self.nodes.get(node).ok_or_else(|| VaultError::UnknownNode {
-            node: node.to_string(),
+        let state = self
+            .nodes
+            .get(node)
+            .ok_or_else(|| VaultError::UnknownNode {
+                node: node.to_string(),
+                rev: self.short_id(),
+                known: if self.nodes.is_empty() {
+                    "none".into()
+                } else {
+                    self.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })?;
+        if let Some(e) = state
+            .manifest
+            .entries
+            .values()
+            .find(|e| !self.config.is_included(&e.path))
+        {
+            return Err(self.tampered(
+                node,
+                &e.path,
+                "the path is outside the vault's include paths",
+            ));
+        }
+        Ok(state)
+    }
+
+    /// The error for content of `node` at `path` that is not what the
+    /// backup records.
+    pub fn tampered(&self, node: &str, path: &str, why: &str) -> VaultError {
+        VaultError::Tampered {
             rev: self.short_id(),
-            known: if self.nodes.is_empty() {
-                "none".into()
-            } else {
-                self.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
-            },
-        })
+            node: node.to_string(),
+            path: path.to_string(),
+            why: why.to_string(),
+        }
     }
 }
 
@@ -153,7 +186,84 @@ impl Vault {
             nodes,
             facts,
             fact_blobs,
+            mac_key_blob: tree.get_name(MAC_KEY_AGE).map(|e| e.id()),
         })
+    }
+
+    /// The keyed-hash key of `backup`, decrypted from its `mac-key.age`
+    /// with `identity`: what every read checks content against.
+    pub fn content_key(&self, backup: &Backup, identity: &Identity) -> Result<MacKey, VaultError> {
+        self.content_key_of(backup.commit, backup.mac_key_blob, identity)
+    }
+
+    /// `content_key` of `commit`, whose `mac-key.age` blob is `blob`.
+    pub(super) fn content_key_of(
+        &self,
+        commit: Oid,
+        blob: Option<Oid>,
+        identity: &Identity,
+    ) -> Result<MacKey, VaultError> {
+        let rev = commit.to_string()[..10].to_string();
+        let damaged = |what: &str| VaultError::Damaged {
+            rev: rev.clone(),
+            what: what.to_string(),
+        };
+        let oid = blob.ok_or_else(|| damaged("no mac-key.age"))?;
+        let mut cache = self
+            .content_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(k) = cache.get(&oid) {
+            return Ok(k.clone());
+        }
+        let plain = identity.decrypt(
+            &self.read_blob(oid)?,
+            &format!("mac-key.age of backup {rev}"),
+        )?;
+        let key = std::str::from_utf8(&plain)
+            .ok()
+            .and_then(MacKey::from_text)
+            .ok_or_else(|| damaged("mac-key.age does not hold a key"))?;
+        cache.insert(oid, key.clone());
+        Ok(key)
+    }
+
+    /// The `mac-key.age` blob of `commit`.
+    pub(super) fn mac_key_blob(&self, commit: Oid) -> Result<Option<Oid>, VaultError> {
+        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
+        let tree = self.git("reading a tree", c.tree())?;
+        let blob = tree.get_name(MAC_KEY_AGE).map(|e| e.id());
+        Ok(blob)
+    }
+
+    /// A stream of the plaintext of file entry `e` of `node`, which fails
+    /// with an `InvalidData` error holding `VaultError::Tampered` when the
+    /// content is not `e.size` bytes with mac `e.mac`, before it ends.
+    pub fn checked_reader<'a>(
+        &'a self,
+        backup: &Backup,
+        node: &str,
+        e: &Entry,
+        identity: &'a Identity,
+    ) -> Result<Box<dyn std::io::Read + 'a>, VaultError> {
+        let state = backup.node(node)?;
+        let oid = state
+            .blobs
+            .get(&e.path)
+            .ok_or_else(|| backup.tampered(node, &e.path, "the file has no content blob"))?;
+        let key = self.content_key(backup, identity)?;
+        let (_, cipher) = self.blob_reader(*oid)?;
+        let what = format!("{} of node {node} in backup {}", e.path, backup.short_id());
+        let plain = identity.decrypt_reader(cipher, &what)?;
+        Ok(Box::new(CheckedReader {
+            inner: plain,
+            mac: Some(key.stream()),
+            want_mac: e.mac.clone().unwrap_or_default(),
+            left: e.size,
+            rev: backup.short_id(),
+            node: node.to_string(),
+            path: e.path.clone(),
+        }))
     }
 
     /// The `nodes/<node>` tree id and manifest blob id of every node of a
@@ -251,9 +361,90 @@ impl Vault {
                 }
             ),
         })?;
-        Ok(identity.decrypt(
+        let plain = identity.decrypt(
             &cipher,
             &format!("{path} of node {node} in backup {}", backup.short_id()),
-        )?)
+        )?;
+        let entry = state
+            .manifest
+            .entries
+            .get(path)
+            .ok_or_else(|| backup.tampered(node, path, "the manifest has no entry for it"))?;
+        let key = self.content_key(backup, identity)?;
+        let mac = entry.mac.as_deref().unwrap_or_default();
+        check_content(&key, (mac, entry.size), &plain)
+            .map_err(|why| backup.tampered(node, path, &why))?;
+        Ok(plain)
+    }
+}
+
+/// Why decrypted content is not the `(mac, size)` a manifest or index
+/// records, if it is not.
+pub fn check_content(key: &MacKey, want: (&str, u64), plain: &[u8]) -> Result<(), String> {
+    let (mac, size) = want;
+    if plain.len() as u64 != size {
+        return Err(format!(
+            "the content is {} bytes, not the size the manifest records ({size})",
+            plain.len()
+        ));
+    }
+    if key.mac(plain) != mac {
+        return Err("the content does not have the mac the manifest records".into());
+    }
+    Ok(())
+}
+
+/// Passes decrypted content through while computing its mac, and fails at
+/// the end (or when it runs long) unless size and mac are the recorded ones.
+struct CheckedReader<R> {
+    inner: R,
+    mac: Option<super::mac::MacStream>,
+    want_mac: String,
+    left: u64,
+    rev: String,
+    node: String,
+    path: String,
+}
+
+impl<R: std::io::Read> CheckedReader<R> {
+    /// An `InvalidData` error carrying `VaultError::Tampered`.
+    fn fail(&self, why: &str) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            VaultError::Tampered {
+                rev: self.rev.clone(),
+                node: self.node.clone(),
+                path: self.path.clone(),
+                why: why.to_string(),
+            },
+        )
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for CheckedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(mac) = self.mac.as_mut() else {
+            return Ok(0);
+        };
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(self.fail("the content is longer than the size the manifest records"));
+        }
+        if n > 0 {
+            mac.update(&buf[..n]);
+            self.left -= n as u64;
+            return Ok(n);
+        }
+        if self.left > 0 {
+            return Err(self.fail(&format!(
+                "the content ends {} bytes short of the size the manifest records",
+                self.left
+            )));
+        }
+        let got = self.mac.take().expect("checked above").finish();
+        if got != self.want_mac {
+            return Err(self.fail("the content does not have the mac the manifest records"));
+        }
+        Ok(0)
     }
 }

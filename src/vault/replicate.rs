@@ -34,6 +34,39 @@ pub enum ReplicateError {
     },
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error("{0}; the pulled refs were put back as they were")]
+    Trust(super::trust::TrustError),
+}
+
+/// `refs/heads/main` and every ref under `refs/sprayvault/`, with their targets.
+fn replicated_refs(repo: &git2::Repository) -> Vec<(String, git2::Oid)> {
+    let mut out = vec![];
+    if let Ok(o) = repo.refname_to_id(super::BRANCH) {
+        out.push((super::BRANCH.to_string(), o));
+    }
+    if let Ok(refs) = repo.references_glob("refs/sprayvault/*") {
+        for r in refs.flatten() {
+            if let (Some(n), Some(o)) = (r.name(), r.target()) {
+                out.push((n.to_string(), o));
+            }
+        }
+    }
+    out
+}
+
+/// Puts the replicated refs back to `old`: a pull whose history does not
+/// authenticate leaves the vault as it was.
+fn restore_refs(repo: &git2::Repository, old: &[(String, git2::Oid)]) {
+    for (name, _) in replicated_refs(repo) {
+        if !old.iter().any(|(n, _)| *n == name) {
+            if let Ok(mut r) = repo.find_reference(&name) {
+                let _ = r.delete();
+            }
+        }
+    }
+    for (name, oid) in old {
+        let _ = repo.reference(name, *oid, true, "sprayvault pull: refused, put back");
+    }
 }
 
 fn git(dir: &Path, ssh_config: Option<&Path>) -> Command {
@@ -125,7 +158,8 @@ pub fn pull(
     dir: &Path,
     url: Option<&str>,
     ssh_config: Option<&Path>,
-) -> Result<(Vault, String), ReplicateError> {
+    accept_new_key: bool,
+) -> Result<(Vault, String, super::trust::Trusted), ReplicateError> {
     if !dir.exists() {
         let url = url.ok_or_else(|| ReplicateError::NoRemote(dir.into()))?;
         check_url(url)?;
@@ -160,11 +194,40 @@ pub fn pull(
         .ok()
         .and_then(|c| c.get_string(&format!("remote.{REMOTE}.url")).ok())
         .ok_or_else(|| ReplicateError::NoRemote(dir.into()))?;
-    drop(repo);
+    // The fetch moves the branch: it runs under the vault lock like every
+    // other writer, so it never races a backup or a prune.
+    let _lock = {
+        let v = Vault::open(dir).ok();
+        match v {
+            Some(v) => Some(v.lock(std::time::Duration::from_secs(60))?),
+            None => None,
+        }
+    };
+    let before = replicated_refs(&repo);
     let mut cmd = git(dir, ssh_config);
     cmd.args(["fetch", "--no-write-fetch-head", REMOTE])
         .args(REFSPECS);
     let out = run(cmd, "fetch", &url)?;
-    let vault = Vault::open(dir)?;
-    Ok((vault, out))
+    // Everything fetched must be signed by the pinned signer: the branch's
+    // history and every snapshot ref.
+    let checked = Vault::open(dir)
+        .map_err(ReplicateError::from)
+        .and_then(|vault| {
+            let extra: Vec<git2::Oid> = replicated_refs(vault.repo())
+                .into_iter()
+                .filter(|(n, _)| n != super::BRANCH)
+                .map(|(_, o)| o)
+                .collect();
+            match vault.authenticate(&extra, accept_new_key) {
+                Ok(t) => Ok((vault, t)),
+                Err(e) => Err(ReplicateError::Trust(e)),
+            }
+        });
+    match checked {
+        Ok((vault, t)) => Ok((vault, out, t)),
+        Err(e) => {
+            restore_refs(&repo, &before);
+            Err(e)
+        }
+    }
 }

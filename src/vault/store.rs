@@ -1,11 +1,13 @@
 //! Content storage with deduplication, the one place that decides whether
 //! content needs encrypting (vault-layout, "Content identity and
 //! deduplication"): content whose mac is already known (from the parent
-//! commit, or written earlier in this run) gets the existing blob; anything
-//! else is encrypted once and written as a new blob. Node files and the
+//! commit, or written earlier in this run) gets the existing blob, but only
+//! when the backup host's bindings prove that blob holds that content;
+//! anything else is encrypted once and written as a new blob. Node files and the
 //! control host's files go through the same store, so a file identical on a
 //! node and on the control host is stored once.
 
+use super::bindings::Bindings;
 use super::crypto::Recipients;
 use super::{Backup, Vault, VaultError};
 use git2::Oid;
@@ -15,35 +17,44 @@ pub struct ContentStore<'a> {
     vault: &'a Vault,
     recipients: &'a Recipients,
     known: HashMap<String, Oid>,
+    bindings: Bindings,
     /// Blobs this run wrote, and their ciphertext bytes.
     pub new_blobs: usize,
     pub bytes_added: u64,
 }
 
 impl<'a> ContentStore<'a> {
-    /// A store that knows every node file content blob of `previous`, the
-    /// parent commit of the run (the control host's are added with `know`).
-    pub fn new(vault: &'a Vault, recipients: &'a Recipients, previous: &Backup) -> Self {
-        let mut known = HashMap::new();
+    /// A store that knows every file content blob of `previous` (nodes and
+    /// control host), the parent commit of the run.
+    pub fn new(
+        vault: &'a Vault,
+        recipients: &'a Recipients,
+        previous: &Backup,
+    ) -> Result<Self, VaultError> {
+        let mut store = ContentStore {
+            vault,
+            recipients,
+            known: HashMap::new(),
+            bindings: Bindings::load(vault)?,
+            new_blobs: 0,
+            bytes_added: 0,
+        };
         for state in previous.nodes.values() {
             for e in state.manifest.files() {
                 if let (Some(mac), Some(oid)) = (&e.mac, state.blobs.get(&e.path)) {
-                    known.insert(mac.clone(), *oid);
+                    store.know(mac, *oid);
                 }
             }
         }
-        ContentStore {
-            vault,
-            recipients,
-            known,
-            new_blobs: 0,
-            bytes_added: 0,
-        }
+        Ok(store)
     }
 
-    /// Makes content `mac`, stored as blob `oid`, reusable.
+    /// Makes content `mac`, stored as blob `oid`, reusable, if the bindings
+    /// prove that `oid` holds it.
     pub fn know(&mut self, mac: &str, oid: Oid) {
-        self.known.entry(mac.to_string()).or_insert(oid);
+        if self.bindings.proven(mac, oid) {
+            self.known.entry(mac.to_string()).or_insert(oid);
+        }
     }
 
     /// The blob holding `content` (whose mac is `mac`): the known one, or a
@@ -56,6 +67,7 @@ impl<'a> ContentStore<'a> {
         self.bytes_added += cipher.len() as u64;
         self.new_blobs += 1;
         let oid = self.vault.write_blob(&cipher)?;
+        self.bindings.record(mac, oid)?;
         self.known.insert(mac.to_string(), oid);
         Ok(oid)
     }

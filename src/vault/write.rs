@@ -7,8 +7,8 @@ use super::facts_index;
 use super::manifest::Manifest;
 use super::message::RunRecord;
 use super::tree::TreeSpec;
-use super::{hostname, Vault, VaultError, BRANCH, CONFIG_FILE, MAC_KEY_AGE};
-use git2::{Oid, Signature};
+use super::{Vault, VaultError, BRANCH, CONFIG_FILE, MAC_KEY_AGE};
+use git2::Oid;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -109,21 +109,12 @@ impl Vault {
     ) -> Result<Oid, VaultError> {
         let tree_id = self.git("writing trees", spec.write(&self.repo))?;
         let tree = self.git("writing trees", self.repo.find_tree(tree_id))?;
-        let host = hostname();
-        let sig = self.git(
-            "signing",
-            Signature::now("sprayvault", &format!("sprayvault@{host}")),
-        )?;
         let parents: Vec<git2::Commit> = match parent {
             Some(p) => vec![self.git("reading the parent", self.repo.find_commit(p))?],
             None => vec![],
         };
         let refs: Vec<&git2::Commit> = parents.iter().collect();
-        let oid = self.git(
-            "writing the commit",
-            self.repo
-                .commit(None, &sig, &sig, &record.to_message(), &tree, &refs),
-        )?;
+        let oid = self.signed_commit(&record.to_message(), &tree, &refs)?;
         let log = record.summary.clone();
         let moved = match parent {
             Some(p) => self.repo.reference_matching(BRANCH, oid, true, p, &log),

@@ -47,6 +47,13 @@ pub fn need(tool: &str) {
 pub fn sv() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sprayvault"));
     c.env_remove("SPRAYVAULT_VAULT");
+    // Vaults are pinned on first use; tests keep their pins out of $HOME.
+    if std::env::var_os("SPRAYVAULT_PINS").is_none() {
+        c.env(
+            "SPRAYVAULT_PINS",
+            std::env::temp_dir().join(format!("sprayvault-test-pins-{}", std::process::id())),
+        );
+    }
     c
 }
 
