@@ -47,6 +47,11 @@ pub struct BackupOptions {
     pub etcd_snapshot: bool,
     /// Record the control host's kubespray directory, looked for as these say.
     pub control: Option<crate::control::ControlOptions>,
+    /// How long one node may take, connection and reading (and the etcd
+    /// snapshot) each; a node past it is cut off and fails.
+    pub node_timeout: Duration,
+    /// Files larger than this many bytes are per-file errors, never read.
+    pub max_file_size: u64,
 }
 
 /// What happened to one node.
@@ -159,9 +164,15 @@ pub async fn run(
                 .collect::<Vec<_>>()
                 .join(" or ")
         ));
-        crate::etcd::snapshot_with_envs(vault, &members, &envs, &opts.ssh, &key, &recipients)
-            .await
-            .map(Some)
+        let snap =
+            crate::etcd::snapshot_with_envs(vault, &members, &envs, &opts.ssh, &key, &recipients);
+        match tokio::time::timeout(opts.node_timeout, snap).await {
+            Ok(s) => s.map(Some),
+            Err(_) => Ok(Some(Err(vec![format!(
+                "the etcd snapshot did not end within {} s; cut off (raise --node-timeout if the cluster is only slow)",
+                opts.node_timeout.as_secs()
+            )]))),
+        }
     };
     let (reads, snapshot) = tokio::join!(
         read_all(
@@ -368,18 +379,27 @@ async fn read_all(
         let config = config.clone();
         let key = key.clone();
         let ssh = opts.ssh.clone();
+        let (node_timeout, max_file_size) = (opts.node_timeout, opts.max_file_size);
         set.spawn(async move {
             let _permit = sem
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            let result = async {
-                let remote = Remote::connect(&t, &ssh).await?;
-                let read = read_node(&remote, &config, &key).await;
+            let work = async {
+                let remote = Remote::connect_read_only(&t, &ssh).await?;
+                let read = read_node(&remote, &config, &key, max_file_size).await;
                 remote.close().await;
                 read
-            }
-            .await;
+            };
+            // Dropping the work on the deadline kills its ssh process.
+            let result = match tokio::time::timeout(node_timeout, work).await {
+                Ok(r) => r,
+                Err(_) => Err(SourceError::Deadline {
+                    node: t.node.clone(),
+                    what: "reading its files".into(),
+                    secs: node_timeout.as_secs(),
+                }),
+            };
             (t.node, result)
         });
     }

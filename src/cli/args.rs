@@ -253,6 +253,31 @@ pub fn parse_duration(s: &str, plain: u64) -> Result<u64, String> {
     Ok(total)
 }
 
+/// `123`, `64K`, `64M`, `2G` (powers of 1024) as a number of bytes.
+pub fn size(s: &str) -> Result<u64, String> {
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: use a number of bytes with an optional K, M or G"
+            ))
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or(format!(
+            "{s:?}: use a number of bytes with an optional K, M or G"
+        ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +351,14 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&target).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(size("123"), Ok(123));
+        assert_eq!(size("64M"), Ok(64 << 20));
+        assert_eq!(size("2G"), Ok(2 << 30));
+        assert!(size("12X").is_err());
+        assert!(size("M").is_err());
     }
 }

@@ -21,6 +21,14 @@ pub struct Args {
     jobs: usize,
     #[command(flatten)]
     lock: args::LockWait,
+    /// How long one node may take (connecting and reading, and the etcd
+    /// snapshot each); a node past it is cut off and fails (exit 3).
+    #[arg(long, default_value = "15m", value_parser = args::seconds, value_name = "DURATION")]
+    node_timeout: std::time::Duration,
+    /// Files larger than this are skipped with a per-file error (exit 3);
+    /// a number of bytes with an optional K, M or G suffix.
+    #[arg(long, default_value = "64M", value_parser = args::size, value_name = "SIZE")]
+    max_file_size: u64,
     /// After committing, push the vault to its off-site remote (exit 9 if that fails).
     #[arg(long)]
     push: bool,
@@ -134,11 +142,17 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         ssh: a.ssh.options(),
         jobs: a.jobs,
         lock_wait: a.lock.lock_wait,
+        node_timeout: a.node_timeout.max(std::time::Duration::from_secs(1)),
+        max_file_size: a.max_file_size,
     };
     let progress = g.progress();
     let report = super::runtime()?.block_on(sprayvault::backup::run(
         &vault, &inventory, &opts, &progress,
-    ))?;
+    ));
+    // What a node cut off at its deadline left (its ssh is killed) must not
+    // hold the end of the run.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let report = report?;
     drop(progress);
     if g.json {
         output::json(&report)?;

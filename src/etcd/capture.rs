@@ -72,8 +72,8 @@ pub async fn take_with_env(
         ))?
         .to_string();
     let nonce: u64 = rand::random();
-    let tmp = format!("/var/tmp/sprayvault-etcd-{nonce:016x}.db");
-    let save = save_command(&etcdctl(&endpoint, &env.admin(node)), &endpoint, &tmp);
+    let prefix = format!("{SNAP_PREFIX}{nonce:016x}.");
+    let save = save_command(&etcdctl(&endpoint, &env.admin(node)), &endpoint, &prefix);
     let taken = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut chunker = Chunker::new(key);
     let mut trailer = Trailer::default();
@@ -97,13 +97,16 @@ pub async fn take_with_env(
             // may have stopped it first.
             let removed = commands
                 .run_privileged(
-                    &format!("rm -f {t} {t}.part {t}.log", t = shell_quote(&tmp)),
+                    &format!(
+                        "find /var/tmp -maxdepth 1 -type d -user 0 -name {} -exec rm -rf {{}} +",
+                        shell_quote(&format!("{prefix}*"))
+                    ),
                     "removing the snapshot file",
                 )
                 .await;
             let left = match removed {
                 Ok(_) => String::new(),
-                Err(_) => format!(" (the snapshot file {tmp} may be left on the node)"),
+                Err(_) => format!(" (a directory /var/tmp/{prefix}* holding the snapshot may be left on the node)"),
             };
             return Err(format!("{e}{left}"));
         }
@@ -145,28 +148,76 @@ pub async fn take_with_env(
     })
 }
 
-/// The command line that saves a snapshot to `tmp` on the node and streams
-/// it to stdout while etcdctl writes it, then prints `snapshot status` on
-/// stderr after [`STATUS`]; the file is removed however it ends.
-fn save_command(ctl: &str, endpoint: &str, tmp: &str) -> String {
+/// Names of the directories snapshots are saved in, under `/var/tmp`.
+const SNAP_PREFIX: &str = "sprayvault-etcd-snap-";
+
+/// The command line that saves a snapshot on the node into a fresh root-only
+/// directory `/var/tmp/PREFIX<random>` (made by `mktemp -d`, so nobody else
+/// can create, open or swap anything inside it, whatever they learn of its
+/// name) and streams it to stdout while etcdctl writes it, then prints
+/// `snapshot status` on stderr after [`STATUS`]; the directory is removed
+/// however it ends, and ones older than an hour (of runs cut off) with it.
+fn save_command(ctl: &str, endpoint: &str, prefix: &str) -> String {
     // A member that is down would make `snapshot save` wait for its whole
     // command timeout: ask for health first, briefly. Then the file is
     // followed (by descriptor: etcdctl renames `.part` when done) while
     // etcdctl writes it, so the transfer overlaps the save; the trailer
     // check and `snapshot status` catch any short or mixed read.
     format!(
-        "umask 077; trap 'rm -f {t} {t}.part {log}' EXIT; \
-         find /var/tmp -maxdepth 1 -name 'sprayvault-etcd-*' -mmin +60 -delete 2>/dev/null; \
+        "umask 077; \
+         find /var/tmp -maxdepth 1 -type d -user 0 -name '{SNAP_PREFIX}*' -mmin +60 -exec rm -rf {{}} + 2>/dev/null; \
+         d=$(mktemp -d {tmpl}) || exit 1; trap 'rm -rf \"$d\"' EXIT; t=\"$d/snapshot.db\"; log=\"$d/log\"; \
          {ctl} --dial-timeout=5s --command-timeout=10s endpoint health >/dev/null 2>&1 || {{ echo \"etcd member at $(printf %s {ep}) is not healthy\" >&2; exit 1; }}; \
-         {ctl} --dial-timeout=10s --command-timeout=600s snapshot save {t} >/dev/null 2>{log} & pid=$!; \
-         while [ ! -e {t}.part ] && [ ! -e {t} ] && kill -0 $pid 2>/dev/null; do sleep 0.02; done; \
-         {{ command exec 3<{t}.part || command exec 3<{t}; }} 2>/dev/null || {{ wait $pid; cat {log} >&2; exit 1; }}; \
+         {ctl} --dial-timeout=10s --command-timeout=600s snapshot save \"$t\" >/dev/null 2>\"$log\" & pid=$!; \
+         while [ ! -e \"$t.part\" ] && [ ! -e \"$t\" ] && kill -0 $pid 2>/dev/null; do sleep 0.02; done; \
+         {{ command exec 3<\"$t.part\" || command exec 3<\"$t\"; }} 2>/dev/null || {{ wait $pid; cat \"$log\" >&2; exit 1; }}; \
          tail -c +1 -s 0.05 --pid=$pid -f /dev/fd/3; wait $pid; rc=$?; \
-         [ $rc = 0 ] || {{ cat {log} >&2; exit $rc; }}; \
-         st=$(etcdutl snapshot status {t} -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status {t} -w json) || exit 1; \
+         [ $rc = 0 ] || {{ cat \"$log\" >&2; exit $rc; }}; \
+         st=$(etcdutl snapshot status \"$t\" -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status \"$t\" -w json) || exit 1; \
          {{ printf '{STATUS}'; printf %s \"$st\" | tr -d '\\r\\n'; echo; }} >&2",
         ep = shell_quote(endpoint),
-        t = shell_quote(tmp),
-        log = shell_quote(&format!("{tmp}.log")),
+        tmpl = shell_quote(&format!("/var/tmp/{prefix}XXXXXXXXXX")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_is_saved_only_inside_a_fresh_private_directory() {
+        let c = save_command(
+            "etcdctl",
+            "https://10.0.0.1:2379",
+            "sprayvault-etcd-snap-00ab.",
+        );
+        assert!(c.starts_with("umask 077;"), "{c}");
+        assert!(
+            c.contains("mktemp -d '/var/tmp/sprayvault-etcd-snap-00ab.XXXXXXXXXX'"),
+            "{c}"
+        );
+        assert!(c.contains("snapshot save \"$t\""), "{c}");
+        // Nothing but the directory itself is named under /var/tmp.
+        for (i, _) in c.match_indices("/var/tmp/") {
+            assert!(
+                c[i..].starts_with("/var/tmp/sprayvault-etcd-snap-00ab.XXXXXXXXXX"),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_snapshot_command_runs_in_a_real_shell() {
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(save_command("etcdctl", "https://10.0.0.1:2379", "p."))
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

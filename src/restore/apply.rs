@@ -5,6 +5,7 @@ use super::RestoreError;
 use crate::paths::parent;
 use crate::progress::Progress;
 use crate::source::accounts::Accounts;
+use crate::source::remote::Attrs;
 use crate::source::Remote;
 use crate::vault::manifest::{Entry, Kind};
 use serde::Serialize;
@@ -125,24 +126,30 @@ async fn make_dir(remote: &Remote, entries: &[Entry], dir: &str) -> Result<(), R
     Ok(())
 }
 
-/// Writes one file as the backup recorded it: under a temporary name in its
-/// directory, with its mode, owner and time, renamed into place, and read
-/// back to check its hash.
+/// Writes one file as the backup recorded it: privately under a temporary
+/// name (see [`Remote::write_private`]), its mode, owner and time set on the
+/// open handle, renamed into place, and read back to check its hash.
 pub async fn put_file(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
+    write_file(remote, e, data).await?;
+    read_back(remote, e, data).await
+}
+
+/// Writes `data` as `e` records it. An update (same content, other
+/// metadata) is written anew too: metadata goes on the new file's handle,
+/// never through a path that a swapped-in symlink could redirect.
+async fn write_file(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
     let (uid, gid) = owner_ids(e, &remote.accounts);
-    let tmp = temp_name(&e.path);
-    let written = async {
-        remote.write_new(&tmp, data).await?;
-        remote
-            .set_meta(&tmp, e.mode, uid, gid, Some(e.mtime))
-            .await?;
-        remote.rename(&tmp, &e.path).await
-    }
-    .await;
-    if let Err(err) = written {
-        let _ = remote.remove_file(&tmp).await;
-        return Err(err.into());
-    }
+    let attrs = Attrs {
+        mode: e.mode,
+        uid,
+        gid,
+        mtime: Some(e.mtime),
+    };
+    remote.write_private(&e.path, data, attrs).await?;
+    Ok(())
+}
+
+async fn read_back(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
     let back = remote.read(&e.path).await?;
     if sha256(&back) != sha256(data) {
         return Err(RestoreError::Refused {
@@ -186,7 +193,6 @@ async fn restore_entry(
 ) -> Result<bool, RestoreError> {
     let e = &plan.entries[idx];
     let item = &plan.items[idx];
-    let (uid, gid) = owner_ids(e, &remote.accounts);
     ensure_dir(remote, &plan.entries, parent(&e.path), made).await?;
     check_ancestors(remote, plan, &e.path).await?;
     match e.kind {
@@ -199,13 +205,11 @@ async fn restore_entry(
             Ok(false)
         }
         Kind::File => {
+            write_file(remote, e, &plan.contents[&e.path]).await?;
             if item.action == Action::Update {
-                remote
-                    .set_meta(&e.path, e.mode, uid, gid, Some(e.mtime))
-                    .await?;
                 return Ok(false);
             }
-            put_file(remote, e, &plan.contents[&e.path]).await?;
+            read_back(remote, e, &plan.contents[&e.path]).await?;
             Ok(true)
         }
         Kind::Symlink => {

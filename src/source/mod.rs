@@ -98,6 +98,12 @@ pub enum SourceError {
         path: String,
         why: String,
     },
+    #[error("node {node}: no end within {secs} s ({what}): frozen, unreachable, or serving something that never ends such as a FIFO; the node was cut off (raise --node-timeout if it is only slow)")]
+    Deadline {
+        node: String,
+        what: String,
+        secs: u64,
+    },
     #[error("node {node}: {what}: {why}")]
     Command {
         node: String,
@@ -114,6 +120,7 @@ impl SourceError {
             | SourceError::Sudo { node, .. }
             | SourceError::Sftp { node, .. }
             | SourceError::Io { node, .. }
+            | SourceError::Deadline { node, .. }
             | SourceError::Command { node, .. } => node,
         }
     }

@@ -39,10 +39,12 @@ enum Got {
 /// Reads every included entry of the node. Every entry of one directory
 /// level is asked for at once (up to [`IN_FLIGHT`]), so a node costs a
 /// round trip per level, not per file. Entries come out sorted by path.
+/// Files larger than `limit` bytes are per-file errors, never read.
 pub async fn read_node(
     remote: &Remote,
     config: &VaultConfig,
     key: &MacKey,
+    limit: u64,
 ) -> Result<NodeRead, SourceError> {
     let mut out = NodeRead::default();
     let found =
@@ -82,7 +84,10 @@ pub async fn read_node(
         let got: Vec<_> = futures_util::stream::iter(wanted)
             .map(|(path, meta, kind)| async move {
                 let got = match kind {
-                    Kind::File => remote.read(&path).await.map(Got::File),
+                    Kind::File => remote
+                        .read_checked(&path, &meta, limit)
+                        .await
+                        .map(Got::File),
                     Kind::Symlink => remote.read_link(&path).await.map(Got::Link),
                     Kind::Dir => remote.list(&path).await.map(Got::Dir),
                 };

@@ -81,14 +81,28 @@ impl Identity {
     /// Loads an age identity file (`AGE-SECRET-KEY-1...` lines) or an
     /// unencrypted OpenSSH private key.
     pub fn load(path: &Path) -> Result<Identity, CryptoError> {
-        let data = std::fs::read(path).map_err(|source| CryptoError::ReadIdentity {
-            path: path.to_path_buf(),
-            source,
-        })?;
         let bad = |why: String| CryptoError::BadIdentity {
             path: path.to_path_buf(),
             why,
         };
+        let read_err = |source| CryptoError::ReadIdentity {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        // As ssh refuses private keys others can read: such a key may already
+        // be someone else's.
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &file.metadata().map_err(read_err)?.permissions(),
+        );
+        if mode & 0o077 != 0 {
+            return Err(bad(format!(
+                "it is readable or writable by group or others (mode {:04o}); `chmod 600` it (and consider the key exposed)",
+                mode & 0o7777
+            )));
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut data).map_err(read_err)?;
         let text = String::from_utf8_lossy(&data);
         if text.contains("-----BEGIN") {
             let id = age::ssh::Identity::from_buffer(&data[..], Some(path.display().to_string()))
@@ -165,6 +179,7 @@ mod tests {
             ),
         )
         .unwrap();
+        private(&path, 0o600);
         let r = Recipients::parse(&[key.to_public().to_string()]).unwrap();
         let c1 = r.encrypt(b"secret").unwrap();
         let c2 = r.encrypt(b"secret").unwrap();
@@ -177,6 +192,31 @@ mod tests {
             id.decrypt(&r2.encrypt(b"s").unwrap(), "y"),
             Err(CryptoError::Decrypt { .. })
         ));
+    }
+
+    fn private(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn an_identity_readable_by_group_or_others_is_refused() {
+        let key = age::x25519::Identity::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.txt");
+        let text = age::secrecy::ExposeSecret::expose_secret(&key.to_string()).to_string();
+        std::fs::write(&path, text + "\n").unwrap();
+        for mode in [0o640, 0o604, 0o620] {
+            private(&path, mode);
+            let err = Identity::load(&path).err().expect("refused");
+            assert!(
+                err.to_string()
+                    .contains(&format!("(mode {mode:04o}); `chmod 600` it")),
+                "{err}"
+            );
+        }
+        private(&path, 0o400);
+        assert!(Identity::load(&path).is_ok());
     }
 
     #[test]

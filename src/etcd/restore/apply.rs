@@ -6,6 +6,7 @@ use super::EtcdRestoreError;
 use crate::etcd::capture::etcdctl;
 use crate::etcd::store::{self, StoredSnapshot};
 use crate::etcd::trailer::Trailer;
+use crate::paths::parent;
 use crate::progress::Progress;
 use crate::source::remote::shell_quote;
 use crate::source::Remote;
@@ -68,9 +69,9 @@ fn failures(pairs: &[Pair<'_>], results: &[Result<String, String>]) -> Vec<Strin
 async fn clean_up(pairs: &[Pair<'_>], restore_dirs: bool) {
     on_all(pairs, "removing the uploaded snapshot", |m| {
         if restore_dirs {
-            format!("rm -f {}; rm -rf {}", q(&m.upload), q(&m.restore_dir))
+            format!("rm -rf {} {}", q(parent(&m.upload)), q(&m.restore_dir))
         } else {
-            format!("rm -f {}", q(&m.upload))
+            format!("rm -rf {}", q(parent(&m.upload)))
         }
     })
     .await;
@@ -85,6 +86,7 @@ async fn upload(
 ) -> Result<(), EtcdRestoreError> {
     let mut files = Vec::new();
     for (m, r) in pairs {
+        r.make_private_dir(parent(&m.upload)).await?;
         files.push(r.create_new(&m.upload).await?);
     }
     let mut trailer = Trailer::default();

@@ -41,7 +41,8 @@ pub struct MemberPlan {
     pub aside: String,
     /// Where the snapshot is restored before it is moved into place.
     pub restore_dir: String,
-    /// The snapshot file streamed to the node (removed at the end).
+    /// The snapshot file streamed to the node (removed at the end), alone in
+    /// a root-only directory of a random name made for it.
     pub upload: String,
     /// `etcdutl` (etcd 3.5 and later) or `etcdctl` (3.4) restores it; its
     /// version, and whether the restore bumps the revision.
@@ -359,7 +360,10 @@ pub async fn make_plan(
             admin,
             aside,
             restore_dir: format!("{data_dir}/.sprayvault-restore-{now}"),
-            upload: format!("/var/tmp/sprayvault-etcd-restore-{now}.db"),
+            upload: format!(
+                "/var/tmp/sprayvault-etcd-restore-{:032x}/snapshot.db",
+                rand::random::<u128>()
+            ),
             has_data: f.has_data,
             answering: f.answering,
             data_dir,

@@ -9,7 +9,7 @@ use crate::vault::manifest::Kind;
 use commands::Sudo;
 use futures_util::StreamExt;
 use openssh_sftp_client::error::SftpErrorKind;
-use openssh_sftp_client::metadata::{MetaData, MetaDataBuilder, Permissions};
+use openssh_sftp_client::metadata::MetaData;
 use openssh_sftp_client::{Error as SftpError, Sftp, SftpOptions};
 use std::process::Stdio;
 use std::time::Duration;
@@ -18,9 +18,12 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 mod commands;
+mod private;
+mod read;
 mod ssh;
 mod stream;
 pub use commands::{Commands, Finished};
+pub use private::{Attrs, Chain, STAGE_PREFIX};
 pub use stream::Upload;
 
 /// How much of ssh's stderr is kept for error messages.
@@ -74,6 +77,8 @@ pub struct Remote {
     child: Child,
     stderr: JoinHandle<Vec<u8>>,
     pub accounts: Accounts,
+    /// Directories already cleared of an earlier run's leftovers.
+    swept: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 fn is_missing(e: &SftpError) -> bool {
@@ -84,10 +89,27 @@ impl Remote {
     /// Connects with one `ssh` process that starts the SFTP server (through
     /// `sudo -n` if needed) and reads the node's account names over it.
     pub async fn connect(target: &Target, opts: &SshOptions) -> Result<Remote, SourceError> {
+        Remote::connect_with(target, opts, false).await
+    }
+
+    /// Like [`Remote::connect`], with an SFTP server that only reads
+    /// (`sftp-server -R`): what a backup needs.
+    pub async fn connect_read_only(
+        target: &Target,
+        opts: &SshOptions,
+    ) -> Result<Remote, SourceError> {
+        Remote::connect_with(target, opts, true).await
+    }
+
+    async fn connect_with(
+        target: &Target,
+        opts: &SshOptions,
+        read_only: bool,
+    ) -> Result<Remote, SourceError> {
         let node = target.node.clone();
         let ssh_args = ssh::args(target, opts);
         let mut cmd = ssh::command(&ssh_args);
-        cmd.arg(ssh::sftp_command(target.become_))
+        cmd.arg(ssh::sftp_command(target.become_, read_only))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -152,6 +174,7 @@ impl Remote {
             child,
             stderr,
             accounts: Accounts::default(),
+            swept: Default::default(),
         };
         let (passwd, group) = futures_util::join!(
             remote.read_optional("/etc/passwd"),
@@ -271,51 +294,6 @@ impl Remote {
         }
     }
 
-    /// Creates `path` exclusively (fails if it exists) with `data`, mode 0600
-    /// while being written, and syncs it to disk.
-    pub async fn write_new(&self, path: &str, data: &[u8]) -> Result<(), SourceError> {
-        let mut opts = self.sftp.options();
-        opts.write(true).create_new(true);
-        let mut f = opts.open(path).await.map_err(|e| self.io(path, e))?;
-        f.set_permissions(Permissions::from(0o600u16))
-            .await
-            .map_err(|e| self.io(path, e))?;
-        f.write_all(data).await.map_err(|e| self.io(path, e))?;
-        if self.sftp.support_fsync() {
-            f.sync_all().await.map_err(|e| self.io(path, e))?;
-        }
-        f.close().await.map_err(|e| self.io(path, e))?;
-        Ok(())
-    }
-
-    /// Sets owner, group, permission bits and (for non-links) mtime.
-    pub async fn set_meta(
-        &self,
-        path: &str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        mtime: Option<i64>,
-    ) -> Result<(), SourceError> {
-        let mut fs = self.sftp.fs();
-        // chown first: it clears setuid/setgid bits, which chmod then restores.
-        let owner = MetaDataBuilder::new().id((uid, gid)).create();
-        fs.set_metadata(path, owner)
-            .await
-            .map_err(|e| self.io(path, e))?;
-        let mut b = MetaDataBuilder::new();
-        b.permissions(Permissions::from((mode & 0o7777) as u16));
-        if let Some(t) = mtime
-            .and_then(|t| u32::try_from(t).ok())
-            .and_then(openssh_sftp_client::UnixTimeStamp::from_raw)
-        {
-            b.time(t, t);
-        }
-        fs.set_metadata(path, b.create())
-            .await
-            .map_err(|e| self.io(path, e))
-    }
-
     pub async fn mkdir(&self, path: &str) -> Result<(), SourceError> {
         self.sftp
             .fs()
@@ -355,7 +333,8 @@ impl Remote {
 
     /// Ends the SFTP server and with it the `ssh` process.
     pub async fn close(self) {
-        let _ = self.sftp.close().await;
+        // A server stuck in a request (a FIFO's open) never answers the close.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.sftp.close()).await;
         let mut child = self.child;
         // The server exits on end of input, and ssh with it; a node that
         // does not let go is cut off.

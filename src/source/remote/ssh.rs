@@ -16,6 +16,15 @@ use std::time::Duration;
 /// Where distributions keep OpenSSH's SFTP server (Debian, RHEL, Arch, Alpine).
 const SFTP_SERVERS: &str = "/usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server";
 
+/// The SFTP server's arguments: umask 077, so everything it creates (files
+/// opened for writing, directories) is private to its owner from the start.
+const SFTP_ARGS: &str = "-u 077";
+
+/// The same for reading only (backups): the server refuses every request
+/// that would change the node, so a sudoers rule can allow exactly
+/// `sftp-server -R -u 077` to the backup account.
+const SFTP_ARGS_READ_ONLY: &str = "-R -u 077";
+
 /// The first word of the header line the SFTP command line prints.
 const HEADER: &str = "sprayvault-sftp";
 
@@ -78,14 +87,19 @@ fn alive_interval(connect_timeout: Duration) -> u64 {
 /// The command line that starts the SFTP server on the node, as root through
 /// `sudo -n` when `become_` is set and the user is not root. Before the
 /// server speaks, it prints `sprayvault-sftp sudo=0|1 uid=N`.
-pub fn sftp_command(become_: bool) -> String {
+pub fn sftp_command(become_: bool, read_only: bool) -> String {
+    let server_args = if read_only {
+        SFTP_ARGS_READ_ONLY
+    } else {
+        SFTP_ARGS
+    };
     let start = if become_ {
         format!(
-            "u=$(id -u); if [ \"$u\" = 0 ]; then echo \"{HEADER} sudo=0 uid=$u\"; exec \"$p\"; fi; \
-             echo \"{HEADER} sudo=1 uid=$u\"; exec sudo -n \"$p\""
+            "u=$(id -u); if [ \"$u\" = 0 ]; then echo \"{HEADER} sudo=0 uid=$u\"; exec \"$p\" {server_args}; fi; \
+             echo \"{HEADER} sudo=1 uid=$u\"; exec sudo -n \"$p\" {server_args}"
         )
     } else {
-        format!("echo \"{HEADER} sudo=0\"; exec \"$p\"")
+        format!("echo \"{HEADER} sudo=0\"; exec \"$p\" {server_args}")
     };
     let script = format!(
         "for p in {SFTP_SERVERS}; do if [ -x \"$p\" ]; then {start}; fi; done; echo '{NO_SERVER}' >&2; exit 127"
@@ -204,12 +218,24 @@ mod tests {
 
     #[test]
     fn sftp_command_runs_the_server_itself_and_asks_sudo_only_for_become() {
-        let plain = sftp_command(false);
+        let plain = sftp_command(false, false);
         assert!(plain.starts_with("sh -c '"), "{plain}");
         assert!(!plain.contains("sudo -n"), "{plain}");
         assert!(!plain.contains("id -u"), "{plain}");
-        let become_ = sftp_command(true);
+        let become_ = sftp_command(true, false);
         assert!(become_.contains("exec sudo -n"), "{become_}");
+        let reading = sftp_command(true, true);
+        assert!(
+            reading.contains("exec sudo -n \"$p\" -R -u 077"),
+            "{reading}"
+        );
+        for c in [&plain, &become_] {
+            assert_eq!(
+                c.matches(" -u 077").count(),
+                c.matches("exec ").count(),
+                "{c}"
+            );
+        }
         assert!(become_.contains("id -u"), "{become_}");
     }
 
@@ -217,7 +243,7 @@ mod tests {
     fn sftp_command_works_in_a_real_shell() {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(sftp_command(false).replace("exec \"$p\"", "echo \"$p\""))
+            .arg(sftp_command(false, false).replace("exec \"$p\"", "echo \"$p\""))
             .output()
             .expect("sh runs");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -231,7 +257,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            lines.next().unwrap_or("").ends_with("sftp-server"),
+            lines.next().unwrap_or("").ends_with("sftp-server -u 077"),
             "{text}"
         );
     }

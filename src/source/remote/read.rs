@@ -1,0 +1,158 @@
+//! Reading a listed file so that what is recorded is the file that was
+//! listed: the opened handle is checked (fstat) against the listing before
+//! a byte is read, its size against a limit, and again after the read.
+//!
+//! SFTP opens follow symlinks and have no O_NONBLOCK: a symlink swapped in
+//! after the listing is caught here by its other owner, size or time and
+//! skipped unread; a FIFO swapped in blocks the node's SFTP server in its
+//! open, which only the per-node deadline of the caller ends.
+
+use super::{Meta, Remote, SourceError};
+use crate::vault::manifest::Kind;
+use bytes::BytesMut;
+
+/// Why a listed file's handle does not match its listing; `None` when it does.
+pub fn mismatch(listed: &Meta, opened: &Meta) -> Option<String> {
+    if opened.kind != Some(Kind::File) {
+        return Some("is no longer a regular file".into());
+    }
+    let fields = [
+        ("owner", listed.uid as i64, opened.uid as i64),
+        ("group", listed.gid as i64, opened.gid as i64),
+        ("mode", listed.mode as i64, opened.mode as i64),
+        ("size", listed.size as i64, opened.size as i64),
+        ("mtime", listed.mtime, opened.mtime),
+    ];
+    let diff: Vec<String> = fields
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(what, a, b)| format!("{what} {a} listed, {b} opened"))
+        .collect();
+    (!diff.is_empty()).then(|| diff.join(", "))
+}
+
+impl Remote {
+    fn refused(&self, path: &str, why: String) -> SourceError {
+        SourceError::Io {
+            node: self.target.node.clone(),
+            path: path.to_string(),
+            why,
+        }
+    }
+
+    /// Reads the regular file `path` that a listing described as `listed`,
+    /// refusing (a per-file error, nothing read) when the opened file is not
+    /// that file or is larger than `limit` bytes, and when it changed while
+    /// being read.
+    pub async fn read_checked(
+        &self,
+        path: &str,
+        listed: &Meta,
+        limit: u64,
+    ) -> Result<Vec<u8>, SourceError> {
+        let mut f = self
+            .sftp
+            .options()
+            .read(true)
+            .open(path)
+            .await
+            .map_err(|e| self.io(path, e))?;
+        let stat = |m: openssh_sftp_client::metadata::MetaData| Meta::from_sftp(&m);
+        let opened = stat(f.metadata().await.map_err(|e| self.io(path, e))?);
+        if let Some(why) = mismatch(listed, &opened) {
+            let _ = f.close().await;
+            return Err(self.refused(
+                path,
+                format!("changed between listing and opening ({why}): a swapped-in symlink or file? skipped unread, never followed; its previous record is kept"),
+            ));
+        }
+        let too_big = |size: u64| {
+            self.refused(
+                path,
+                format!("is {size} bytes, above the per-file limit of {limit} bytes; skipped (raise --max-file-size, or exclude it in the vault's configuration)"),
+            )
+        };
+        if opened.size > limit {
+            let _ = f.close().await;
+            return Err(too_big(opened.size));
+        }
+        // The library caps each request at the server's read limit.
+        let max: u32 = 1 << 20;
+        let mut buf = BytesMut::with_capacity(opened.size as usize + 1);
+        loop {
+            let have = buf.len();
+            if have as u64 > limit {
+                let _ = f.close().await;
+                return Err(too_big(have as u64));
+            }
+            match f
+                .read(max, buf.split_off(have))
+                .await
+                .map_err(|e| self.io(path, e))?
+            {
+                Some(b) => buf.unsplit(b),
+                None => break,
+            }
+        }
+        let after = stat(f.metadata().await.map_err(|e| self.io(path, e))?);
+        let _ = f.close().await;
+        if after != opened || buf.len() as u64 != opened.size {
+            return Err(self.refused(
+                path,
+                format!(
+                    "changed while being read ({} bytes read, {} then {} bytes, mtime {} then {}); skipped, its previous record is kept; run the backup again",
+                    buf.len(),
+                    opened.size,
+                    after.size,
+                    opened.mtime,
+                    after.mtime
+                ),
+            ));
+        }
+        Ok(buf.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(uid: u32, size: u64, mtime: i64) -> Meta {
+        Meta {
+            kind: Some(Kind::File),
+            mode: 0o600,
+            uid,
+            gid: 0,
+            size,
+            mtime,
+        }
+    }
+
+    #[test]
+    fn the_listed_file_matches() {
+        assert_eq!(mismatch(&file(5, 10, 7), &file(5, 10, 7)), None);
+    }
+
+    #[test]
+    fn a_symlink_to_a_root_file_shows_its_other_owner() {
+        let why = mismatch(&file(10011, 241, 7), &file(0, 241, 7)).unwrap();
+        assert_eq!(why, "owner 10011 listed, 0 opened");
+    }
+
+    #[test]
+    fn another_file_of_the_same_owner_shows_its_size_and_time() {
+        let why = mismatch(&file(0, 241, 7), &file(0, 900, 8)).unwrap();
+        assert!(why.contains("size 241 listed, 900 opened"), "{why}");
+        assert!(why.contains("mtime 7 listed, 8 opened"), "{why}");
+    }
+
+    #[test]
+    fn anything_but_a_regular_file_is_refused() {
+        let mut fifo = file(0, 0, 7);
+        fifo.kind = None;
+        assert_eq!(
+            mismatch(&file(0, 0, 7), &fifo).as_deref(),
+            Some("is no longer a regular file")
+        );
+    }
+}
