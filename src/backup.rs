@@ -14,7 +14,11 @@ use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
 use crate::vault::crypto::Recipients;
 use crate::vault::manifest::{Entry, Kind, Manifest};
-use crate::vault::message::{NodeStatus, RunRecord};
+use crate::vault::message::{NodeStatus, RunRecord, Subject};
+
+/// The plaintext reason of an entry that could not be read (the detail is
+/// encrypted, vault-layout Section 11).
+const UNREADABLE: &str = "could not be read";
 use crate::vault::store::ContentStore;
 use crate::vault::{now_rfc3339, NodeWrite, Vault, VaultError};
 use serde::Serialize;
@@ -123,9 +127,17 @@ pub async fn run(
     let _lock = vault.lock(opts.lock_wait)?;
     let parent = vault.head()?;
     let previous = vault.backup(parent)?;
-    let config = previous.config.clone();
+    let config = previous.config.upgraded();
     let recipients = Recipients::parse(&config.recipients).map_err(VaultError::from)?;
     let key = vault.mac_key()?;
+    let signed = crate::etcd::store::sign_unsigned(vault)?;
+    if !signed.is_empty() {
+        progress.info(&format!(
+            "signed {} snapshot(s) written before snapshots were signed: {}",
+            signed.len(),
+            signed.join(", ")
+        ));
+    }
 
     // The etcd snapshot starts as soon as the first member has been read
     // (it needs that member's etcd.env), while the other nodes are read.
@@ -227,7 +239,8 @@ pub async fn run(
                 for (path, why) in &read.errors {
                     record
                         .errors
-                        .push((node.clone(), path.clone(), why.clone()));
+                        .push((node.clone(), path.clone(), UNREADABLE.into()));
+                    record.detail(Subject::Entry(&node, path), why);
                 }
                 reports.push(node_report(
                     &node,
@@ -240,7 +253,8 @@ pub async fn run(
                 writes.insert(node, NodeWrite::New { manifest, blobs });
             }
             Err(e) => {
-                let status = NodeStatus::Failed(e.reason());
+                let status = NodeStatus::Failed(e.kind().into());
+                record.detail(Subject::Node(&node), &e.reason());
                 failures.push(e.to_string());
                 if let Some(o) = old {
                     writes.insert(node.clone(), NodeWrite::Carry(o.tree));
@@ -279,6 +293,9 @@ pub async fn run(
             let previous_control = vault.control(parent)?;
             let (w, r) = crate::control::collect(c, previous_control.as_ref(), &key, &mut store)?;
             record.control = Some(r.trailer());
+            if let Some(why) = r.detail() {
+                record.detail(Subject::Control, why);
+            }
             (w, Some(r))
         }
         None => (ControlWrite::Carry, None),
@@ -319,7 +336,8 @@ pub async fn run(
             }
             Err(reasons) => {
                 let why = reasons.join("; ");
-                record.etcd = Some(format!("failed {why}"));
+                record.etcd = Some("failed no member gave a snapshot".into());
+                record.detail(Subject::Etcd, &why);
                 report.partial = true;
                 report.etcd = Some(Err(why));
             }
@@ -332,11 +350,9 @@ pub async fn run(
             let (facts, read) =
                 crate::facts::collect(vault, cache, &hosts, &previous, &key, &recipients)?;
             for (host, why) in &read.errors {
-                record.errors.push((
-                    host.clone(),
-                    cache.file(host).display().to_string(),
-                    why.clone(),
-                ));
+                let path = cache.file(host).display().to_string();
+                record.detail(Subject::Entry(host, &path), why);
+                record.errors.push((host.clone(), path, UNREADABLE.into()));
             }
             report.partial |= !read.errors.is_empty();
             report.facts = Some(read);

@@ -642,3 +642,212 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
         "refs/sprayvault/etcd/20990101T000000Z-bogus",
     ]);
 }
+
+/// Rewrites the vault as a version 1 writer left it: every commit of main and
+/// every snapshot ref unsigned, `sprayvault.json` saying format 1 with a
+/// recipient comment, no signing key and no bindings on the backup host.
+fn downgrade_to_version_1(v: &TestVault) {
+    let f = Forge::new(v);
+    let mut parent: Option<String> = None;
+    for c in v
+        .git(&["rev-list", "--reverse", "--first-parent", "main"])
+        .lines()
+    {
+        f.git(&["read-tree", c], None);
+        let cfg = v.git(&["cat-file", "blob", &format!("{c}:sprayvault.json")]);
+        let old = cfg.replace("\"format\": 2", "\"format\": 1");
+        f.put(
+            "sprayvault.json",
+            format!("{}\n", old.trim_end()).as_bytes(),
+        );
+        let tree = f.git(&["write-tree"], None);
+        let msg = v
+            .git(&["log", "-1", "--format=%B", c])
+            .replace("Sprayvault-Format: 2", "Sprayvault-Format: 1");
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", msg.as_str()];
+        let p;
+        if let Some(pp) = &parent {
+            p = pp.clone();
+            args.extend(["-p", p.as_str()]);
+        }
+        parent = Some(f.git(&args, None));
+    }
+    f.git(
+        &["update-ref", "refs/heads/main", parent.as_deref().unwrap()],
+        None,
+    );
+    for line in v
+        .git(&[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/sprayvault/etcd/",
+        ])
+        .lines()
+    {
+        let (name, c) = line.split_once(' ').unwrap();
+        let tree = v.git(&["rev-parse", &format!("{c}^{{tree}}")]);
+        let msg = v.git(&["log", "-1", "--format=%B", c]);
+        let unsigned = f.git(&["commit-tree", tree.trim(), "-m", msg.trim()], None);
+        f.git(&["update-ref", name, &unsigned], None);
+    }
+    for local in ["signing-key", "bindings"] {
+        let _ = std::fs::remove_file(v.dir.join("sprayvault").join(local));
+    }
+    assert!(v
+        .git(&["log", "--format=%G?", "main"])
+        .lines()
+        .all(|l| l == "N"));
+}
+
+/// A vault written by a version 1 sprayvault (unsigned, format 1) is refused
+/// by reads until its next backup, which signs it and its old snapshots;
+/// afterwards everything reads, stock git verifies, recover.sh checks the
+/// signature when given the allowed signers, and the plaintext carries
+/// generic failure reasons while the encrypted details keep ssh's text.
+#[test]
+fn a_version_1_vault_is_upgraded_by_its_next_backup() {
+    need("age");
+    need("git");
+    need("ssh-keygen");
+    let lab = Lab::up("vlt-legacy", 101, 1);
+    let v = TestVault::new();
+    v.backup(&lab, &[]).expect(0);
+    let old_snap = v.git(&[
+        "for-each-ref",
+        "--format=%(refname:lstrip=3)",
+        "refs/sprayvault/etcd/",
+    ]);
+    let old_snap = old_snap.trim().to_string();
+    assert!(!old_snap.is_empty());
+    downgrade_to_version_1(&v);
+    let id = v.key.identity.display().to_string();
+    let pins = tempfile::tempdir().unwrap();
+    let pins_file = pins.path().join("pins");
+    let pinned = |args: &[&str]| {
+        let out = run(sv().env("SPRAYVAULT_PINS", &pins_file).args(args));
+        Sv {
+            out: String::from_utf8_lossy(&out.stdout).to_string(),
+            err: String::from_utf8_lossy(&out.stderr).to_string(),
+            code: out.status.code().unwrap_or(-1),
+        }
+    };
+    let out = tempfile::tempdir().unwrap();
+    let tar = out.path().join("n.tar");
+    let export = |what: &[&str]| {
+        let mut a = vec![
+            "--vault",
+            v.path(),
+            "--identity",
+            id.as_str(),
+            "-o",
+            tar.to_str().unwrap(),
+        ];
+        a.splice(0..0, what.iter().copied());
+        pinned(&a)
+    };
+    let refused = export(&["export", "node1"]).expect(11);
+    assert!(
+        refused.err.contains("is signed by its next backup"),
+        "{}",
+        refused.err
+    );
+
+    // The next backup upgrades it: format 2, signed, old snapshot signed.
+    let b = v.backup(&lab, &["--no-etcd-snapshot"]).expect(0);
+    assert!(
+        b.err.contains("signed 1 snapshot(s) written before"),
+        "{}",
+        b.err
+    );
+    let cfg = v.git(&["cat-file", "blob", "main:sprayvault.json"]);
+    assert!(cfg.contains("\"format\": 2"), "{cfg}");
+    export(&["export", "node1"]).expect(0);
+    export(&["etcd", "export", "--at", &old_snap]).expect(0);
+    let msg = v.git(&[
+        "log",
+        "-1",
+        "--format=%B",
+        &format!("refs/sprayvault/etcd/{old_snap}"),
+    ]);
+    assert!(msg.contains("Sprayvault-Signed-Later: "), "{msg}");
+
+    // Stock git and recover.sh check the signatures.
+    let allowed = out.path().join("allowed_signers");
+    let line = pinned(&["trust", "--vault", v.path(), "--allowed-signers"]).expect(0);
+    std::fs::write(&allowed, &line.out).unwrap();
+    let recover = |rev: &str| {
+        let dest = tempfile::tempdir().unwrap();
+        run(Command::new("sh")
+            .arg(root().join("vault-layout/recover.sh"))
+            .arg(&v.dir)
+            .arg(&v.key.identity)
+            .arg(dest.path().join("out"))
+            .arg(rev)
+            .env("SPRAYVAULT_ALLOWED_SIGNERS", &allowed))
+    };
+    let good = recover("main");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = recover("main~1");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not signed by the vault's signer"));
+
+    // A failed node: its plaintext reason is generic, its details encrypted.
+    let inv = std::fs::read_to_string(lab.inventory()).unwrap();
+    let broken = out.path().join("inventory.ini");
+    std::fs::write(
+        &broken,
+        format!("{inv}\n[kube_node]\nghost ansible_host=127.0.101.99\n"),
+    )
+    .unwrap();
+    let cfg = lab.ssh_config();
+    sv_run(&[
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        broken.to_str().unwrap(),
+        "--ssh-config",
+        &cfg,
+        "--no-etcd-snapshot",
+        "--connect-timeout",
+        "3s",
+    ])
+    .expect(3);
+    let msg = v.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        msg.contains("Sprayvault-Node: ghost failed unreachable\n"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("127.0.101.99"),
+        "an address in the plaintext:\n{msg}"
+    );
+    let details = run(Command::new("git").arg("--git-dir").arg(&v.dir).args([
+        "cat-file",
+        "blob",
+        "main:details.age",
+    ]));
+    assert!(details.status.success() && details.stdout.starts_with(b"age-encryption.org/v1"));
+    assert!(!String::from_utf8_lossy(&details.stdout).contains("127.0.101.99"));
+    let log = sv_run(&["log", "--vault", v.path(), "--identity", &id]).expect(0);
+    assert!(
+        log.out.contains("ghost: ") && log.out.contains("127.0.101.99"),
+        "{}",
+        log.out
+    );
+    let plain = sv_run(&["log", "--vault", v.path()]).expect(0);
+    assert!(
+        plain.out.contains("ghost: unreachable") && !plain.out.contains("127.0.101.99"),
+        "{}",
+        plain.out
+    );
+}

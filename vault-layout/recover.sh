@@ -1,7 +1,7 @@
 #!/bin/sh
 # recover.sh VAULT_DIR IDENTITY_FILE OUT_DIR [REV]
 #
-# Restores every node's recorded state from a sprayvault vault (format 1)
+# Restores every node's recorded state from a sprayvault vault (format 1 or 2)
 # without sprayvault: only git, age and coreutils are needed. The control
 # host's kubespray directory, when the backup has one, goes to OUT_DIR/_control. For the commit
 # REV (default refs/heads/main), each node's entries are written below
@@ -22,8 +22,13 @@
 #      damaged manifest, missing content, failed decryption, I/O error)
 #   2  usage error or unusable input; nothing was written (bad arguments,
 #      OUT_DIR not empty, not a git repository, REV not found, not a
-#      sprayvault format 1 commit, a required tool missing)
+#      sprayvault format 1 or 2 commit, a required tool missing, or, with
+#      SPRAYVAULT_ALLOWED_SIGNERS, a commit git verify-commit does not accept)
 #   3  IDENTITY_FILE cannot decrypt this vault; nothing was written
+#
+# With SPRAYVAULT_ALLOWED_SIGNERS=FILE (what `sprayvault trust
+# --allowed-signers` prints), REV must carry a signature that stock
+# `git verify-commit` accepts with that allowed-signers file.
 #
 # Format specification: vault-layout/README.md. Manual equivalent for one file:
 #   git --git-dir VAULT cat-file blob REV:nodes/NODE/files/PATH | age -d -i IDENTITY
@@ -115,9 +120,17 @@ trap 'exit 143' TERM
 g cat-file blob "$COMMIT:sprayvault.json" >"$WORK/config" 2>/dev/null ||
     die 2 "commit $SHORT ($REV) has no sprayvault.json: not a sprayvault backup"
 case $(tr -d ' \t\r\n' <"$WORK/config") in
-    *'"format":1,'* | *'"format":1}'*) ;;
-    *) die 2 "commit $SHORT: sprayvault.json does not say \"format\": 1; this recover.sh reads vault format 1 only" ;;
+    *'"format":1,'* | *'"format":1}'* | *'"format":2,'* | *'"format":2}'*) ;;
+    *) die 2 "commit $SHORT: sprayvault.json does not say \"format\": 1 or 2; this recover.sh reads vault formats 1 and 2 only" ;;
 esac
+
+if [ -n "${SPRAYVAULT_ALLOWED_SIGNERS:-}" ]; then
+    [ -r "$SPRAYVAULT_ALLOWED_SIGNERS" ] ||
+        die 2 "allowed-signers file $SPRAYVAULT_ALLOWED_SIGNERS cannot be read"
+    g -c gpg.format=ssh -c gpg.ssh.allowedSignersFile="$SPRAYVAULT_ALLOWED_SIGNERS" \
+        verify-commit "$COMMIT" >/dev/null 2>"$WORK/verify.err" ||
+        die 2 "commit $SHORT ($REV) is not signed by the vault's signer in $SPRAYVAULT_ALLOWED_SIGNERS: $(head -n 1 "$WORK/verify.err"); compare with another copy of the vault"
+fi
 
 if g cat-file blob "$COMMIT:mac-key.age" >"$WORK/mac-key.age" 2>/dev/null; then
     if ! age -d -i "$IDENTITY" -o /dev/null "$WORK/mac-key.age" </dev/null 2>"$WORK/age.err"; then

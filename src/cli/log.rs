@@ -18,7 +18,13 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let entries = sprayvault::history::log(&vault, a.node.as_deref(), a.path.as_deref())?;
+    let identity = a.identity.load()?;
+    let entries = sprayvault::history::log(
+        &vault,
+        a.node.as_deref(),
+        a.path.as_deref(),
+        identity.as_ref(),
+    )?;
     if g.json {
         output::json(&entries)?;
         return Ok(Exit::Success);

@@ -73,7 +73,19 @@ impl ControlReport {
         match (self.status.as_str(), &self.version) {
             ("ok", Some(v)) => format!("ok {} {v}", self.dir.as_deref().unwrap_or("")),
             ("partial", _) => format!("partial {} entries could not be read", self.errors.len()),
-            (s, _) => format!("{s} {}", self.note.as_deref().unwrap_or("")),
+            ("failed", _) => "failed the kubespray directory could not be read".into(),
+            ("absent", _) => "absent no kubespray checkout found".into(),
+            (s, _) => format!("{s} see details"),
+        }
+    }
+
+    /// The detailed text behind the trailer's generic reason (paths, error
+    /// texts), for the commit's encrypted details.
+    pub fn detail(&self) -> Option<&str> {
+        match self.status.as_str() {
+            "ok" => None,
+            "partial" if !self.errors.is_empty() => None,
+            _ => self.note.as_deref(),
         }
     }
 }

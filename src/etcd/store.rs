@@ -115,6 +115,63 @@ fn read_one(vault: &Vault, name: &str, oid: Option<Oid>) -> Result<StoredSnapsho
     })
 }
 
+/// Signs the snapshot refs a version 1 vault wrote before commits were
+/// signed: each unsigned snapshot commit is replaced by a signed one with
+/// the same tree and message (and a `Sprayvault-Signed-Later` trailer), so
+/// that readers can authenticate it. Only the backup host, under the vault
+/// lock, does this, vouching for its own copy (vault-layout, Section 12a).
+/// Refs signed by another key are left alone (readers refuse them). Returns
+/// the names of the refs signed.
+pub fn sign_unsigned(vault: &Vault) -> Result<Vec<String>, VaultError> {
+    let own = vault.create_signing_key()?;
+    let repo = vault.repo();
+    let mut unsigned = Vec::new();
+    for r in git(
+        vault,
+        "listing snapshots",
+        repo.references_glob(&format!("{PREFIX}*")),
+    )? {
+        let r = git(vault, "listing snapshots", r)?;
+        // A ref that is not a commit is no snapshot: listing skips it and
+        // names it (the run is partial), it is not signed here.
+        if let (Some(name), Some(oid)) = (r.name(), r.target()) {
+            if repo.find_commit(oid).is_ok()
+                && vault.signature_of(oid, &own) == crate::vault::signing::SigStatus::Unsigned
+            {
+                unsigned.push((name.to_string(), oid));
+            }
+        }
+    }
+    let mut signed = Vec::new();
+    for (name, oid) in unsigned {
+        let old = git(vault, "reading a snapshot", repo.find_commit(oid))?;
+        let tree = git(vault, "reading a snapshot", old.tree())?;
+        let mut msg = old
+            .message()
+            .unwrap_or("etcd snapshot")
+            .trim_end()
+            .to_string();
+        msg.push_str(&format!(
+            "\n\nSprayvault-Signed-Later: {}\n",
+            crate::vault::now_rfc3339()
+        ));
+        let new = vault.signed_commit(&msg, &tree, &[])?;
+        git(
+            vault,
+            "signing a snapshot ref",
+            repo.reference_matching(
+                &name,
+                new,
+                true,
+                oid,
+                "sprayvault: sign a version 1 snapshot",
+            ),
+        )?;
+        signed.push(name.trim_start_matches(PREFIX).to_string());
+    }
+    Ok(signed)
+}
+
 /// Writes chunks of a snapshot being taken, reusing chunks already stored.
 pub struct ChunkWriter<'a> {
     vault: &'a Vault,

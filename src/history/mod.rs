@@ -192,10 +192,13 @@ impl ManifestCache {
 }
 
 /// The history of the vault, newest first, optionally for one node and/or path.
+/// With an identity, failure reasons are the detailed texts of each commit's
+/// encrypted `details.age` rather than the trailers' generic words.
 pub fn log(
     vault: &Vault,
     node: Option<&str>,
     path: Option<&str>,
+    identity: Option<&crate::vault::crypto::Identity>,
 ) -> Result<Vec<LogEntry>, VaultError> {
     let commits = vault.history()?;
     let mut cache = ManifestCache::default();
@@ -242,12 +245,31 @@ pub fn log(
             .filter(|(n, _)| node.is_none_or(|w| w == n.as_str()))
             .map(|(n, s)| (n.clone(), s.word().to_string()))
             .collect();
+        let details = match identity {
+            Some(id) if record.is_partial() => vault.details(*c, id)?,
+            _ => BTreeMap::new(),
+        };
         let reasons: Vec<String> = record
             .nodes
             .iter()
             .filter(|(n, _)| node.is_none_or(|w| w == n.as_str()))
             .filter_map(|(n, s)| match s {
-                NodeStatus::Failed(r) | NodeStatus::Partial(r) => Some(format!("{n}: {r}")),
+                NodeStatus::Failed(r) => {
+                    let key = crate::vault::message::Subject::Node(n).key();
+                    Some(format!("{n}: {}", details.get(&key).unwrap_or(r)))
+                }
+                NodeStatus::Partial(r) => {
+                    let prefix = format!("entry {n} ");
+                    let more: Vec<String> = details
+                        .iter()
+                        .filter_map(|(k, v)| Some(format!("{}: {v}", k.strip_prefix(&prefix)?)))
+                        .collect();
+                    Some(if more.is_empty() {
+                        format!("{n}: {r}")
+                    } else {
+                        format!("{n}: {r} ({})", more.join(", "))
+                    })
+                }
                 _ => None,
             })
             .collect();

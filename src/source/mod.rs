@@ -126,6 +126,19 @@ impl SourceError {
     }
 
     /// The message without the leading `node X:` (for per-node tables).
+    /// A generic word for the failure, safe to write in plaintext (no
+    /// addresses, no ssh text): what the vault's trailers carry.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceError::Connect { .. } => "unreachable",
+            SourceError::Sudo { .. } => "sudo refused",
+            SourceError::Sftp { .. } => "no SFTP server",
+            SourceError::Io { .. } => "read error",
+            SourceError::Deadline { .. } => "timed out",
+            SourceError::Command { .. } => "command failed",
+        }
+    }
+
     pub fn reason(&self) -> String {
         let full = self.to_string();
         let prefix = format!("node {}", self.node());

@@ -5,7 +5,13 @@ use crate::paths::{check_path, glob_match};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub const FORMAT: u32 = 1;
+/// The format this sprayvault writes. Version 2 added signed commits,
+/// `details.age` and generic plaintext failure reasons, and drops recipient
+/// comments; version 1 vaults are read, and upgraded by the next backup
+/// (vault-layout, Section 17).
+pub const FORMAT: u32 = 2;
+/// The formats this sprayvault reads.
+pub const READS: [u32; 2] = [1, 2];
 
 /// What kubespray nodes hold that a replacement machine needs back: all of
 /// `/etc/kubernetes` (kubeconfigs, certificates, `kubelet.env`,
@@ -24,7 +30,7 @@ pub const DEFAULT_INCLUDE: [&str; 4] = [
 pub enum ConfigError {
     #[error("sprayvault.json: {0}; the vault may have been written by a newer sprayvault")]
     Parse(String),
-    #[error("vault format {0} is not supported by this sprayvault (it reads format {FORMAT}); upgrade sprayvault")]
+    #[error("vault format {0} is not supported by this sprayvault (it reads formats 1 and {FORMAT}); upgrade sprayvault")]
     Format(u32),
     #[error("include path {0:?} is invalid: {1}; give an absolute path, with '*' only in its last component")]
     BadInclude(String, String),
@@ -55,7 +61,7 @@ impl VaultConfig {
         }
         let cfg = VaultConfig {
             format: FORMAT,
-            recipients,
+            recipients: recipients.iter().map(|r| bare_recipient(r)).collect(),
             include,
             exclude: exclude.to_vec(),
         };
@@ -66,7 +72,7 @@ impl VaultConfig {
     pub fn parse(bytes: &[u8]) -> Result<VaultConfig, ConfigError> {
         let cfg: VaultConfig =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Parse(e.to_string()))?;
-        if cfg.format != FORMAT {
+        if !READS.contains(&cfg.format) {
             return Err(ConfigError::Format(cfg.format));
         }
         cfg.validate()?;
@@ -75,6 +81,16 @@ impl VaultConfig {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("config serializes") + "\n"
+    }
+
+    /// The configuration as this sprayvault writes it into a new commit:
+    /// the current format, recipients without comments.
+    pub fn upgraded(&self) -> VaultConfig {
+        VaultConfig {
+            format: FORMAT,
+            recipients: self.recipients.iter().map(|r| bare_recipient(r)).collect(),
+            ..self.clone()
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -119,9 +135,49 @@ impl VaultConfig {
     }
 }
 
+/// A recipient without its comment: an OpenSSH public key is its type and
+/// key (`ssh-ed25519 AAAA...`; a comment such as `ops@bastion` would name
+/// people and hosts in plaintext); an age recipient is one word anyway.
+pub fn bare_recipient(r: &str) -> String {
+    let mut words = r.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(kind), Some(key)) if kind.starts_with("ssh-") || kind.starts_with("ecdsa-") => {
+            format!("{kind} {key}")
+        }
+        _ => r.trim().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipient_comments_are_not_stored() {
+        let c = VaultConfig::new(
+            vec![
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk ops@bastion".into(),
+                "age1abc".into(),
+            ],
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.recipients,
+            ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk", "age1abc"]
+        );
+        let mut old = c.clone();
+        old.format = 1;
+        old.recipients[0].push_str(" ops@bastion");
+        let up = VaultConfig::parse(old.to_json().as_bytes())
+            .unwrap()
+            .upgraded();
+        assert_eq!(up, c);
+        let mut future = c.clone();
+        future.format = 3;
+        assert!(VaultConfig::parse(future.to_json().as_bytes()).is_err());
+    }
 
     #[test]
     fn defaults_and_round_trip() {
@@ -149,8 +205,8 @@ mod tests {
         assert!(VaultConfig::new(vec![], &["/etc/*/x".into()], &[]).is_err());
         assert!(VaultConfig::new(vec![], &[], &["x".into()]).is_err());
         assert!(matches!(
-            VaultConfig::parse(br#"{"format":2,"recipients":[],"include":[],"exclude":[]}"#),
-            Err(ConfigError::Format(2))
+            VaultConfig::parse(br#"{"format":3,"recipients":[],"include":[],"exclude":[]}"#),
+            Err(ConfigError::Format(3))
         ));
     }
 }

@@ -48,6 +48,32 @@ pub struct RunRecord {
     /// The control host: `ok <version>`, `partial <reason>`, `failed <reason>`
     /// or `carried <reason>`.
     pub control: Option<String>,
+    /// The detailed text behind each generic reason above (ssh's own
+    /// message, with addresses), by subject ([`Subject`]). Never written
+    /// into the plaintext message: it goes into the commit's encrypted
+    /// `details.age` (vault-layout, Section 11).
+    pub details: BTreeMap<String, String>,
+}
+
+/// What a detail is about, as its key in `details.age`.
+pub enum Subject<'a> {
+    /// A node's failure.
+    Node(&'a str),
+    /// One entry of a node (or a fact cache file) that could not be read.
+    Entry(&'a str, &'a str),
+    Etcd,
+    Control,
+}
+
+impl Subject<'_> {
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Node(n) => format!("node {n}"),
+            Subject::Entry(n, p) => format!("entry {n} {}", one_line(p).replace('\t', " ")),
+            Subject::Etcd => "etcd".into(),
+            Subject::Control => "control".into(),
+        }
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -69,7 +95,35 @@ impl RunRecord {
             errors: vec![],
             etcd: None,
             control: None,
+            details: BTreeMap::new(),
         }
+    }
+
+    /// Records the detailed text behind a generic reason.
+    pub fn detail(&mut self, subject: Subject<'_>, text: &str) {
+        self.details.insert(subject.key(), one_line(text));
+    }
+
+    /// The plaintext of `details.age`: one `SUBJECT TAB TEXT` line each,
+    /// sorted; `None` when there is nothing to tell.
+    pub fn details_text(&self) -> Option<String> {
+        if self.details.is_empty() {
+            return None;
+        }
+        Some(
+            self.details
+                .iter()
+                .map(|(k, v)| format!("{k}\t{v}\n"))
+                .collect(),
+        )
+    }
+
+    /// Reads `details.age`'s plaintext back into [`RunRecord::details`].
+    pub fn parse_details(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     pub fn to_message(&self) -> String {
@@ -192,8 +246,20 @@ mod tests {
             "/etc/x y".into(),
             "permission denied".into(),
         ));
+        r.detail(
+            Subject::Node("node3"),
+            "ssh: connect to host 127.0.10.13\nport 22",
+        );
         let m = r.to_message();
         assert!(m.contains("Sprayvault-Node: node3 failed ssh: connect to host 127.0.10.13 port 22: Connection refused / again\n"));
+        // Details never reach the plaintext message.
+        assert!(!m.contains("port 22\n") && !m.contains("node node3"), "{m}");
+        let d = r.details_text().unwrap();
+        assert_eq!(
+            d,
+            "node node3\tssh: connect to host 127.0.10.13 / port 22\n"
+        );
+        assert_eq!(RunRecord::parse_details(&d), r.details);
         let back = RunRecord::parse(&m);
         assert_eq!(
             back.nodes["node3"],

@@ -42,6 +42,8 @@ use tree::TreeSpec;
 pub const BRANCH: &str = "refs/heads/main";
 const CONFIG_FILE: &str = "sprayvault.json";
 const MAC_KEY_AGE: &str = "mac-key.age";
+/// The encrypted detailed failure texts of a backup commit (Section 11).
+pub const DETAILS_AGE: &str = "details.age";
 const LOCAL_DIR: &str = "sprayvault";
 
 #[derive(Debug, Error)]

@@ -332,6 +332,28 @@ impl Vault {
         }
     }
 
+    /// The detailed failure texts of backup `commit` (its `details.age`), by
+    /// subject; empty when the commit has none.
+    pub fn details(
+        &self,
+        commit: Oid,
+        identity: &Identity,
+    ) -> Result<std::collections::BTreeMap<String, String>, VaultError> {
+        let c = self.git("reading a commit", self.repo.find_commit(commit))?;
+        let tree = self.git("reading a commit", c.tree())?;
+        let Some(e) = tree.get_name(super::DETAILS_AGE) else {
+            return Ok(Default::default());
+        };
+        let rev = commit.to_string()[..10].to_string();
+        let plain = identity.decrypt(
+            &self.read_blob(e.id())?,
+            &format!("the failure details of backup {rev}"),
+        )?;
+        Ok(super::message::RunRecord::parse_details(
+            &String::from_utf8_lossy(&plain),
+        ))
+    }
+
     /// Reads one file's ciphertext from the vault.
     pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>, VaultError> {
         let b = self.git("reading an object", self.repo.find_blob(oid))?;

@@ -19,7 +19,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TrustError {
-    #[error("vault {dir}: commit {commit} is not signed; history appended by someone other than the backup host is refused; compare with another copy of the vault, and move refs/heads/main back to the newest commit that `git verify-commit` accepts (`sprayvault trust --allowed-signers` prints the signer)")]
+    #[error("vault {dir}: commit {commit} is not signed; history appended by someone other than the backup host is refused; compare with another copy of the vault, and move refs/heads/main back to the newest commit that `git verify-commit` accepts (`sprayvault trust --allowed-signers` prints the signer); a vault written before signatures (format 1) is signed by its next backup with this sprayvault")]
     Unsigned { dir: PathBuf, commit: String },
     #[error("vault {dir}: commit {commit}: {why}; the vault's pinned signer is {pinned}; check the vault's origin, or run `sprayvault trust --accept-new-key` if the backup host's key was replaced on purpose")]
     Foreign {

@@ -98,6 +98,15 @@ impl Vault {
             }
         }
         self.control_spec(&mut spec, &parent_tree, control)?;
+        // Failure texts (ssh's messages, addresses) only encrypted.
+        if let Some(text) = record.details_text() {
+            let recipients =
+                super::crypto::Recipients::parse(&config.recipients).map_err(VaultError::from)?;
+            let cipher = recipients
+                .encrypt(text.as_bytes())
+                .map_err(VaultError::from)?;
+            spec.blob(super::DETAILS_AGE, self.write_blob(&cipher)?);
+        }
         self.commit(spec, Some(parent), record)
     }
 
