@@ -373,7 +373,14 @@ fn control_host_is_backed_up_diffed_restored_and_recovered_and_nodes_export_as_t
         &["sh", "-c", "head -c 209715200 /dev/urandom > /etc/kubernetes/ssl/big.bin && chmod 0640 /etc/kubernetes/ssl/big.bin"],
     );
     let t0 = std::time::Instant::now();
-    backup(&[]).expect(0);
+    // Above the default per-file limit (64M), which refuses it by name.
+    let refused = backup(&[]).expect(3);
+    assert!(
+        refused.out.contains("big.bin: is 209715200 bytes, above the per-file limit"),
+        "{}",
+        refused.out
+    );
+    backup(&["--max-file-size", "256M"]).expect(0);
     eprintln!("backup of a 200 MiB file: {:?}", t0.elapsed());
 
     // export: GNU tar, as root inside the node, restores its files exactly,

@@ -82,10 +82,12 @@ impl ControlReport {
     /// The detailed text behind the trailer's generic reason (paths, error
     /// texts), for the commit's encrypted details.
     pub fn detail(&self) -> Option<&str> {
+        // No checkout found is no failure: nothing to keep (and a
+        // details.age every night would be a new blob every night).
         match self.status.as_str() {
-            "ok" => None,
-            "partial" if !self.errors.is_empty() => None,
-            _ => self.note.as_deref(),
+            "failed" => self.note.as_deref(),
+            "partial" if self.errors.is_empty() => self.note.as_deref(),
+            _ => None,
         }
     }
 }

@@ -55,19 +55,22 @@ impl Recipients {
 
     /// Encrypts `plain` into the binary age format.
     pub fn encrypt(&self, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt_into(plain, Vec::with_capacity(plain.len() + 256))
+    }
+
+    /// Encrypts `plain` into `out` as it goes (age's 64 KiB chunks), so that
+    /// no second copy of the content is held in memory; returns `out`.
+    pub fn encrypt_into<W: Write>(&self, plain: &[u8], out: W) -> Result<W, CryptoError> {
         let enc = age::Encryptor::with_recipients(
             self.keys.iter().map(|k| k.as_ref() as &dyn age::Recipient),
         )
         .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        let mut out = Vec::with_capacity(plain.len() + 256);
         let mut w = enc
-            .wrap_output(&mut out)
+            .wrap_output(out)
             .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
         w.write_all(plain)
             .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        w.finish()
-            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        Ok(out)
+        w.finish().map_err(|e| CryptoError::Encrypt(e.to_string()))
     }
 }
 

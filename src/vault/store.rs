@@ -63,10 +63,9 @@ impl<'a> ContentStore<'a> {
         if let Some(oid) = self.known.get(mac) {
             return Ok(*oid);
         }
-        let cipher = self.recipients.encrypt(content)?;
-        self.bytes_added += cipher.len() as u64;
+        let (oid, size) = self.vault.write_encrypted(self.recipients, content)?;
+        self.bytes_added += size;
         self.new_blobs += 1;
-        let oid = self.vault.write_blob(&cipher)?;
         self.bindings.record(mac, oid)?;
         self.known.insert(mac.to_string(), oid);
         Ok(oid)
