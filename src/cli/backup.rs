@@ -146,12 +146,13 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         max_file_size: a.max_file_size,
     };
     let progress = g.progress();
-    let report = super::runtime()?.block_on(sprayvault::backup::run(
+    let rt = super::runtime()?;
+    let report = rt.block_on(sprayvault::backup::run(
         &vault, &inventory, &opts, &progress,
     ));
     // What a node cut off at its deadline left (its ssh is killed) must not
     // hold the end of the run.
-    rt.shutdown_timeout(Duration::from_secs(1));
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     let report = report?;
     drop(progress);
     if g.json {
