@@ -139,7 +139,7 @@ fn pruned_snapshots_are_deleted_on_the_remote_and_never_pulled_back() {
     assert!(p.out.contains("push --prune"), "{}", p.out);
     assert_eq!(
         snapshots(&v.dir).into_keys().collect::<Vec<_>>(),
-        [s3.clone()]
+        std::slice::from_ref(&s3)
     );
     let record = std::fs::read_to_string(v.dir.join("sprayvault/pruned")).unwrap();
     let lines: Vec<&str> = record.lines().collect();
