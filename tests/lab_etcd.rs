@@ -220,7 +220,18 @@ fn snapshots_taken_verified_exported_and_pruned(name: &str, net: u8, version: Et
         3
     );
     let chunk_blobs_before = v.blobs().len();
-    let p = sv_run(&["prune", "--vault", v.path(), "--keep-last", "1"]).expect(0);
+    // The snapshots are seconds old: only a zero grace frees them now
+    // (lab_replicate_prune tests the default grace).
+    let p = sv_run(&[
+        "prune",
+        "--vault",
+        v.path(),
+        "--keep-last",
+        "1",
+        "--gc-grace",
+        "0",
+    ])
+    .expect(0);
     assert!(p.out.contains("removed 2 snapshots, kept 1"), "{}", p.out);
     let freed: i64 = p
         .out

@@ -71,6 +71,17 @@ pub struct PruneArgs {
     /// Show what would be removed and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Free only unreachable objects older than this (written or last
+    /// repacked that long ago: git gc's prune period); 0 frees at once, safe
+    /// only when nothing but sprayvault writes to the vault.
+    #[arg(
+        long,
+        env = "SPRAYVAULT_GC_GRACE",
+        value_name = "DURATION",
+        default_value = "2w",
+        value_parser = args::seconds
+    )]
+    gc_grace: std::time::Duration,
     #[command(flatten)]
     lock: args::LockWait,
 }
@@ -162,7 +173,8 @@ pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
         return Err(super::UsageError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly (prune never removes every snapshot)".into()).into());
     }
     let vault = Vault::open(g.vault_dir()?)?;
-    let _lock = vault.lock(a.lock.lock_wait)?;
+    // Held from the listing through gc: no backup, pull or push runs meanwhile.
+    let lock = vault.lock(a.lock.lock_wait)?;
     let snaps = store::list(&vault)?;
     let keep = prune::keep(&snaps, policy);
     let forget: Vec<&StoredSnapshot> = snaps.iter().filter(|s| !keep.contains(&s.name)).collect();
@@ -186,12 +198,18 @@ pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Success);
     }
-    let freed = prune::remove(&vault, &forget)?;
+    let freed = prune::remove(&vault, &lock, &forget, a.gc_grace)?;
     println!(
-        "removed {} snapshots, kept {}, freed {} bytes",
+        "removed {} snapshots, kept {}, freed {} bytes (unreachable objects younger than {} s are kept for a later prune){}",
         forget.len(),
         keep.len(),
-        freed.max(0)
+        freed.max(0),
+        a.gc_grace.as_secs(),
+        if forget.is_empty() || vault.remote_url().is_none() {
+            ""
+        } else {
+            "; `sprayvault push --prune` removes them from the remote"
+        }
     );
     Ok(Exit::Success)
 }

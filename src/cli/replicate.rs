@@ -2,7 +2,7 @@
 
 use super::{args, Global};
 use sprayvault::exit::Exit;
-use sprayvault::vault::replicate;
+use sprayvault::vault::replicate::{self, plan::MainAction, ReplicateError};
 use sprayvault::vault::Vault;
 
 #[derive(clap::Args)]
@@ -13,6 +13,10 @@ pub struct RemoteArgs {
 
 #[derive(clap::Args)]
 pub struct PushArgs {
+    /// Also delete on the remote the etcd snapshot refs `prune` removed here
+    /// (only those: same name, same commit).
+    #[arg(long)]
+    prune: bool,
     #[command(flatten)]
     ssh: args::SshConfig,
     #[command(flatten)]
@@ -26,6 +30,17 @@ pub struct PullArgs {
     from: Option<String>,
     #[command(flatten)]
     ssh: args::SshConfig,
+    #[command(flatten)]
+    lock: args::LockWait,
+}
+
+/// A vault error inside a replication error keeps its own exit code
+/// (locked: 5, no vault: 4).
+fn exit_coded(e: ReplicateError) -> anyhow::Error {
+    match e {
+        ReplicateError::Vault(v) => v.into(),
+        e => e.into(),
+    }
 }
 
 pub fn remote(g: &Global, a: RemoteArgs) -> anyhow::Result<Exit> {
@@ -37,7 +52,7 @@ pub fn remote(g: &Global, a: RemoteArgs) -> anyhow::Result<Exit> {
         }
         None => match vault.remote_url() {
             Some(url) => println!("{url}"),
-            None => return Err(replicate::ReplicateError::NoRemote(vault.dir().into()).into()),
+            None => return Err(ReplicateError::NoRemote(vault.dir().into()).into()),
         },
     }
     Ok(Exit::Success)
@@ -45,24 +60,41 @@ pub fn remote(g: &Global, a: RemoteArgs) -> anyhow::Result<Exit> {
 
 pub fn push(g: &Global, a: PushArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    let _lock = vault.lock(a.lock.lock_wait)?;
-    replicate::push(&vault, a.ssh.ssh_config.as_deref())?;
+    let lock = vault.lock(a.lock.lock_wait)?;
+    let ssh = a.ssh.ssh_config.as_deref();
+    // Deletions first: a new snapshot may reuse a pruned name.
+    let deleted = if a.prune {
+        replicate::prune_remote(&vault, &lock, ssh).map_err(exit_coded)?
+    } else {
+        vec![]
+    };
+    for name in &deleted {
+        println!("deleted on the remote: {name} (pruned here)");
+    }
+    replicate::push(&vault, ssh).map_err(exit_coded)?;
     println!(
-        "pushed {} to {}",
+        "pushed {} to {}{}",
         &vault.head()?.to_string()[..10],
-        vault.remote_url().unwrap_or_default()
+        vault.remote_url().unwrap_or_default(),
+        if a.prune {
+            format!(", {} pruned snapshot refs deleted there", deleted.len())
+        } else {
+            String::new()
+        }
     );
     Ok(Exit::Success)
 }
 
 pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<Exit> {
     let dir = g.vault_dir()?;
-    let (vault, _, trusted) = replicate::pull(
+    let (vault, report, trusted) = replicate::pull(
         dir,
         a.from.as_deref(),
         a.ssh.ssh_config.as_deref(),
         g.accept_new_key,
-    )?;
+        a.lock.lock_wait,
+    )
+    .map_err(exit_coded)?;
     if trusted.pinned_now && !g.quiet {
         eprintln!(
             "pinned vault {}: {}",
@@ -70,11 +102,25 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<Exit> {
             trusted.fingerprint.display()
         );
     }
+    for name in &report.skipped_pruned {
+        println!("not pulled: {name} (pruned here; `push --prune` deletes it on the remote)");
+    }
+    let mut notes = vec![];
+    if report.main == MainAction::Ahead {
+        notes.push("main is ahead of the remote's (push it)".to_string());
+    }
+    if !report.skipped_pruned.is_empty() {
+        notes.push(format!(
+            "{} pruned snapshot refs not pulled",
+            report.skipped_pruned.len()
+        ));
+    }
     println!(
-        "pulled {} from {} into {}",
+        "pulled {} from {} into {}{}",
         &vault.head()?.to_string()[..10],
         vault.remote_url().unwrap_or_default(),
-        dir.display()
+        dir.display(),
+        notes.iter().map(|n| format!("; {n}")).collect::<String>()
     );
     Ok(Exit::Success)
 }

@@ -1,12 +1,33 @@
 //! Retention for etcd snapshots (keep-last, -daily, -weekly, -monthly, as
-//! restic's `forget` counts them), and freeing the space: removing a
-//! snapshot's ref, then letting the system `git gc --prune=now` drop the
-//! objects no ref reaches. The backup history on `main` is never touched.
+//! restic's `forget` counts them), and freeing the space: recording the
+//! snapshot's ref as pruned, removing it, then letting the system `git gc`
+//! drop the objects no ref reaches and that are older than the grace period
+//! (written, or last repacked, that long ago). The backup history on `main` is never touched.
+//!
+//! All of it runs under the vault lock (the caller passes it as proof), so
+//! no sprayvault run writes meanwhile; the grace period (not `--prune=now`)
+//! also keeps the young loose objects of any writer outside the lock, and of
+//! reflog entries, for that long.
 
 use super::store::{StoredSnapshot, PREFIX};
+use crate::vault::lock::VaultLock;
+use crate::vault::replicate::pruned::PrunedRecord;
 use crate::vault::{Vault, VaultError};
 use std::collections::HashSet;
+use std::time::Duration;
 use time::OffsetDateTime;
+
+/// git's own default for `gc.pruneExpire`: unreachable objects younger
+/// than two weeks are kept.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(14 * 86400);
+
+/// `grace` as git's `--prune=` date: `now` for zero.
+pub fn git_expiry(grace: Duration) -> String {
+    match grace.as_secs() {
+        0 => "now".into(),
+        s => format!("{s}.seconds.ago"),
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Policy {
@@ -67,14 +88,28 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// Removes the refs of `forget`, then collects unreachable objects.
-/// Returns the bytes the vault directory shrank by.
-pub fn remove(vault: &Vault, forget: &[&StoredSnapshot]) -> Result<i64, VaultError> {
+/// Records the refs of `forget` as pruned (`sprayvault/pruned`, for
+/// `push --prune` and `pull`), removes them, then collects unreachable
+/// objects older than `grace`. Returns the bytes the vault's
+/// objects shrank by (objects younger than the grace are freed by a later
+/// prune).
+pub fn remove(
+    vault: &Vault,
+    _held: &VaultLock,
+    forget: &[&StoredSnapshot],
+    grace: Duration,
+) -> Result<i64, VaultError> {
     let objects = vault.dir().join("objects");
     let before = dir_size(&objects) as i64;
+    // The record first: a prune cut off after it and before a ref's deletion
+    // leaves a recorded ref that still exists here, which `push --prune`
+    // and `pull` treat as kept.
+    let mut record = PrunedRecord::load(vault.dir())?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let mut refs = Vec::new();
     for s in forget {
         let name = format!("{PREFIX}{}", s.name);
-        let mut r = vault
+        let r = vault
             .repo()
             .find_reference(&name)
             .map_err(|source| VaultError::Git {
@@ -82,22 +117,35 @@ pub fn remove(vault: &Vault, forget: &[&StoredSnapshot]) -> Result<i64, VaultErr
                 what: format!("finding {name}"),
                 source,
             })?;
+        let commit = r.target().ok_or_else(|| VaultError::Damaged {
+            rev: name.clone(),
+            what: "the snapshot ref is symbolic".into(),
+        })?;
+        record.add(&name, commit, now);
+        refs.push((name, r));
+    }
+    if !refs.is_empty() {
+        record.save(vault.dir())?;
+    }
+    for (name, mut r) in refs {
         r.delete().map_err(|source| VaultError::Git {
             dir: vault.dir().into(),
             what: format!("deleting {name}"),
             source,
         })?;
     }
+    let expiry = git_expiry(grace);
     let out = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(vault.dir())
+        .env_remove("GIT_DIR")
         .args([
             "-c",
-            "gc.reflogExpire=now",
+            &format!("gc.reflogExpire={expiry}"),
             "-c",
-            "gc.reflogExpireUnreachable=now",
+            &format!("gc.reflogExpireUnreachable={expiry}"),
             "gc",
-            "--prune=now",
+            &format!("--prune={expiry}"),
             "--quiet",
         ])
         .output()
@@ -109,7 +157,8 @@ pub fn remove(vault: &Vault, forget: &[&StoredSnapshot]) -> Result<i64, VaultErr
         return Err(VaultError::Damaged {
             rev: "gc".into(),
             what: format!(
-                "git gc failed: {}",
+                "git gc in {} failed: {}",
+                vault.dir().display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         });
@@ -194,5 +243,34 @@ mod tests {
         );
         assert_eq!(weekly.len(), 2);
         assert!(keep(&snaps, Policy::default()).is_empty());
+    }
+
+    #[test]
+    fn the_grace_is_a_date_git_understands() {
+        assert_eq!(git_expiry(Duration::ZERO), "now");
+        assert_eq!(git_expiry(DEFAULT_GRACE), "1209600.seconds.ago");
+        // git's approxidate reads it as that long ago (`--since` prints it).
+        let dir = tempfile::tempdir().unwrap();
+        std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .status()
+            .expect("git runs");
+        for (grace, ago) in [(Duration::ZERO, 0), (DEFAULT_GRACE, 1209600)] {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["rev-parse", &format!("--since={}", git_expiry(grace))])
+                .output()
+                .expect("git runs");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let at: i64 = text
+                .trim()
+                .trim_start_matches("--max-age=")
+                .parse()
+                .unwrap_or_else(|_| panic!("{text:?} {}", String::from_utf8_lossy(&out.stderr)));
+            let want = OffsetDateTime::now_utc().unix_timestamp() - ago;
+            assert!((at - want).abs() < 60, "{grace:?}: {at}, want {want}");
+        }
     }
 }
