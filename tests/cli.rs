@@ -181,3 +181,30 @@ fn verbose_and_quiet_exclude_each_other_and_completions_are_generated() {
     assert!(page.contains("\\-\\-inventory"), "{page}");
     assert!(!tmp.path().join("sprayvault-man-pages.1").exists());
 }
+
+/// An identity file that group or others can read is refused, as ssh
+/// refuses such keys, naming the file and saying what to do; at 0600 the
+/// same file is used.
+#[test]
+fn an_identity_readable_by_group_or_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    need("age-keygen");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = age_key(tmp.path(), "operator");
+    let vault = tmp.path().join("vault");
+    let v = vault.to_str().unwrap();
+    sv_run(&["init", "--vault", v, "--recipient", &key.recipient]).expect(0);
+    let id = key.identity.to_str().unwrap();
+    for mode in [0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&key.identity, std::fs::Permissions::from_mode(mode)).unwrap();
+        let r = sv_run(&["log", "--vault", v, "--identity", id]);
+        assert_ne!(r.code, 0, "mode {mode:o} accepted");
+        assert!(
+            r.err.contains(id) && r.err.contains("chmod 600"),
+            "mode {mode:o}: {}",
+            r.err
+        );
+    }
+    std::fs::set_permissions(&key.identity, std::fs::Permissions::from_mode(0o600)).unwrap();
+    sv_run(&["log", "--vault", v, "--identity", id]).expect(0);
+}

@@ -376,7 +376,9 @@ fn control_host_is_backed_up_diffed_restored_and_recovered_and_nodes_export_as_t
     // Above the default per-file limit (64M), which refuses it by name.
     let refused = backup(&[]).expect(3);
     assert!(
-        refused.out.contains("big.bin: is 209715200 bytes, above the per-file limit"),
+        refused
+            .out
+            .contains("big.bin: is 209715200 bytes, above the per-file limit"),
         "{}",
         refused.out
     );
