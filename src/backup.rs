@@ -14,7 +14,7 @@ use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
 use crate::vault::crypto::Recipients;
 use crate::vault::manifest::{Entry, Kind, Manifest};
-use crate::vault::message::{NodeStatus, RunRecord, Subject};
+use crate::vault::message::{EtcdOutcome, NodeStatus, RunRecord, Subject};
 
 /// The plaintext reason of an entry that could not be read (the detail is
 /// encrypted, vault-layout Section 11).
@@ -316,10 +316,14 @@ pub async fn run(
     if let Some(snap) = snapshot {
         match snap {
             Ok(s) => {
-                record.etcd = Some(format!(
-                    "ok {} member {} node {} revision {} keys {} size {}",
-                    s.reference, s.member, s.node, s.revision, s.keys, s.size
-                ));
+                record.etcd = Some(EtcdOutcome::Taken {
+                    reference: s.reference.clone(),
+                    member: s.member.clone(),
+                    node: s.node.clone(),
+                    revision: s.revision,
+                    keys: s.keys,
+                    size: s.size,
+                });
                 report.bytes_added += s.bytes_added;
                 report.new_blobs += s.new_chunks;
                 // An unreadable snapshot ref is skipped, named, and makes
@@ -336,7 +340,7 @@ pub async fn run(
             }
             Err(reasons) => {
                 let why = reasons.join("; ");
-                record.etcd = Some("failed no member gave a snapshot".into());
+                record.etcd = Some(EtcdOutcome::Failed("no member gave a snapshot".into()));
                 record.detail(Subject::Etcd, &why);
                 report.partial = true;
                 report.etcd = Some(Err(why));
@@ -347,8 +351,11 @@ pub async fn run(
     let facts = match &opts.facts {
         Some(cache) => {
             let hosts: Vec<String> = inventory.hosts.keys().cloned().collect();
-            let (facts, read) =
-                crate::facts::collect(vault, cache, &hosts, &previous, &key, &recipients)?;
+            let (blobs, bytes) = (store.new_blobs, store.bytes_added);
+            let (facts, read) = crate::facts::collect(&mut store, cache, &hosts, &previous, &key)?;
+            // Fact blobs count like every other new object.
+            report.new_blobs += store.new_blobs - blobs;
+            report.bytes_added += store.bytes_added - bytes;
             for (host, why) in &read.errors {
                 let path = cache.file(host).display().to_string();
                 record.detail(Subject::Entry(host, &path), why);

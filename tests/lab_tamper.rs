@@ -204,7 +204,8 @@ fn tampered_vaults_are_refused_by_every_read_and_a_swapped_blob_is_never_reused(
         .find(|l| l.contains(&format!("\t{ca}\t")))
         .map(|l| l.split('\t').nth(6).unwrap().parse().unwrap())
         .expect("ca.crt in the manifest");
-    let cases: Vec<(&str, Box<dyn Fn(&Forge)>, &str, &str)> = vec![
+    type Case<'f> = (&'f str, Box<dyn Fn(&Forge) + 'f>, &'f str, &'f str);
+    let cases: Vec<Case> = vec![
         (
             "swapped content blob",
             Box::new(|f: &Forge| {

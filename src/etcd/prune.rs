@@ -43,6 +43,9 @@ impl Policy {
     }
 }
 
+/// The name of the day, week or month a time falls in.
+type Bucket = fn(OffsetDateTime) -> String;
+
 /// Names of the snapshots the policy keeps (`snaps` oldest first).
 pub fn keep(snaps: &[StoredSnapshot], policy: Policy) -> HashSet<String> {
     let mut kept = HashSet::new();
@@ -50,7 +53,7 @@ pub fn keep(snaps: &[StoredSnapshot], policy: Policy) -> HashSet<String> {
     for s in newest_first.iter().take(policy.last) {
         kept.insert(s.name.clone());
     }
-    let buckets: [(usize, fn(OffsetDateTime) -> String); 3] = [
+    let buckets: [(usize, Bucket); 3] = [
         (policy.daily, |t| {
             format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
         }),

@@ -57,9 +57,8 @@ pub fn pick<'a>(
         let (_, record) = vault.commit_info(commit).map_err(|e| e.to_string())?;
         let taken = record
             .etcd
-            .as_deref()
-            .and_then(|e| e.strip_prefix("ok "))
-            .and_then(|e| e.split_whitespace().next())
+            .as_ref()
+            .and_then(|e| e.reference())
             .and_then(|r| r.strip_prefix(PREFIX))
             .map(str::to_string);
         return match taken {

@@ -51,11 +51,12 @@ pub fn list(vault: &Vault) -> Result<Vec<StoredSnapshot>, VaultError> {
     }
 }
 
+/// A snapshot ref that could not be read, and why.
+pub type Unreadable = (String, VaultError);
+
 /// Every readable snapshot, oldest first, and the refs that could not be
 /// read (each with why): a backup skips those instead of failing.
-pub fn list_readable(
-    vault: &Vault,
-) -> Result<(Vec<StoredSnapshot>, Vec<(String, VaultError)>), VaultError> {
+pub fn list_readable(vault: &Vault) -> Result<(Vec<StoredSnapshot>, Vec<Unreadable>), VaultError> {
     let repo = vault.repo();
     let mut out = Vec::new();
     let mut bad = Vec::new();

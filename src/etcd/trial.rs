@@ -566,7 +566,7 @@ pub fn trial(
 }
 
 /// 4. Stops etcd, removes the private directory (an error if it stays),
-/// and compares.
+///    and compares.
 fn finish(
     snap: &StoredSnapshot,
     local: &LocalEtcd,

@@ -11,9 +11,10 @@
 pub mod config;
 pub mod normalize;
 
-use crate::vault::crypto::{Identity, Recipients};
+use crate::vault::crypto::Identity;
 use crate::vault::facts_index::FactEntry;
 use crate::vault::mac::MacKey;
+use crate::vault::store::ContentStore;
 use crate::vault::{Backup, Vault, VaultError};
 use config::FactCache;
 use git2::Oid;
@@ -52,14 +53,16 @@ pub struct FactsRead {
 /// Reads the cache files of `hosts` and returns the vault's new facts
 /// entries: the previous ones, replaced where the stable facts changed.
 /// New content is encrypted and written as blobs.
+/// Each host's facts entry and the blob holding its cache file.
+pub type FactsWrite = BTreeMap<String, (FactEntry, Oid)>;
+
 pub fn collect(
-    vault: &Vault,
+    store: &mut ContentStore,
     cache: &FactCache,
     hosts: &[String],
     previous: &Backup,
     key: &MacKey,
-    recipients: &Recipients,
-) -> Result<(BTreeMap<String, (FactEntry, Oid)>, FactsRead), VaultError> {
+) -> Result<(FactsWrite, FactsRead), VaultError> {
     let mut out = previous.facts_with_blobs();
     let mut report = FactsRead::default();
     for host in hosts {
@@ -104,7 +107,7 @@ pub fn collect(
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let oid = vault.write_blob(&recipients.encrypt(&data)?)?;
+        let oid = store.put_unshared(&data)?;
         out.insert(
             host.clone(),
             (

@@ -79,7 +79,7 @@ fn range_len(s: &str) -> Option<usize> {
     let letter = |p: &str| p.len() == 1 && p.chars().all(|c| c.is_ascii_alphabetic());
     let ok = (2..=3).contains(&parts.len())
         && ((digits(parts[0]) && digits(parts[1])) || (letter(parts[0]) && letter(parts[1])))
-        && parts.get(2).map_or(true, |p| digits(p));
+        && parts.get(2).is_none_or(|p| digits(p));
     ok.then_some(end + 2)
 }
 

@@ -43,8 +43,8 @@ pub struct RunRecord {
     pub nodes: BTreeMap<String, NodeStatus>,
     /// `(node, path, reason)` for entries that could not be read.
     pub errors: Vec<(String, String, String)>,
-    /// The etcd snapshot of this run: `ok <ref> ...` or `failed <reason>`.
-    pub etcd: Option<String>,
+    /// The etcd snapshot of this run.
+    pub etcd: Option<EtcdOutcome>,
     /// The control host: `ok <version>`, `partial <reason>`, `failed <reason>`
     /// or `carried <reason>`.
     pub control: Option<String>,
@@ -53,6 +53,72 @@ pub struct RunRecord {
     /// into the plaintext message: it goes into the commit's encrypted
     /// `details.age` (vault-layout, Section 11).
     pub details: BTreeMap<String, String>,
+}
+
+/// The `Sprayvault-Etcd` trailer: the snapshot a run took, or why none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EtcdOutcome {
+    /// `ok <ref> member <m> node <n> revision <r> keys <k> size <s>`.
+    Taken {
+        /// The full ref name, `refs/sprayvault/etcd/...`.
+        reference: String,
+        member: String,
+        node: String,
+        revision: u64,
+        keys: u64,
+        size: u64,
+    },
+    /// `failed <generic reason>`.
+    Failed(String),
+}
+
+impl EtcdOutcome {
+    /// The one encoding of the trailer's value.
+    pub fn encode(&self) -> String {
+        match self {
+            EtcdOutcome::Taken {
+                reference,
+                member,
+                node,
+                revision,
+                keys,
+                size,
+            } => format!(
+                "ok {reference} member {member} node {node} revision {revision} keys {keys} size {size}"
+            ),
+            EtcdOutcome::Failed(why) => format!("failed {}", one_line(why)),
+        }
+    }
+
+    /// The one decoding; `None` for a value this version cannot read (a
+    /// newer writer's), which readers treat as no snapshot.
+    pub fn decode(value: &str) -> Option<EtcdOutcome> {
+        if let Some(why) = value.strip_prefix("failed") {
+            return Some(EtcdOutcome::Failed(why.trim_start().to_string()));
+        }
+        let w: Vec<&str> = value.split(' ').collect();
+        match w.as_slice() {
+            ["ok", reference, "member", member, "node", node, "revision", revision, "keys", keys, "size", size, ..] => {
+                Some(EtcdOutcome::Taken {
+                    reference: reference.to_string(),
+                    member: member.to_string(),
+                    node: node.to_string(),
+                    revision: revision.parse().ok()?,
+                    keys: keys.parse().ok()?,
+                    size: size.parse().ok()?,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The snapshot's ref name, when one was taken.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            EtcdOutcome::Taken { reference, .. } => Some(reference),
+            EtcdOutcome::Failed(_) => None,
+        }
+    }
 }
 
 /// What a detail is about, as its key in `details.age`.
@@ -150,7 +216,7 @@ impl RunRecord {
             }
         }
         if let Some(e) = &self.etcd {
-            m.push_str(&format!("Sprayvault-Etcd: {}\n", one_line(e)));
+            m.push_str(&format!("Sprayvault-Etcd: {}\n", e.encode()));
         }
         if let Some(c) = &self.control {
             m.push_str(&format!("Sprayvault-Control: {}\n", one_line(c)));
@@ -192,7 +258,7 @@ impl RunRecord {
                     };
                     r.nodes.insert(node, st);
                 }
-                "Sprayvault-Etcd" => r.etcd = Some(value.to_string()),
+                "Sprayvault-Etcd" => r.etcd = EtcdOutcome::decode(value),
                 "Sprayvault-Control" => r.control = Some(value.to_string()),
                 "Sprayvault-Error" => {
                     let (node, rest) = value.split_once(' ').unwrap_or((value, ""));
@@ -209,10 +275,7 @@ impl RunRecord {
     /// True when some node or entry failed in this run.
     pub fn is_partial(&self) -> bool {
         !self.errors.is_empty()
-            || self
-                .etcd
-                .as_deref()
-                .is_some_and(|e| e.starts_with("failed"))
+            || matches!(self.etcd, Some(EtcdOutcome::Failed(_)))
             || self
                 .control
                 .as_deref()
@@ -227,6 +290,28 @@ impl RunRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_etcd_trailer_has_one_encoding() {
+        let taken = EtcdOutcome::Taken {
+            reference: "refs/sprayvault/etcd/20261125T020004Z-node1".into(),
+            member: "etcd1".into(),
+            node: "node1".into(),
+            revision: 812,
+            keys: 30,
+            size: 28704,
+        };
+        let text = "ok refs/sprayvault/etcd/20261125T020004Z-node1 member etcd1 node node1 revision 812 keys 30 size 28704";
+        assert_eq!(taken.encode(), text);
+        assert_eq!(EtcdOutcome::decode(text), Some(taken.clone()));
+        let failed = EtcdOutcome::Failed("no member gave a snapshot".into());
+        assert_eq!(EtcdOutcome::decode(&failed.encode()), Some(failed));
+        assert_eq!(EtcdOutcome::decode("ok refs/x member"), None);
+        assert_eq!(EtcdOutcome::decode("sometime later"), None);
+        let mut r = RunRecord::new("backup", "backup".into());
+        r.etcd = Some(taken.clone());
+        assert_eq!(RunRecord::parse(&r.to_message()).etcd, Some(taken));
+    }
 
     #[test]
     fn round_trip() {

@@ -57,6 +57,15 @@ impl<'a> ContentStore<'a> {
         }
     }
 
+    /// A new blob holding `content`, never shared: for content whose identity
+    /// is not its bytes (a fact cache file is known by its stable facts).
+    pub fn put_unshared(&mut self, content: &[u8]) -> Result<Oid, VaultError> {
+        let (oid, size) = self.vault.write_encrypted(self.recipients, content)?;
+        self.bytes_added += size;
+        self.new_blobs += 1;
+        Ok(oid)
+    }
+
     /// The blob holding `content` (whose mac is `mac`): the known one, or a
     /// new one encrypted now.
     pub fn put(&mut self, mac: &str, content: &[u8]) -> Result<Oid, VaultError> {

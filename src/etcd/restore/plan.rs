@@ -81,10 +81,11 @@ fn env_backup(vault: &Vault, snap: &StoredSnapshot) -> Result<Oid, EtcdRestoreEr
     for commit in vault.history()? {
         let (time, record) = vault.commit_info(commit)?;
         newest.get_or_insert(commit);
-        let took = record.etcd.as_deref().is_some_and(|e| {
-            let mut w = e.split_whitespace();
-            w.next() == Some("ok") && w.next() == Some(full.as_str())
-        });
+        let took = record
+            .etcd
+            .as_ref()
+            .and_then(|e| e.reference())
+            .is_some_and(|r| r == full);
         if took {
             return Ok(commit);
         }

@@ -124,10 +124,9 @@ impl Remote {
         let stderr = tokio::spawn(keep_stderr(child.stderr.take().expect("stderr was piped")));
         // ConnectTimeout bounds the TCP connect only; this bounds the login.
         let limit = opts.connect_timeout + Duration::from_secs(30);
-        let header = match tokio::time::timeout(limit, read_header(&mut stdout)).await {
-            Ok(h) => h,
-            Err(_) => None,
-        };
+        let header = tokio::time::timeout(limit, read_header(&mut stdout))
+            .await
+            .unwrap_or_default();
         let Some(header) = header else {
             let mut why = failure(child, stderr).await;
             if why.is_empty() {
