@@ -46,7 +46,8 @@ pub struct PlanItem {
     pub path: String,
     pub kind: &'static str,
     pub action: Action,
-    /// Mode and owner the entry will get, e.g. `0600 etcd:root`.
+    /// Mode and owner the entry will really get, e.g. `0600 etcd:root`
+    /// (`root` where the target lacks a recorded name, see [`decide_owner`]).
     pub want: String,
     /// Why the action was chosen, when not obvious.
     pub detail: Option<String>,
