@@ -40,33 +40,140 @@ pub struct InventoryOpt {
 /// An identity that can decrypt the vault, required.
 #[derive(clap::Args)]
 pub struct Identity {
-    /// An age identity file or OpenSSH private key that can decrypt the vault.
+    /// An age identity file or OpenSSH private key that can decrypt the vault
+    /// (passphrase-protected ones too: `age -p`, `ssh-keygen -N`).
     #[arg(long, env = "SPRAYVAULT_IDENTITY", value_name = "FILE")]
     pub identity: PathBuf,
+    #[command(flatten)]
+    pub passphrase: Passphrase,
 }
 
 /// An identity, where a command only uses one for extra detail.
 #[derive(clap::Args)]
 pub struct IdentityOpt {
-    /// An age identity file or OpenSSH private key that can decrypt the vault.
+    /// An age identity file or OpenSSH private key that can decrypt the vault
+    /// (passphrase-protected ones too: `age -p`, `ssh-keygen -N`).
     #[arg(long, env = "SPRAYVAULT_IDENTITY", value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub passphrase: Passphrase,
+}
+
+/// Where a protected identity's passphrase comes from.
+#[derive(clap::Args)]
+pub struct Passphrase {
+    /// The passphrase of a protected identity, on the first line of FILE (mode
+    /// 0600 or 0400); without it the passphrase is asked on the terminal.
+    #[arg(long, env = "SPRAYVAULT_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 impl Identity {
     pub fn load(&self) -> anyhow::Result<sprayvault::vault::crypto::Identity> {
-        Ok(sprayvault::vault::crypto::Identity::load(&self.identity)?)
+        load_identity(&self.identity, &self.passphrase)
     }
 }
 
 impl IdentityOpt {
     pub fn load(&self) -> anyhow::Result<Option<sprayvault::vault::crypto::Identity>> {
-        Ok(self
-            .identity
+        self.identity
             .as_deref()
-            .map(sprayvault::vault::crypto::Identity::load)
-            .transpose()?)
+            .map(|path| load_identity(path, &self.passphrase))
+            .transpose()
     }
+}
+
+/// Loads an identity, asking for its passphrase only when it is protected.
+/// An identity that cannot be used is a usage error (exit 2): the command
+/// line names a file that is not a usable key, or not its passphrase.
+fn load_identity(
+    path: &Path,
+    passphrase: &Passphrase,
+) -> anyhow::Result<sprayvault::vault::crypto::Identity> {
+    use sprayvault::vault::crypto::{read_passphrase_file, CryptoError, Identity};
+    let mut ask = |path: &Path, protection| match &passphrase.passphrase_file {
+        Some(file) => read_passphrase_file(file),
+        None => match ask_on_terminal(&format!(
+            "Passphrase for {} ({protection}): ",
+            path.display()
+        )) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(CryptoError::NoPassphrase {
+                path: path.to_path_buf(),
+                protection,
+            }),
+            Err(e) => Err(CryptoError::Terminal(e.to_string())),
+        },
+    };
+    Identity::load_with(path, &mut ask).map_err(|e| super::UsageError(e.to_string()).into())
+}
+
+/// Asks on the controlling terminal, without echo; `None` when the process
+/// has no terminal (cron, systemd, `setsid`).
+fn ask_on_terminal(prompt: &str) -> std::io::Result<Option<age::secrecy::SecretString>> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let mut tty = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let fd = tty.as_raw_fd();
+    // SAFETY: tcgetattr fills the struct for a valid, open descriptor.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut old) } != 0 {
+        return Ok(None);
+    }
+    let mut quiet = old;
+    quiet.c_lflag &= !libc::ECHO;
+    quiet.c_lflag |= libc::ECHONL;
+    /// Puts the terminal's echo back however the read ends.
+    struct Restore(i32, libc::termios);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: the descriptor is open for the guard's lifetime.
+            unsafe { libc::tcsetattr(self.0, libc::TCSAFLUSH, &self.1) };
+        }
+    }
+    // SAFETY: a valid descriptor and a termios read from it.
+    if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let _restore = Restore(fd, old);
+    tty.write_all(prompt.as_bytes())?;
+    tty.flush()?;
+    // Byte by byte into a buffer that never grows: no copy of the
+    // passphrase is left behind.
+    const MAX: usize = 1024;
+    let mut line = zeroize::Zeroizing::new(Vec::with_capacity(MAX));
+    let mut byte = [0u8; 1];
+    loop {
+        match tty.read(&mut byte)? {
+            0 => break,
+            _ if byte[0] == b'\n' => break,
+            _ if line.len() == MAX => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the passphrase is longer than {MAX} bytes"),
+                ))
+            }
+            _ => line.push(byte[0]),
+        }
+    }
+    zeroize::Zeroize::zeroize(&mut byte);
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    let text = std::str::from_utf8(&line).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the passphrase is not UTF-8",
+        )
+    })?;
+    Ok(Some(age::secrecy::SecretString::from(text.to_string())))
 }
 
 /// The ssh configuration file.

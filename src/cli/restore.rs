@@ -2,7 +2,7 @@
 
 use super::{args, output, Global};
 use sprayvault::exit::Exit;
-use sprayvault::restore::{Action, Plan};
+use sprayvault::restore::{Action, Owners, Plan};
 use sprayvault::source::{Remote, Target};
 use sprayvault::vault::Vault;
 
@@ -26,6 +26,10 @@ pub struct Args {
     /// Replace entries that differ on the target, and accept a different hostname.
     #[arg(long)]
     force: bool,
+    /// Where a recorded owner or group name does not exist on the target, apply
+    /// the recorded id instead of root.
+    #[arg(long)]
+    numeric_ids: bool,
     #[command(flatten)]
     ssh: args::Ssh,
 }
@@ -71,7 +75,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     rt.block_on(async {
         let remote = Remote::connect(&target, &ssh).await?;
         let result = async {
-            let plan = sprayvault::restore::make_plan(&vault, &backup, &a.node, &identity, &remote).await?;
+            let owners = if a.numeric_ids { Owners::NumericIds } else { Owners::RootForMissing };
+            let plan = sprayvault::restore::make_plan_with(&vault, &backup, &a.node, &identity, &remote, owners).await?;
             print_plan(g, &plan)?;
             let conflicts = plan.conflicts();
             if !conflicts.is_empty() && !a.force {

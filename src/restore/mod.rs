@@ -18,7 +18,7 @@ use crate::vault::VaultError;
 use thiserror::Error;
 
 pub use apply::{apply, put_file, RestoreReport, TrustStore, CA_DIR};
-pub use plan::{make_plan, Action, Plan, PlanItem};
+pub use plan::{make_plan, make_plan_with, Action, Owners, Plan, PlanItem};
 
 #[derive(Debug, Error)]
 pub enum RestoreError {

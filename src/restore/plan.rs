@@ -1,4 +1,10 @@
 //! Comparing a backup of a node with the machine it is to be restored onto.
+//!
+//! Owners are mapped by name ([`decide_owner`]): kubespray's accounts get
+//! other ids on every machine. A name the target lacks gets root, never the
+//! recorded id, which there may be another account's; `--numeric-ids` asks
+//! for the recorded id instead. The plan shows the owner really applied, and
+//! the executor applies that same decision.
 
 use super::RestoreError;
 use crate::source::accounts::Accounts;
@@ -9,6 +15,7 @@ use crate::vault::{Backup, Vault};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use zeroize::Zeroizing;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,7 +46,8 @@ pub struct PlanItem {
     pub path: String,
     pub kind: &'static str,
     pub action: Action,
-    /// Mode and owner the entry will get, e.g. `0600 etcd:root`.
+    /// Mode and owner the entry will really get, e.g. `0600 etcd:root`
+    /// (`root` where the target lacks a recorded name, see [`decide_owner`]).
     pub want: String,
     /// Why the action was chosen, when not obvious.
     pub detail: Option<String>,
@@ -55,10 +63,14 @@ pub struct Plan {
     pub items: Vec<PlanItem>,
     /// Set when the target's hostname is not the node's name.
     pub hostname_mismatch: bool,
+    /// The recorded entries with their owners resolved for the target by
+    /// [`resolve_owner`]: what [`owner_ids`] gives for them in the executor
+    /// is the owner the plan shows.
     #[serde(skip)]
     pub(super) entries: Vec<Entry>,
+    /// Decrypted contents, wiped when the plan is dropped.
     #[serde(skip)]
-    pub(super) contents: BTreeMap<String, Vec<u8>>,
+    pub(super) contents: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
 impl Plan {
@@ -71,10 +83,11 @@ impl Plan {
         self.contents.remove(path);
     }
 
-    /// What the backup recorded for `path`, with its content for a file.
+    /// What the backup recorded for `path` (its owner resolved for the
+    /// target), with its content for a file.
     pub fn recorded(&self, path: &str) -> Option<(&Entry, Option<&[u8]>)> {
         let e = self.entries.iter().find(|e| e.path == path)?;
-        Some((e, self.contents.get(path).map(Vec::as_slice)))
+        Some((e, self.contents.get(path).map(|c| c.as_slice())))
     }
 
     pub fn count(&self, action: Action) -> usize {
@@ -101,7 +114,8 @@ impl Plan {
 }
 
 /// The uid and gid an entry gets on a machine with `accounts`: by name when
-/// the name exists there, else the recorded id.
+/// the name exists there, else the recorded id. On the entries of a [`Plan`]
+/// (resolved by [`resolve_owner`]) this is the owner [`decide_owner`] chose.
 pub fn owner_ids(e: &Entry, accounts: &Accounts) -> (u32, u32) {
     let uid = e
         .owner
@@ -116,11 +130,98 @@ pub fn owner_ids(e: &Entry, accounts: &Accounts) -> (u32, u32) {
     (uid, gid)
 }
 
+/// What a restore applies where a recorded owner or group name does not
+/// exist on the target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Owners {
+    /// root (uid or gid 0).
+    #[default]
+    RootForMissing,
+    /// The recorded id (`--numeric-ids`).
+    NumericIds,
+}
+
+/// The owner a restore really applies to an entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    /// As the plan shows it: `kube:kube-cert`, `root:root`, `998:996`.
+    pub shown: String,
+    /// Set when a recorded name does not exist on the target: which, and
+    /// what is applied instead.
+    pub note: Option<String>,
+}
+
+/// Decides the owner of `e` on a target with `accounts`: a recorded name
+/// the target has gives its id there; one it lacks gives root, or with
+/// [`Owners::NumericIds`] the recorded id; an owner recorded by id only
+/// (the source had no name for it) keeps its id.
+pub fn decide_owner(e: &Entry, accounts: &Accounts, owners: Owners) -> Owner {
+    // (id applied, as shown, the missing name)
+    let side = |name: Option<&str>, recorded: u32, found: Option<u32>| match (name, found) {
+        (Some(n), Some(id)) => (id, n.to_string(), None),
+        (Some(n), None) => match owners {
+            Owners::RootForMissing => (0, "root".to_string(), Some(n.to_string())),
+            Owners::NumericIds => (recorded, recorded.to_string(), Some(n.to_string())),
+        },
+        (None, _) => (recorded, recorded.to_string(), None),
+    };
+    let user = e.owner.as_deref();
+    let group = e.group.as_deref();
+    let (uid, user_shown, user_missing) = side(user, e.uid, user.and_then(|n| accounts.uid(n)));
+    let (gid, group_shown, group_missing) = side(group, e.gid, group.and_then(|n| accounts.gid(n)));
+    let missing: Vec<String> = [
+        user_missing.as_ref().map(|n| format!("user {n}")),
+        group_missing.as_ref().map(|n| format!("group {n}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let recorded: Vec<String> = [
+        user_missing.is_some().then(|| format!("uid {}", e.uid)),
+        group_missing.is_some().then(|| format!("gid {}", e.gid)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let note = (!missing.is_empty()).then(|| {
+        let (missing, recorded) = (missing.join(" and "), recorded.join(", "));
+        let verb = if missing.contains(" and ") { "are" } else { "is" };
+        match owners {
+            Owners::RootForMissing => format!(
+                "{missing} {verb} not on the target: root applied (--numeric-ids: the recorded {recorded})"
+            ),
+            Owners::NumericIds => format!(
+                "{missing} {verb} not on the target: the recorded {recorded} applied (--numeric-ids)"
+            ),
+        }
+    });
+    Owner {
+        uid,
+        gid,
+        shown: format!("{user_shown}:{group_shown}"),
+        note,
+    }
+}
+
+/// `e` as the executor is to apply it: a name kept only where the target
+/// has it, the ids those of `owner`, so that [`owner_ids`] gives `owner`.
+pub fn resolve_owner(e: &Entry, accounts: &Accounts, owner: &Owner) -> Entry {
+    Entry {
+        owner: e.owner.clone().filter(|n| accounts.uid(n).is_some()),
+        group: e.group.clone().filter(|n| accounts.gid(n).is_some()),
+        uid: owner.uid,
+        gid: owner.gid,
+        ..e.clone()
+    }
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-/// Decrypts the node's files from `backup` and compares every entry with the target.
+/// [`make_plan_with`] root for owner names the target lacks.
 pub async fn make_plan(
     vault: &Vault,
     backup: &Backup,
@@ -128,26 +229,35 @@ pub async fn make_plan(
     identity: &Identity,
     remote: &Remote,
 ) -> Result<Plan, RestoreError> {
+    make_plan_with(vault, backup, node, identity, remote, Owners::default()).await
+}
+
+/// Decrypts the node's files from `backup` and compares every entry with
+/// the target, owners mapped as `owners` says.
+pub async fn make_plan_with(
+    vault: &Vault,
+    backup: &Backup,
+    node: &str,
+    identity: &Identity,
+    remote: &Remote,
+    owners: Owners,
+) -> Result<Plan, RestoreError> {
     let state = backup.node(node)?;
     let mut contents = BTreeMap::new();
     for e in state.manifest.files() {
         contents.insert(
             e.path.clone(),
-            vault.decrypt_file(backup, node, &e.path, identity)?,
+            Zeroizing::new(vault.decrypt_file(backup, node, &e.path, identity)?),
         );
     }
     let hostname = remote.hostname().await?;
     let short = |s: &str| s.split('.').next().unwrap_or("").to_ascii_lowercase();
     let mut items = Vec::new();
+    let mut entries = Vec::new();
     for e in state.manifest.entries.values() {
-        let (uid, gid) = owner_ids(e, &remote.accounts);
-        let who = |id: u32, name: &Option<String>| name.clone().unwrap_or_else(|| id.to_string());
-        let want = format!(
-            "{:04o} {}:{}",
-            e.mode,
-            who(uid, &e.owner),
-            who(gid, &e.group)
-        );
+        let owner = decide_owner(e, &remote.accounts, owners);
+        let (uid, gid) = (owner.uid, owner.gid);
+        let want = format!("{:04o} {}", e.mode, owner.shown);
         let (action, detail) = match remote.lstat(&e.path).await? {
             None => (Action::Create, None),
             Some(m) if m.kind != Some(e.kind) => (
@@ -162,7 +272,7 @@ pub async fn make_plan(
                     e.kind == Kind::Symlink || (m.mode == e.mode && m.uid == uid && m.gid == gid);
                 match e.kind {
                     Kind::File => {
-                        let now = remote.read(&e.path).await?;
+                        let now = Zeroizing::new(remote.read(&e.path).await?);
                         if sha256(&now) != sha256(&contents[&e.path]) {
                             (Action::Replace, Some("content differs".to_string()))
                         } else if same_meta {
@@ -199,6 +309,12 @@ pub async fn make_plan(
                 }
             }
         };
+        // A symlink's owner is not restored: no note for it.
+        let note = owner.note.as_ref().filter(|_| e.kind != Kind::Symlink);
+        let detail = match (detail, note) {
+            (Some(d), Some(n)) => Some(format!("{d}; {n}")),
+            (d, n) => d.or_else(|| n.cloned()),
+        };
         items.push(PlanItem {
             path: e.path.clone(),
             kind: e.kind.word(),
@@ -206,6 +322,7 @@ pub async fn make_plan(
             want,
             detail,
         });
+        entries.push(resolve_owner(e, &remote.accounts, &owner));
     }
     Ok(Plan {
         node: node.to_string(),
@@ -215,7 +332,123 @@ pub async fn make_plan(
         hostname_mismatch: short(&hostname) != short(node),
         target_hostname: hostname,
         items,
-        entries: state.manifest.entries.values().cloned().collect(),
+        entries,
         contents,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> Accounts {
+        Accounts::from_files(
+            "root:x:0:0::/root:/bin/sh\nkube:x:20998:20998::/:/sbin/nologin\n",
+            "root:x:0:\nkube-cert:x:20996:\n",
+        )
+    }
+
+    fn file(owner: Option<&str>, uid: u32, group: Option<&str>, gid: u32) -> Entry {
+        Entry {
+            kind: Kind::File,
+            mode: 0o640,
+            uid,
+            gid,
+            owner: owner.map(str::to_string),
+            group: group.map(str::to_string),
+            size: 0,
+            mtime: 0,
+            mac: None,
+            path: "/etc/kubernetes/ssl/ca.key".into(),
+            target: None,
+        }
+    }
+
+    /// What the executor applies for `e`: `owner_ids` of the resolved
+    /// entry, as `apply` and `new_dir_meta` compute it.
+    fn applied(e: &Entry, a: &Accounts, o: &Owner) -> (u32, u32) {
+        owner_ids(&resolve_owner(e, a, o), a)
+    }
+
+    #[test]
+    fn a_name_the_target_has_gets_its_id_there_in_both_modes() {
+        let a = accounts();
+        let e = file(Some("kube"), 998, Some("kube-cert"), 996);
+        for mode in [Owners::RootForMissing, Owners::NumericIds] {
+            let o = decide_owner(&e, &a, mode);
+            assert_eq!((o.uid, o.gid), (20998, 20996));
+            assert_eq!(o.shown, "kube:kube-cert");
+            assert_eq!(o.note, None);
+            assert_eq!(applied(&e, &a, &o), (20998, 20996));
+        }
+    }
+
+    #[test]
+    fn a_name_the_target_lacks_gets_root_and_a_note_naming_it() {
+        let a = accounts();
+        let e = file(Some("etcd"), 997, Some("kube-cert"), 996);
+        let o = decide_owner(&e, &a, Owners::RootForMissing);
+        assert_eq!((o.uid, o.gid), (0, 20996));
+        assert_eq!(o.shown, "root:kube-cert");
+        assert_eq!(
+            o.note.as_deref(),
+            Some("user etcd is not on the target: root applied (--numeric-ids: the recorded uid 997)")
+        );
+        assert_eq!(applied(&e, &a, &o), (0, 20996));
+
+        let e = file(Some("etcd"), 997, Some("etcd"), 995);
+        let o = decide_owner(&e, &a, Owners::RootForMissing);
+        assert_eq!((o.uid, o.gid, o.shown.as_str()), (0, 0, "root:root"));
+        assert_eq!(
+            o.note.as_deref(),
+            Some("user etcd and group etcd are not on the target: root applied (--numeric-ids: the recorded uid 997, gid 995)")
+        );
+        assert_eq!(applied(&e, &a, &o), (0, 0));
+    }
+
+    #[test]
+    fn numeric_ids_apply_the_recorded_ids_where_the_name_is_missing() {
+        let a = accounts();
+        let e = file(Some("etcd"), 997, Some("etcd"), 995);
+        let o = decide_owner(&e, &a, Owners::NumericIds);
+        assert_eq!((o.uid, o.gid, o.shown.as_str()), (997, 995, "997:995"));
+        assert_eq!(
+            o.note.as_deref(),
+            Some("user etcd and group etcd are not on the target: the recorded uid 997, gid 995 applied (--numeric-ids)")
+        );
+        assert_eq!(applied(&e, &a, &o), (997, 995));
+    }
+
+    #[test]
+    fn an_owner_recorded_by_id_only_keeps_its_id() {
+        let a = accounts();
+        let e = file(None, 1234, None, 1234);
+        for mode in [Owners::RootForMissing, Owners::NumericIds] {
+            let o = decide_owner(&e, &a, mode);
+            assert_eq!((o.uid, o.gid, o.shown.as_str()), (1234, 1234, "1234:1234"));
+            assert_eq!(o.note, None);
+            assert_eq!(applied(&e, &a, &o), (1234, 1234));
+        }
+    }
+
+    #[test]
+    fn directories_the_restore_creates_get_the_decided_owner() {
+        let a = accounts();
+        let mut d = file(Some("etcd"), 997, Some("root"), 0);
+        d.kind = Kind::Dir;
+        d.mode = 0o700;
+        d.path = "/etc/ssl/etcd/ssl".into();
+        let o = decide_owner(&d, &a, Owners::RootForMissing);
+        let resolved = vec![resolve_owner(&d, &a, &o)];
+        assert_eq!(
+            super::super::apply::new_dir_meta(&resolved, "/etc/ssl/etcd/ssl", &a),
+            (0o700, 0, 0)
+        );
+        let o = decide_owner(&d, &a, Owners::NumericIds);
+        let resolved = vec![resolve_owner(&d, &a, &o)];
+        assert_eq!(
+            super::super::apply::new_dir_meta(&resolved, "/etc/ssl/etcd/ssl", &a),
+            (0o700, 997, 0)
+        );
+    }
 }

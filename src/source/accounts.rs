@@ -2,7 +2,8 @@
 //!
 //! kubespray's `kube` and `etcd` users and `kube-cert` group get different ids
 //! on different machines, so owners are recorded by name and by id, and a
-//! restore maps names to the target's ids.
+//! restore maps names to the target's ids (root for a name the target lacks:
+//! see `restore::plan::decide_owner`).
 
 use std::collections::HashMap;
 

@@ -216,7 +216,7 @@ impl Vault {
         if let Some(k) = cache.get(&oid) {
             return Ok(k.clone());
         }
-        let plain = identity.decrypt(
+        let plain = identity.decrypt_secret(
             &self.read_blob(oid)?,
             &format!("mac-key.age of backup {rev}"),
         )?;
@@ -383,7 +383,7 @@ impl Vault {
                 }
             ),
         })?;
-        let plain = identity.decrypt(
+        let mut plain = identity.decrypt_secret(
             &cipher,
             &format!("{path} of node {node} in backup {}", backup.short_id()),
         )?;
@@ -396,7 +396,8 @@ impl Vault {
         let mac = entry.mac.as_deref().unwrap_or_default();
         check_content(&key, (mac, entry.size), &plain)
             .map_err(|why| backup.tampered(node, path, &why))?;
-        Ok(plain)
+        // Wiped here when its check fails; the caller's to wipe otherwise.
+        Ok(std::mem::take(&mut *plain))
     }
 }
 
