@@ -103,6 +103,54 @@ fn restored_facts_make_a_limit_run_work_while_a_node_is_dead() {
         "volatile facts made the history noisy"
     );
 
+    // A night in which only node1's stable facts changed: the one new object
+    // is its fact blob, and the metrics count it, objects and bytes.
+    let file = cache.join("node1");
+    let mut facts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    facts["ansible_kernel_version"] = "#2 SMP sprayvault-test".into();
+    std::fs::write(&file, serde_json::to_vec(&facts).unwrap()).unwrap();
+    let metrics = v.tmp.path().join("backup.prom");
+    let third = sv_run(&[
+        "backup",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--ansible-dir",
+        k,
+        "--no-etcd-snapshot",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ])
+    .expect(0);
+    assert!(
+        third.out.contains("facts: 1 stored, 2 unchanged"),
+        "{}",
+        third.out
+    );
+    let size: u64 = v
+        .git(&["cat-file", "-s", "main:facts/files/node1"])
+        .trim()
+        .parse()
+        .unwrap();
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    let gauge = |name: &str| {
+        prom.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("{name} not in\n{prom}"))
+            .to_string()
+    };
+    assert_eq!(gauge("sprayvault_last_run_added_objects"), "1", "{prom}");
+    assert_eq!(
+        gauge("sprayvault_last_run_added_bytes"),
+        size.to_string(),
+        "{prom}"
+    );
+
     // node3 dies and /tmp is cleaned: a --limit run that needs its facts fails.
     lab.lab(&["kill", "node3"]);
     std::fs::remove_dir_all(&cache).unwrap();
