@@ -6,7 +6,7 @@ use crate::paths::parent;
 use crate::progress::Progress;
 use crate::source::accounts::Accounts;
 use crate::source::remote::Attrs;
-use crate::source::Remote;
+use crate::source::NodeFs;
 use crate::vault::manifest::{Entry, Kind};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -50,7 +50,7 @@ pub fn touches_ca_dir(items: &[super::PlanItem]) -> bool {
 }
 
 /// Runs `update-ca-certificates` on the node.
-pub async fn update_trust_store(remote: &Remote) -> TrustStore {
+pub async fn update_trust_store<N: NodeFs>(remote: &N) -> TrustStore {
     match remote
         .run_privileged(
             "command -v update-ca-certificates >/dev/null 2>&1 || { echo 'update-ca-certificates is not installed (package ca-certificates)' >&2; exit 1; }; update-ca-certificates >/dev/null",
@@ -92,8 +92,8 @@ pub fn new_dir_meta(entries: &[Entry], dir: &str, accounts: &Accounts) -> (u32, 
 /// mode and owner the backup recorded for them (root:root 0755 for
 /// directories it did not record), so that nothing is ever written into a
 /// directory more open than the node had it, even by a restore cut short.
-async fn ensure_dir(
-    remote: &Remote,
+async fn ensure_dir<N: NodeFs>(
+    remote: &N,
     entries: &[Entry],
     dir: &str,
     made: &mut BTreeSet<String>,
@@ -105,7 +105,7 @@ async fn ensure_dir(
         Some(m) if m.kind == Some(Kind::Dir) => {}
         Some(_) => {
             return Err(RestoreError::Refused {
-                node: remote.target.node.clone(),
+                node: remote.node().to_string(),
                 path: dir.to_string(),
                 why: "exists on the target but is not a directory; move it away and run the restore again".into(),
             })
@@ -119,17 +119,17 @@ async fn ensure_dir(
     Ok(())
 }
 
-async fn make_dir(remote: &Remote, entries: &[Entry], dir: &str) -> Result<(), RestoreError> {
-    let (mode, uid, gid) = new_dir_meta(entries, dir, &remote.accounts);
+async fn make_dir<N: NodeFs>(remote: &N, entries: &[Entry], dir: &str) -> Result<(), RestoreError> {
+    let (mode, uid, gid) = new_dir_meta(entries, dir, remote.accounts());
     remote.mkdir(dir).await?;
     remote.set_meta(dir, mode, uid, gid, None).await?;
     Ok(())
 }
 
 /// Writes one file as the backup recorded it: privately under a temporary
-/// name (see [`Remote::write_private`]), its mode, owner and time set on the
+/// name (see [`crate::source::Remote::write_private`]), its mode, owner and time set on the
 /// open handle, renamed into place, and read back to check its hash.
-pub async fn put_file(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
+pub async fn put_file<N: NodeFs>(remote: &N, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
     write_file(remote, e, data).await?;
     read_back(remote, e, data).await
 }
@@ -137,8 +137,8 @@ pub async fn put_file(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), Res
 /// Writes `data` as `e` records it. An update (same content, other
 /// metadata) is written anew too: metadata goes on the new file's handle,
 /// never through a path that a swapped-in symlink could redirect.
-async fn write_file(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
-    let (uid, gid) = owner_ids(e, &remote.accounts);
+async fn write_file<N: NodeFs>(remote: &N, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
+    let (uid, gid) = owner_ids(e, remote.accounts());
     let attrs = Attrs {
         mode: e.mode,
         uid,
@@ -149,11 +149,11 @@ async fn write_file(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), Resto
     Ok(())
 }
 
-async fn read_back(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
+async fn read_back<N: NodeFs>(remote: &N, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
     let back = remote.read(&e.path).await?;
     if sha256(&back) != sha256(data) {
         return Err(RestoreError::Refused {
-            node: remote.target.node.clone(),
+            node: remote.node().to_string(),
             path: e.path.clone(),
             why: "the file read back differs from what was written; check the target's disk".into(),
         });
@@ -163,7 +163,11 @@ async fn read_back(remote: &Remote, e: &Entry, data: &[u8]) -> Result<(), Restor
 
 /// Refuses to write below a path the backup records as a directory when the
 /// target has something else there (for example a symlink pointing elsewhere).
-async fn check_ancestors(remote: &Remote, plan: &Plan, path: &str) -> Result<(), RestoreError> {
+async fn check_ancestors<N: NodeFs>(
+    remote: &N,
+    plan: &Plan,
+    path: &str,
+) -> Result<(), RestoreError> {
     let mut p = parent(path);
     while p != "/" {
         if plan
@@ -174,7 +178,7 @@ async fn check_ancestors(remote: &Remote, plan: &Plan, path: &str) -> Result<(),
             let m = remote.lstat(p).await?;
             if m.as_ref().and_then(|m| m.kind) != Some(Kind::Dir) {
                 return Err(RestoreError::Refused {
-                    node: remote.target.node.clone(),
+                    node: remote.node().to_string(),
                     path: path.to_string(),
                     why: format!("{p} is not a directory on the target (a symlink?); refusing to write through it"),
                 });
@@ -185,8 +189,8 @@ async fn check_ancestors(remote: &Remote, plan: &Plan, path: &str) -> Result<(),
     Ok(())
 }
 
-async fn restore_entry(
-    remote: &Remote,
+async fn restore_entry<N: NodeFs>(
+    remote: &N,
     plan: &Plan,
     idx: usize,
     made: &mut BTreeSet<String>,
@@ -231,9 +235,9 @@ async fn restore_entry(
 
 /// Applies `plan` on `remote`. Entries are written in path order, so a
 /// directory exists before its content; directory metadata is applied last.
-pub async fn apply(
+pub async fn apply<N: NodeFs>(
     plan: &Plan,
-    remote: &Remote,
+    remote: &N,
     progress: &dyn Progress,
 ) -> Result<RestoreReport, RestoreError> {
     let mut report = RestoreReport {
@@ -274,7 +278,7 @@ pub async fn apply(
             && plan.items[idx].action != Action::Leave
             && !report.errors.iter().any(|(p, _)| p == &e.path)
         {
-            let (uid, gid) = owner_ids(e, &remote.accounts);
+            let (uid, gid) = owner_ids(e, remote.accounts());
             if let Err(err) = remote
                 .set_meta(&e.path, e.mode, uid, gid, Some(e.mtime))
                 .await

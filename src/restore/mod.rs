@@ -12,6 +12,8 @@
 
 pub mod apply;
 pub mod plan;
+#[cfg(test)]
+mod tests;
 
 use crate::source::SourceError;
 use crate::vault::VaultError;

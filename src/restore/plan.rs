@@ -8,7 +8,7 @@
 
 use super::RestoreError;
 use crate::source::accounts::Accounts;
-use crate::source::Remote;
+use crate::source::{Meta, NodeFs};
 use crate::vault::crypto::Identity;
 use crate::vault::manifest::{Entry, Kind};
 use crate::vault::{Backup, Vault};
@@ -222,24 +222,25 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 /// [`make_plan_with`] root for owner names the target lacks.
-pub async fn make_plan(
+pub async fn make_plan<N: NodeFs>(
     vault: &Vault,
     backup: &Backup,
     node: &str,
     identity: &Identity,
-    remote: &Remote,
+    remote: &N,
 ) -> Result<Plan, RestoreError> {
     make_plan_with(vault, backup, node, identity, remote, Owners::default()).await
 }
 
-/// Decrypts the node's files from `backup` and compares every entry with
-/// the target, owners mapped as `owners` says.
-pub async fn make_plan_with(
+/// Decrypts the node's files from `backup`, looks at every recorded path on
+/// the target ([`observe`]), and compares ([`decide`]), owners mapped as
+/// `owners` says. Changes nothing.
+pub async fn make_plan_with<N: NodeFs>(
     vault: &Vault,
     backup: &Backup,
     node: &str,
     identity: &Identity,
-    remote: &Remote,
+    remote: &N,
     owners: Owners,
 ) -> Result<Plan, RestoreError> {
     let state = backup.node(node)?;
@@ -250,62 +251,154 @@ pub async fn make_plan_with(
             Zeroizing::new(vault.decrypt_file(backup, node, &e.path, identity)?),
         );
     }
-    let hostname = remote.hostname().await?;
+    let entries: Vec<Entry> = state.manifest.entries.values().cloned().collect();
+    let observed = observe(remote, &entries).await?;
+    Ok(decide(
+        Recorded {
+            node: node.to_string(),
+            commit: backup.commit.to_string(),
+            backup_time: backup.time,
+            entries,
+            contents,
+        },
+        remote.display(),
+        &observed,
+        remote.accounts(),
+        owners,
+    ))
+}
+
+/// What the target has at one recorded path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    Absent,
+    Present {
+        meta: Meta,
+        /// The content's SHA-256, for a file where the backup has a file.
+        sha256: Option<[u8; 32]>,
+        /// The target of a link where the backup has a link.
+        link: Option<String>,
+    },
+}
+
+/// The target as the plan needs it: its hostname and what is at each path.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub hostname: String,
+    pub found: BTreeMap<String, Found>,
+}
+
+/// Looks at every recorded path on the target (lstat; a file's content is
+/// read, and a link's target, only where the backup has the same kind).
+pub async fn observe<N: NodeFs>(remote: &N, entries: &[Entry]) -> Result<Observed, RestoreError> {
+    let mut found = BTreeMap::new();
+    for e in entries {
+        let f = match remote.lstat(&e.path).await? {
+            None => Found::Absent,
+            Some(m) => {
+                let same = m.kind == Some(e.kind);
+                let sha256 = if same && e.kind == Kind::File {
+                    Some(sha256(&Zeroizing::new(remote.read(&e.path).await?)))
+                } else {
+                    None
+                };
+                let link = if same && e.kind == Kind::Symlink {
+                    Some(remote.read_link(&e.path).await?)
+                } else {
+                    None
+                };
+                Found::Present {
+                    meta: m,
+                    sha256,
+                    link,
+                }
+            }
+        };
+        found.insert(e.path.clone(), f);
+    }
+    Ok(Observed {
+        hostname: remote.hostname().await?,
+        found,
+    })
+}
+
+/// What the backup recorded for the node, contents decrypted.
+pub struct Recorded {
+    pub node: String,
+    pub commit: String,
+    pub backup_time: i64,
+    /// In path order.
+    pub entries: Vec<Entry>,
+    pub contents: BTreeMap<String, Zeroizing<Vec<u8>>>,
+}
+
+/// The plan, decided from what the backup recorded and what the target
+/// has: no I/O. Every rule of a restore's plan lives here.
+pub fn decide(
+    recorded: Recorded,
+    target: String,
+    observed: &Observed,
+    accounts: &Accounts,
+    owners: Owners,
+) -> Plan {
     let short = |s: &str| s.split('.').next().unwrap_or("").to_ascii_lowercase();
     let mut items = Vec::new();
     let mut entries = Vec::new();
-    for e in state.manifest.entries.values() {
-        let owner = decide_owner(e, &remote.accounts, owners);
+    for e in &recorded.entries {
+        let owner = decide_owner(e, accounts, owners);
         let (uid, gid) = (owner.uid, owner.gid);
         let want = format!("{:04o} {}", e.mode, owner.shown);
-        let (action, detail) = match remote.lstat(&e.path).await? {
-            None => (Action::Create, None),
-            Some(m) if m.kind != Some(e.kind) => (
+        let (action, detail) = match observed.found.get(&e.path).unwrap_or(&Found::Absent) {
+            Found::Absent => (Action::Create, None),
+            Found::Present { meta: m, .. } if m.kind != Some(e.kind) => (
                 Action::Replace,
                 Some(format!(
                     "is a {} on the target",
                     m.kind.map(|k| k.word()).unwrap_or("special file")
                 )),
             ),
-            Some(m) => {
+            Found::Present {
+                meta: m,
+                sha256: hash,
+                link,
+            } => {
                 let same_meta =
                     e.kind == Kind::Symlink || (m.mode == e.mode && m.uid == uid && m.gid == gid);
-                match e.kind {
-                    Kind::File => {
-                        let now = Zeroizing::new(remote.read(&e.path).await?);
-                        if sha256(&now) != sha256(&contents[&e.path]) {
-                            (Action::Replace, Some("content differs".to_string()))
-                        } else if same_meta {
-                            (Action::Leave, None)
-                        } else {
-                            (
-                                Action::Update,
-                                Some(format!(
-                                    "is {:04o} {}:{} on the target",
-                                    m.mode, m.uid, m.gid
-                                )),
-                            )
-                        }
-                    }
-                    Kind::Symlink => {
-                        let t = remote.read_link(&e.path).await?;
-                        if Some(&t) == e.target.as_ref() {
-                            (Action::Leave, None)
-                        } else {
-                            (
-                                Action::Replace,
-                                Some(format!("points to {t:?} on the target")),
-                            )
-                        }
-                    }
-                    Kind::Dir if same_meta => (Action::Leave, None),
-                    Kind::Dir => (
+                let meta_differs = || {
+                    (
                         Action::Update,
                         Some(format!(
                             "is {:04o} {}:{} on the target",
                             m.mode, m.uid, m.gid
                         )),
-                    ),
+                    )
+                };
+                match e.kind {
+                    Kind::File => {
+                        let want_hash = recorded.contents.get(&e.path).map(|c| sha256(c));
+                        if hash.is_none() || *hash != want_hash {
+                            (Action::Replace, Some("content differs".to_string()))
+                        } else if same_meta {
+                            (Action::Leave, None)
+                        } else {
+                            meta_differs()
+                        }
+                    }
+                    Kind::Symlink => {
+                        if link.is_some() && link.as_ref() == e.target.as_ref() {
+                            (Action::Leave, None)
+                        } else {
+                            (
+                                Action::Replace,
+                                Some(format!(
+                                    "points to {:?} on the target",
+                                    link.as_deref().unwrap_or("")
+                                )),
+                            )
+                        }
+                    }
+                    Kind::Dir if same_meta => (Action::Leave, None),
+                    Kind::Dir => meta_differs(),
                 }
             }
         };
@@ -322,19 +415,19 @@ pub async fn make_plan_with(
             want,
             detail,
         });
-        entries.push(resolve_owner(e, &remote.accounts, &owner));
+        entries.push(resolve_owner(e, accounts, &owner));
     }
-    Ok(Plan {
-        node: node.to_string(),
-        commit: backup.commit.to_string(),
-        backup_time: backup.time,
-        target: remote.target.display(),
-        hostname_mismatch: short(&hostname) != short(node),
-        target_hostname: hostname,
+    Plan {
+        hostname_mismatch: short(&observed.hostname) != short(&recorded.node),
+        target_hostname: observed.hostname.clone(),
+        node: recorded.node,
+        commit: recorded.commit,
+        backup_time: recorded.backup_time,
+        target,
         items,
         entries,
-        contents,
-    })
+        contents: recorded.contents,
+    }
 }
 
 #[cfg(test)]

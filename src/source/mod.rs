@@ -8,9 +8,13 @@
 //! never a prompt and never accepted silently.
 
 pub mod accounts;
+#[cfg(test)]
+pub mod fake;
+pub mod node;
 pub mod remote;
 pub mod walk;
 
+pub use node::NodeFs;
 pub use remote::{Meta, Remote};
 
 use crate::inventory::Host;
