@@ -25,13 +25,14 @@
 
 pub mod apply;
 pub mod plan;
+pub mod script;
 pub mod tool;
 
 use crate::source::SourceError;
 use crate::vault::VaultError;
 use thiserror::Error;
 
-pub use apply::{apply, MemberResult, RestoreReport};
+pub use apply::{apply, Deadlines, MemberResult, RestoreReport};
 pub use plan::{make_plan, MemberPlan, RestorePlan};
 
 /// The commands that stop and start etcd on a member, run through the
