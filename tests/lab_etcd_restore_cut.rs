@@ -29,6 +29,19 @@ fn states(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
+/// The states once every script has ended (etcd may answer a moment
+/// before its script writes that it started it).
+fn final_states(lab: &Lab) -> Vec<String> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = states(lab);
+        if s.iter().all(|l| l.is_empty() || l.starts_with("done ")) || Instant::now() > until {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// What is left of sprayvault's on a member: upload directories and their
 /// files, restored copies and old data beside the data directory.
 fn leftovers(lab: &Lab, node: &str) -> String {
@@ -135,7 +148,7 @@ fn a_killed_etcd_restore_after_the_stop_leaves_etcd_running_on_every_member() {
             "{n} is not on its old data"
         );
     }
-    let done = states(&lab);
+    let done = final_states(&lab);
     for s in &done {
         assert!(
             s.starts_with("done old started no word from sprayvault within 75 s"),
@@ -204,6 +217,30 @@ fn node_pids(lab: &Lab, node: &str) -> Vec<i32> {
                 == Some(&ns)
         })
         .collect()
+}
+
+/// Stops every process of a node (SIGSTOP); their pids.
+fn freeze(lab: &Lab, node: &str) -> Vec<i32> {
+    let pids = node_pids(lab, node);
+    for p in &pids {
+        unsafe { libc::kill(*p, libc::SIGSTOP) };
+    }
+    pids
+}
+
+fn thaw(pids: &[i32]) {
+    for p in pids {
+        unsafe { libc::kill(*p, libc::SIGCONT) };
+    }
+}
+
+/// Everything a finished run printed.
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// `restore node1` against the lab.
@@ -277,10 +314,7 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
             })
             .unwrap_or(false);
         if staging {
-            for p in node_pids(&lab, "node1") {
-                unsafe { libc::kill(p, libc::SIGSTOP) };
-                frozen.push(p);
-            }
+            frozen = freeze(&lab, "node1");
             froze_at = Some(Instant::now());
             break;
         }
@@ -289,14 +323,8 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
     let froze_at = froze_at.expect("the restore never staged big");
     let out = run.wait_with_output().unwrap();
     let after_freeze = froze_at.elapsed();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for p in &frozen {
-        unsafe { libc::kill(*p, libc::SIGCONT) };
-    }
+    let said = said(&out);
+    thaw(&frozen);
     println!(
         "restore ended {:.1} s after node1 froze (step deadline 10 s)",
         after_freeze.as_secs_f64()
@@ -328,4 +356,105 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
     );
     assert!(!left.contains("sprayvault"), "{left}");
     assert!(left.contains("big") && left.contains("ca.key"), "{left}");
+}
+
+#[test]
+fn a_member_frozen_after_its_stop_ends_the_etcd_restore_at_its_step_deadline() {
+    let lab = Lab::up("er-frozen-member", 132, 3);
+    lab.etcdctl("node1", &["put", "/registry/keep/k", "v"]);
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts"]).expect(0);
+    lab.etcdctl("node1", &["put", "/registry/after-backup", "kept"]);
+
+    // node2 lingers after its stop (longer than the step allows), so it can
+    // be frozen with etcd stopped and its script still in the stop.
+    let mut args = etcd_restore_args(&v, &lab, &["--step-timeout", "10s", "--timeout", "60"]);
+    let i = args.iter().position(|a| a == "--stop-command").unwrap();
+    args[i + 1] = format!(
+        "{}; if [ \"$(uname -n)\" = node2 ]; then sleep 20; fi",
+        args[i + 1]
+    );
+    let started = Instant::now();
+    let run = sv()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut frozen = Vec::new();
+    let mut froze_at = None;
+    while started.elapsed() < Duration::from_secs(90) {
+        let s = states(&lab);
+        if s[0] == "swapped" && s[1] == "running" && s[2] == "swapped" {
+            let status = lab.lab(&["status"]);
+            assert!(
+                status
+                    .lines()
+                    .any(|l| l.starts_with("node2") && l.ends_with("etcd down")),
+                "{status}"
+            );
+            frozen = freeze(&lab, "node2");
+            froze_at = Some(Instant::now());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let froze_at = froze_at.expect("node2 never lingered after its stop");
+    let out = run.wait_with_output().unwrap();
+    let ended = froze_at.elapsed();
+    let said = said(&out);
+    println!(
+        "etcd restore ended {:.1} s after node2 froze (step deadline 10 s)",
+        ended.as_secs_f64()
+    );
+    // node1 and node3 went back to their old data and run (2 of 3: quorum)
+    // while node2 is still frozen.
+    for n in ["node1", "node3"] {
+        let value = lab.etcdctl(n, &["get", "--print-value-only", "/registry/after-backup"]);
+        assert_eq!(value.trim(), "kept", "{n}: {said}");
+    }
+    thaw(&frozen);
+    let thawed = Instant::now();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(ended < Duration::from_secs(30), "took {ended:?}: {said}");
+    assert!(
+        said.contains("stopping etcd failed, so nothing was restored")
+            && said.contains(
+                "node2: did not answer for 10 s (frozen or unreachable), so it was cut off"
+            ),
+        "{said}"
+    );
+    assert!(
+        said.contains("node1 is back on its old data, etcd was started"),
+        "{said}"
+    );
+
+    // Thawed, node2's script never gets the go: it goes back to its old data
+    // and starts etcd by itself.
+    lab.lab(&["wait-healthy", "--timeout", "150"]);
+    println!(
+        "all three members healthy {:.1} s after node2 was thawed",
+        thawed.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        lab.etcdctl(
+            "node2",
+            &["get", "--print-value-only", "/registry/after-backup"]
+        )
+        .trim(),
+        "kept"
+    );
+    // Its stop command, frozen past its bound, was ended by `timeout` once
+    // thawed: the script then went back to its old data.
+    let s = final_states(&lab);
+    assert_eq!(
+        s[1], "done old started the stop command did not finish within 10 s",
+        "{s:?}"
+    );
+    for n in ["node1", "node2", "node3"] {
+        let left = leftovers(&lab, n);
+        assert!(!left.contains("snapshot.db"), "{n}: {left}");
+        assert!(!left.contains(".sprayvault-restore-"), "{n}: {left}");
+        assert!(!left.contains(".sprayvault-before-"), "{n}: {left}");
+    }
 }

@@ -242,32 +242,52 @@ struct Run<'a> {
     decision: Option<String>,
     /// Seconds its script waits for the decision.
     wait: u64,
+    /// When it last answered a question.
+    answered: Instant,
+    /// It did not answer for a whole step: no longer asked.
+    lost: bool,
+}
+
+impl Run<'_> {
+    /// Nothing more to ask it: not started, lost, or `done` holds.
+    fn over(&self, done: fn(&State) -> bool) -> bool {
+        !self.launched || self.lost || self.state.as_ref().is_some_and(done)
+    }
 }
 
 /// Asks every launched member for its state until `done(state)` holds for
-/// all of them or `until` passes (a member that does not answer is asked
-/// again over a new connection).
-async fn follow(runs: &mut [Run<'_>], until: Instant, done: fn(&State) -> bool) {
+/// all of them or `until` passes. A member that does not answer is asked
+/// again over a new connection, until it has been silent for `step`: then
+/// it is lost (its script fends for itself).
+async fn follow(runs: &mut [Run<'_>], until: Instant, step: Duration, done: fn(&State) -> bool) {
     loop {
         let ask = runs.iter().map(|run| async move {
-            if !run.launched || run.state.as_ref().is_some_and(done) {
+            if run.over(done) {
                 return None;
             }
             let left = until.saturating_duration_since(Instant::now());
-            let limit = left.clamp(Duration::from_secs(1), Duration::from_secs(15));
+            let limit = left
+                .min(step)
+                .clamp(Duration::from_secs(1), Duration::from_secs(15));
             let cmd = script::state_command(run.dir);
             let out = run_on(run.r, &cmd, "reading the restore's state", limit).await;
-            out.ok().and_then(|o| State::parse(&o))
+            Some(out.ok().map(|o| State::parse(&o)))
         });
         let seen = join_all(ask).await;
+        let now = Instant::now();
         for (run, s) in runs.iter_mut().zip(seen) {
-            if s.is_some() {
-                run.state = s;
+            match s {
+                Some(Some(state)) => {
+                    run.answered = now;
+                    if state.is_some() {
+                        run.state = state;
+                    }
+                }
+                Some(None) if now.duration_since(run.answered) >= step => run.lost = true,
+                _ => {}
             }
         }
-        let all = runs
-            .iter()
-            .all(|r| !r.launched || r.state.as_ref().is_some_and(done));
+        let all = runs.iter().all(|r| r.over(done));
         if all || Instant::now() >= until {
             return;
         }
@@ -283,6 +303,12 @@ async fn decide(runs: &mut [Run<'_>], decision: &str, limit: Duration) {
             return run.decision.clone();
         }
         let cmd = script::decide_command(run.dir, decision);
+        // A lost member is tried once more, briefly: it may only be slow.
+        let limit = if run.lost {
+            limit.min(Duration::from_secs(5))
+        } else {
+            limit
+        };
         run_on(run.r, &cmd, "telling the member what to do", limit)
             .await
             .ok()
@@ -320,6 +346,12 @@ fn outcome(run: &Run<'_>) -> String {
                 None => format!("{node} {data}, {started}"),
             }
         }
+        _ if run.lost => format!(
+            "{node}: did not answer for a whole step (frozen or unreachable), so it was cut off; its restore script goes back to its old data and starts etcd by itself at the latest {} s after it started, unless it got the go (see {}/{} there)",
+            run.wait,
+            run.dir,
+            script::LOG
+        ),
         other => format!(
             "{node}: no word from its restore script ({}); it starts etcd on its own at the latest {} s after it started (see {}/{})",
             match other {
@@ -477,20 +509,30 @@ pub async fn apply(
             state: None,
             decision: None,
             wait: deadlines.script_wait(),
+            answered: launch_at,
+            lost: false,
         })
         .collect();
     let launch_failed = failures(&pairs, &launched);
     if launch_failed.is_empty() {
-        follow(&mut runs, launch_at + deadlines.settle(), State::settled).await;
+        follow(
+            &mut runs,
+            launch_at + deadlines.settle(),
+            step,
+            State::settled,
+        )
+        .await;
     }
-    let all_swapped =
-        launch_failed.is_empty() && runs.iter().all(|r| matches!(r.state, Some(State::Swapped)));
+    let all_swapped = launch_failed.is_empty()
+        && runs
+            .iter()
+            .all(|r| !r.lost && matches!(r.state, Some(State::Swapped)));
 
     if !all_swapped {
         // Not every member is stopped and swapped: every one goes back to
         // its old data and starts.
         decide(&mut runs, "abort", step).await;
-        follow(&mut runs, Instant::now() + deadlines.settle(), |s| {
+        follow(&mut runs, Instant::now() + deadlines.settle(), step, |s| {
             matches!(s, State::Done { .. })
         })
         .await;
@@ -501,6 +543,11 @@ pub async fn apply(
                     why.push(format!("{}: {w}", run.m.node))
                 }
                 Some(State::Done { .. }) => {}
+                _ if run.lost => why.push(format!(
+                    "{}: did not answer for {} s (frozen or unreachable), so it was cut off",
+                    run.m.node,
+                    step.as_secs()
+                )),
                 _ if run.launched => why.push(format!(
                     "{}: not stopped and swapped within {} s",
                     run.m.node,
@@ -539,7 +586,10 @@ pub async fn apply(
     decide(&mut runs, "go", step).await;
     let go_at = Instant::now();
     let deadline = go_at + deadlines.healthy;
-    follow(&mut runs, deadline, |s| matches!(s, State::Done { .. })).await;
+    follow(&mut runs, deadline, step, |s| {
+        matches!(s, State::Done { .. })
+    })
+    .await;
     remove_finished(&runs, step).await;
 
     // 4. Wait until every member answers.

@@ -174,22 +174,26 @@ swap() {{
 finish() {{
   rm -f "$snapshot"
   if [ "$1" = restored ]; then rmdir "$new" 2>/dev/null || true; else rm -rf "$new"; fi
-  if out=$(bounded sh -c "$start_cmd" 2>&1); then
-    printf '%s\n' "$out"
-    state done "$1" started "$2"
-  else
-    printf '%s\n' "$out"
-    state done "$1" not-started "the start command failed: $(said "$out")${{2:+; $2}}"
-  fi
+  out=$(bounded sh -c "$start_cmd" 2>&1)
+  rc=$?
+  printf '%s\n' "$out"
+  if [ "$rc" = 0 ]; then state done "$1" started "$2"; exit 0; fi
+  state done "$1" not-started "$(failed start "$rc" "$out")${{2:+; $2}}"
   exit 0
+}}
+# Why a bounded command failed: $1 stop or start, $2 its status, $3 its output.
+failed() {{
+  case $2 in
+    124|137) printf 'the %s command did not finish within %s s' "$1" "$step" ;;
+    *) printf 'the %s command failed: %s' "$1" "$(said "$3")" ;;
+  esac
 }}
 state running
 end=$(( $(date +%s) + wait ))
-if ! out=$(bounded sh -c "$stop_cmd" 2>&1); then
-  printf '%s\n' "$out"
-  finish old "the stop command failed: $(said "$out")"
-fi
+out=$(bounded sh -c "$stop_cmd" 2>&1)
+rc=$?
 printf '%s\n' "$out"
+if [ "$rc" != 0 ]; then finish old "$(failed stop "$rc" "$out")"; fi
 db="$data/member/snap/db"
 if [ -e "$db" ] && command -v flock >/dev/null 2>&1; then
   i=0
@@ -349,7 +353,14 @@ mod tests {
         );
         // Every way out of the script goes through finish, which starts etcd.
         let exits: Vec<&str> = s.lines().filter(|l| l.contains("exit")).collect();
-        assert_eq!(exits, ["  exit 0"], "{s}");
+        assert_eq!(
+            exits,
+            [
+                "  if [ \"$rc\" = 0 ]; then state done \"$1\" started \"$2\"; exit 0; fi",
+                "  exit 0"
+            ],
+            "{s}"
+        );
         assert!(s
             .trim_end()
             .ends_with("check $data/member, $aside and $new\""));
@@ -379,7 +390,7 @@ mod tests {
             aside: &aside,
             stop,
             start: &started,
-            step: 10,
+            step: 2,
             wait,
         });
         std::fs::write(dir.join(SCRIPT), text).unwrap();
