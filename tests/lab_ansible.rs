@@ -185,7 +185,9 @@ fn playbook_installs_the_control_host_and_nodes_then_the_units_back_up_through_i
         assert_eq!(keys, format!("restrict {}", pubkey.trim()) + "\n");
         let rule = lab.exec(n, &["sudo", "-l", "-U", "sprayvault"]);
         assert!(
-            rule.contains("(root) NOPASSWD: /usr/lib/openssh/sftp-server -R -u 077, /usr/bin/sh -c *"),
+            rule.contains(
+                "(root) NOPASSWD: /usr/lib/openssh/sftp-server -R -u 077, /usr/bin/sh -c *"
+            ),
             "{n}: {rule}"
         );
     }

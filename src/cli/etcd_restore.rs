@@ -32,10 +32,16 @@ pub struct Args {
     /// Command that starts etcd on a member (run as root there).
     #[arg(long, value_name = "CMD", default_value_t = Commands::default().start)]
     start_command: String,
-    /// How long to wait for the members to start and become healthy (5m, 300s;
+    /// How long each step may take on each member (streaming a piece of the
+    /// snapshot, restoring it, stopping etcd, each command): a member that
+    /// stops answering is cut off at it and the run ends, exit 1 (5m, 300s;
     /// a plain number is seconds).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = args::seconds)]
-    timeout: Duration,
+    step_timeout: Duration,
+    /// How long to wait, once every member is stopped and swapped, for all
+    /// of them to start and become healthy (default: --step-timeout).
+    #[arg(long, value_name = "DURATION", value_parser = args::seconds)]
+    timeout: Option<Duration>,
     #[command(flatten)]
     ssh: args::Ssh,
 }
@@ -77,7 +83,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     };
     let progress = g.progress();
     let rt = super::runtime()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let connected =
             futures_util::future::join_all(targets.iter().map(|t| Remote::connect(t, &ssh))).await;
         let mut remotes = Vec::new();
@@ -96,7 +102,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 );
             }
             let plan =
-                restore::make_plan(&vault, snap, &identity, &remotes, &commands, a.force).await?;
+                restore::make_plan(&vault, snap, &identity, &remotes, &commands, a.force, a.step_timeout)
+                    .await?;
             print_plan(g, &plan)?;
             if !plan.problems.is_empty() {
                 for p in &plan.problems {
@@ -115,7 +122,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 &identity,
                 &plan,
                 &remotes,
-                a.timeout,
+                restore::Deadlines {
+                    step: a.step_timeout,
+                    healthy: a.timeout.unwrap_or(a.step_timeout),
+                },
                 &progress,
             )
             .await?;
@@ -153,11 +163,16 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             anyhow::Ok(if healthy { Exit::Success } else { Exit::Failure })
         }
         .await;
-        for r in remotes {
-            r.close().await;
-        }
+        // A member cut off at its deadline does not answer the close: its
+        // ssh is killed when the close is dropped.
+        futures_util::future::join_all(remotes.into_iter().map(|r| async move {
+            let _ = tokio::time::timeout(Duration::from_secs(3), r.close()).await;
+        }))
+        .await;
         result
-    })
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {
@@ -219,7 +234,8 @@ fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {
     t.print();
     println!(
         "steps: stream the snapshot to /var/tmp on each member and restore it beside the data; \
-         stop etcd everywhere ({}); move the data in; start etcd everywhere ({}); wait until every member is healthy",
+         then a script detached on each member stops etcd ({}) and moves the data in, and once every member is stopped \
+         starts etcd everywhere ({}) (on its old data if the go never comes); wait until every member is healthy",
         plan.commands.stop, plan.commands.start
     );
     for w in &plan.warnings {

@@ -5,6 +5,7 @@ use sprayvault::exit::Exit;
 use sprayvault::restore::{Action, Owners, Plan};
 use sprayvault::source::{Remote, Target};
 use sprayvault::vault::Vault;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,6 +31,12 @@ pub struct Args {
     /// the recorded id instead of root.
     #[arg(long)]
     numeric_ids: bool,
+    /// How long each step may take on the node (reading it for the plan,
+    /// each file, each directory): a node that stops answering is cut off at
+    /// it and the restore ends, exit 1 before anything was written, else 3
+    /// (5m, 300s; a plain number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = args::seconds)]
+    step_timeout: Duration,
     #[command(flatten)]
     ssh: args::Ssh,
 }
@@ -72,11 +79,20 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let ssh = a.ssh.options();
     let progress = g.progress();
     let rt = super::runtime()?;
-    rt.block_on(async {
+    let step = a.step_timeout;
+    let result = rt.block_on(async {
         let remote = Remote::connect(&target, &ssh).await?;
         let result = async {
             let owners = if a.numeric_ids { Owners::NumericIds } else { Owners::RootForMissing };
-            let plan = sprayvault::restore::make_plan_with(&vault, &backup, &a.node, &identity, &remote, owners).await?;
+            let planning = sprayvault::restore::make_plan_with(&vault, &backup, &a.node, &identity, &remote, owners);
+            let plan = match tokio::time::timeout(step, planning).await {
+                Ok(p) => p?,
+                Err(_) => anyhow::bail!(
+                    "node {}: reading it for the restore plan did not finish within {} s: the node is frozen or unreachable, so it was cut off (raise --step-timeout if it is only slow); nothing was changed",
+                    a.node,
+                    step.as_secs()
+                ),
+            };
             print_plan(g, &plan)?;
             let conflicts = plan.conflicts();
             if !conflicts.is_empty() && !a.force {
@@ -89,7 +105,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 }
                 return Ok(Exit::Success);
             }
-            let report = sprayvault::restore::apply(&plan, &remote, &progress).await?;
+            let report = sprayvault::restore::apply_within(&plan, &remote, &progress, step).await?;
             if g.json {
                 output::json(&report)?;
             } else {
@@ -113,13 +129,20 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                     report.errors.len()
                 );
             }
+            if let Some(why) = &report.cut_off {
+                eprintln!("error: {why}");
+            }
             let trusted = !matches!(report.trust_store, Some(sprayvault::restore::TrustStore::NotUpdated(_)));
             anyhow::Ok(if report.errors.is_empty() && trusted { Exit::Success } else { Exit::Partial })
         }
         .await;
-        remote.close().await;
+        // A node cut off at its deadline does not answer the close: its ssh
+        // is killed when the close is dropped.
+        let _ = tokio::time::timeout(Duration::from_secs(3), remote.close()).await;
         result
-    })
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 fn bare_target(node: &str) -> Target {

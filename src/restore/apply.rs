@@ -10,6 +10,7 @@ use crate::source::NodeFs;
 use crate::vault::manifest::{Entry, Kind};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 #[derive(Debug, Serialize)]
 pub struct RestoreReport {
@@ -25,6 +26,9 @@ pub struct RestoreReport {
     /// Set when certificates under [`CA_DIR`] were restored: what running
     /// `update-ca-certificates` did, so the node trusts the cluster CAs again.
     pub trust_store: Option<TrustStore>,
+    /// Set when a step did not finish within its deadline: the restore
+    /// stopped there (the node is frozen or unreachable), this says where.
+    pub cut_off: Option<String>,
 }
 
 /// Where Debian and Ubuntu keep local CA certificates (kubespray puts the
@@ -240,6 +244,30 @@ pub async fn apply<N: NodeFs>(
     remote: &N,
     progress: &dyn Progress,
 ) -> Result<RestoreReport, RestoreError> {
+    apply_within(plan, remote, progress, NO_DEADLINE).await
+}
+
+/// No deadline in practice (a century).
+pub const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// What a step cut off at its deadline reports.
+fn past(node: &str, what: &str, step: Duration) -> String {
+    format!(
+        "node {node}: {what} did not finish within {} s: the node is frozen or unreachable, so the restore stopped there (raise --step-timeout if it is only slow; run the restore again once the node answers)",
+        step.as_secs()
+    )
+}
+
+/// Like [`apply`], each step (an entry, a directory's metadata, the trust
+/// store update) within `step`. Past it the restore stops: later steps
+/// would wait on the same connection. The report's `cut_off` says where.
+pub async fn apply_within<N: NodeFs>(
+    plan: &Plan,
+    remote: &N,
+    progress: &dyn Progress,
+    step: Duration,
+) -> Result<RestoreReport, RestoreError> {
+    let node = remote.node();
     let mut report = RestoreReport {
         node: plan.node.clone(),
         created: 0,
@@ -249,6 +277,7 @@ pub async fn apply<N: NodeFs>(
         verified: 0,
         errors: vec![],
         trust_store: None,
+        cut_off: None,
     };
     let mut made = BTreeSet::new();
     for (idx, item) in plan.items.iter().enumerate() {
@@ -256,7 +285,15 @@ pub async fn apply<N: NodeFs>(
             report.left += 1;
             continue;
         }
-        match restore_entry(remote, plan, idx, &mut made).await {
+        let work = restore_entry(remote, plan, idx, &mut made);
+        let Ok(done) = tokio::time::timeout(step, work).await else {
+            let why = past(node, &format!("restoring {}", item.path), step);
+            progress.warn(&why);
+            report.errors.push((item.path.clone(), why.clone()));
+            report.cut_off = Some(why);
+            return Ok(report);
+        };
+        match done {
             Ok(verified) => {
                 report.verified += usize::from(verified);
                 match item.action {
@@ -279,16 +316,29 @@ pub async fn apply<N: NodeFs>(
             && !report.errors.iter().any(|(p, _)| p == &e.path)
         {
             let (uid, gid) = owner_ids(e, remote.accounts());
-            if let Err(err) = remote
-                .set_meta(&e.path, e.mode, uid, gid, Some(e.mtime))
-                .await
-            {
-                report.errors.push((e.path.clone(), err.to_string()));
+            let set = remote.set_meta(&e.path, e.mode, uid, gid, Some(e.mtime));
+            match tokio::time::timeout(step, set).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => report.errors.push((e.path.clone(), err.to_string())),
+                Err(_) => {
+                    let why = past(node, &format!("setting the metadata of {}", e.path), step);
+                    progress.warn(&why);
+                    report.errors.push((e.path.clone(), why.clone()));
+                    report.cut_off = Some(why);
+                    return Ok(report);
+                }
             }
         }
     }
     if touches_ca_dir(&plan.items) {
-        let t = update_trust_store(remote).await;
+        let t = match tokio::time::timeout(step, update_trust_store(remote)).await {
+            Ok(t) => t,
+            Err(_) => {
+                let why = past(node, "updating the trust store", step);
+                report.cut_off = Some(why.clone());
+                TrustStore::NotUpdated(why)
+            }
+        };
         match &t {
             TrustStore::Updated => {
                 progress.info("updated the trust store (update-ca-certificates)")

@@ -9,6 +9,8 @@
 //! the mode and owner the backup recorded from the start. When certificates
 //! under `/usr/local/share/ca-certificates` were restored it runs
 //! `update-ca-certificates`, so the node's trust store holds the cluster CAs.
+//! [`apply_within`] bounds each of those steps: a node that stops answering
+//! ends the restore at the deadline, with the step named, instead of hanging it.
 
 pub mod apply;
 pub mod plan;
@@ -19,7 +21,7 @@ use crate::source::SourceError;
 use crate::vault::VaultError;
 use thiserror::Error;
 
-pub use apply::{apply, put_file, RestoreReport, TrustStore, CA_DIR};
+pub use apply::{apply, apply_within, put_file, RestoreReport, TrustStore, CA_DIR, NO_DEADLINE};
 pub use plan::{make_plan, make_plan_with, Action, Owners, Plan, PlanItem};
 
 #[derive(Debug, Error)]

@@ -14,24 +14,32 @@
 //!    `--bump-revision --mark-compacted` where that etcdutl has them
 //!    (3.5.10 and later; the plan warns when it has not, see [`tool`]).
 //!    etcd keeps running meanwhile; a failure here changes nothing;
-//! 2. stops etcd on every member (the stop command), and checks the
-//!    database is no longer locked;
-//! 3. moves `DATA/member` aside to `DATA/.sprayvault-before-T/member` (never
-//!    deleted) and the restored `member` into its place, owned like `DATA`;
-//! 4. starts etcd on every member at once (a member waits for quorum), and
-//!    waits until every member answers `endpoint health`.
+//! 2. writes a script into that root-only upload directory and starts it
+//!    detached from the connection ([`script`]): it stops etcd, waits for
+//!    bbolt's lock to go, moves `DATA/member` aside to
+//!    `DATA/.sprayvault-before-T/member` (never deleted) and the restored
+//!    `member` into its place, owned like `DATA`, and waits for the decision;
+//! 3. once every member is stopped and swapped, gives the go to all at once
+//!    (each starts etcd and waits for the others' quorum), and waits until
+//!    every member answers `endpoint health`. Without the go (a failed
+//!    member, a lost connection, a killed run) each script goes back to its
+//!    old data and starts etcd by itself.
 //!
-//! The uploaded snapshot files are removed whatever happens.
+//! Every command, every piece of the upload and every wait has a deadline
+//! ([`Deadlines`]): a member that stops answering ends the run with its name
+//! and the step. The uploaded snapshot and unused restored copies are removed
+//! whatever happens; what a run cut off leaves, the next one sweeps first.
 
 pub mod apply;
 pub mod plan;
+pub mod script;
 pub mod tool;
 
 use crate::source::SourceError;
 use crate::vault::VaultError;
 use thiserror::Error;
 
-pub use apply::{apply, MemberResult, RestoreReport};
+pub use apply::{apply, Deadlines, MemberResult, RestoreReport};
 pub use plan::{make_plan, MemberPlan, RestorePlan};
 
 /// The commands that stop and start etcd on a member, run through the

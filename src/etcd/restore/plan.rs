@@ -246,6 +246,7 @@ pub async fn make_plan(
     remotes: &[Remote],
     commands: &Commands,
     force: bool,
+    step: std::time::Duration,
 ) -> Result<RestorePlan, EtcdRestoreError> {
     if remotes.is_empty() {
         return Err(EtcdRestoreError::Refused(
@@ -263,8 +264,18 @@ pub async fn make_plan(
             Err(why) => problems.push(why),
         }
     }
-    let found = futures_util::future::join_all(records.iter().map(|(r, rec)| probe(r, rec)))
-        .await
+    // A member that stops answering is cut off at the step deadline.
+    let found = futures_util::future::join_all(records.iter().map(|(r, rec)| async move {
+        match tokio::time::timeout(step, probe(r, rec)).await {
+            Ok(f) => f,
+            Err(_) => Err(EtcdRestoreError::Failed(format!(
+                "node {}: looking at etcd's data directory and tools did not finish within {} s: the node is frozen or unreachable, so it was cut off (raise --step-timeout if it is only slow); nothing was changed",
+                r.target.node,
+                step.as_secs()
+            ))),
+        }
+    }))
+    .await
         .into_iter()
         .collect::<Result<Vec<Found>, EtcdRestoreError>>()?;
 
