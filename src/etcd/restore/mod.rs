@@ -32,6 +32,8 @@
 
 pub mod apply;
 pub mod plan;
+#[cfg(test)]
+mod rules;
 pub mod script;
 pub mod tool;
 

@@ -101,31 +101,51 @@ fn env_backup(vault: &Vault, snap: &StoredSnapshot) -> Result<Oid, EtcdRestoreEr
 }
 
 /// What the vault's copy of one member's `etcd.env` says.
-struct Recorded {
-    env: EtcdEnv,
-    member: String,
-    peer_urls: String,
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub env: EtcdEnv,
+    pub member: String,
+    pub peer_urls: String,
 }
 
-fn recorded(
+/// What a backup holds for a host of the etcd group.
+pub enum InBackup {
+    /// The backup has no state for the node.
+    NoNode,
+    /// The node's state has no `/etc/etcd.env`.
+    NoEnv,
+    /// The text of its `/etc/etcd.env`.
+    Env(String),
+}
+
+fn in_backup(
     vault: &Vault,
     backup: &Backup,
     node: &str,
     identity: &Identity,
-) -> Result<Result<Recorded, String>, EtcdRestoreError> {
-    let short = backup.short_id();
+) -> Result<InBackup, EtcdRestoreError> {
     let Some(state) = backup.nodes.get(node) else {
-        return Ok(Err(format!(
-            "node {node} is in the inventory's etcd group but backup {short} has no state for it; give --at a snapshot taken when it was backed up, or take it out of the etcd group"
-        )));
+        return Ok(InBackup::NoNode);
     };
     if !state.blobs.contains_key(ENV_PATH) {
-        return Ok(Err(format!(
-            "node {node} is in the inventory's etcd group but backup {short} holds no {ENV_PATH} for it; was it an etcd member then?"
-        )));
+        return Ok(InBackup::NoEnv);
     }
     let text = vault.decrypt_file(backup, node, ENV_PATH, identity)?;
-    let env = EtcdEnv::parse(&String::from_utf8_lossy(&text));
+    Ok(InBackup::Env(String::from_utf8_lossy(&text).into_owned()))
+}
+
+/// The vault's copy of a member's `etcd.env`, or why it cannot be used.
+pub fn recorded(node: &str, short: &str, held: &InBackup) -> Result<Recorded, String> {
+    let text = match held {
+        InBackup::NoNode => return Err(format!(
+            "node {node} is in the inventory's etcd group but backup {short} has no state for it; give --at a snapshot taken when it was backed up, or take it out of the etcd group"
+        )),
+        InBackup::NoEnv => return Err(format!(
+            "node {node} is in the inventory's etcd group but backup {short} holds no {ENV_PATH} for it; was it an etcd member then?"
+        )),
+        InBackup::Env(t) => t,
+    };
+    let env = EtcdEnv::parse(text);
     let mut missing = Vec::new();
     for key in [
         "ETCD_NAME",
@@ -138,32 +158,32 @@ fn recorded(
         }
     }
     if !missing.is_empty() {
-        return Ok(Err(format!(
+        return Err(format!(
             "node {node}: {ENV_PATH} in backup {short} has no {}; it cannot be restored as an etcd member",
             missing.join(", ")
-        )));
+        ));
     }
-    Ok(Ok(Recorded {
+    Ok(Recorded {
         member: env.get("ETCD_NAME").unwrap_or_default().to_string(),
         peer_urls: env
             .get("ETCD_INITIAL_ADVERTISE_PEER_URLS")
             .unwrap_or_default()
             .to_string(),
         env,
-    }))
+    })
 }
 
 /// What a member has now, read over its connection.
-#[derive(Default)]
-struct Found {
-    live_env: Option<EtcdEnv>,
-    admin: Option<AdminCert>,
-    admin_cert: bool,
-    tool: ToolInfo,
-    has_data: bool,
-    data_avail_kib: Option<u64>,
-    tmp_avail_kib: Option<u64>,
-    answering: bool,
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    pub live_env: Option<EtcdEnv>,
+    pub admin: Option<AdminCert>,
+    pub admin_cert: bool,
+    pub tool: ToolInfo,
+    pub has_data: bool,
+    pub data_avail_kib: Option<u64>,
+    pub tmp_avail_kib: Option<u64>,
+    pub answering: bool,
 }
 
 async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreError> {
@@ -248,20 +268,16 @@ pub async fn make_plan(
     force: bool,
     step: std::time::Duration,
 ) -> Result<RestorePlan, EtcdRestoreError> {
-    if remotes.is_empty() {
-        return Err(EtcdRestoreError::Refused(
-            "the inventory's etcd group has no hosts; an etcd restore restores every member of it"
-                .into(),
-        ));
-    }
+    check_group(remotes.len())?;
     let backup = vault.backup(env_backup(vault, snap)?)?;
-    let mut problems = Vec::new();
-    let mut warnings = Vec::new();
+    let short = backup.short_id();
     let mut records = Vec::new();
+    let mut early = Vec::new();
     for r in remotes {
-        match recorded(vault, &backup, &r.target.node, identity)? {
+        let held = in_backup(vault, &backup, &r.target.node, identity)?;
+        match recorded(&r.target.node, &short, &held) {
             Ok(rec) => records.push((r, rec)),
-            Err(why) => problems.push(why),
+            Err(why) => early.push(why),
         }
     }
     // A member that stops answering is cut off at the step deadline.
@@ -276,13 +292,74 @@ pub async fn make_plan(
         }
     }))
     .await
+    .into_iter()
+    .collect::<Result<Vec<Found>, EtcdRestoreError>>()?;
+    let members = records
         .into_iter()
-        .collect::<Result<Vec<Found>, EtcdRestoreError>>()?;
+        .zip(found)
+        .map(|((r, rec), f)| MemberInput {
+            node: r.target.node.clone(),
+            target: r.target.display(),
+            recorded: rec,
+            found: f,
+            upload: format!(
+                "/var/tmp/sprayvault-etcd-restore-{:032x}/snapshot.db",
+                rand::random::<u128>()
+            ),
+        })
+        .collect();
+    Ok(decide(
+        snap,
+        (short, backup.time),
+        early,
+        members,
+        commands,
+        force,
+        &stamp(time::OffsetDateTime::now_utc().unix_timestamp()),
+    ))
+}
 
-    let now = stamp(time::OffsetDateTime::now_utc().unix_timestamp());
+/// An etcd restore restores every member of the inventory's etcd group
+/// together: an empty group is refused before anything is read.
+pub fn check_group(hosts: usize) -> Result<(), EtcdRestoreError> {
+    if hosts == 0 {
+        return Err(EtcdRestoreError::Refused(
+            "the inventory's etcd group has no hosts; an etcd restore restores every member of it"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One host of the etcd group, as the plan sees it.
+pub struct MemberInput {
+    pub node: String,
+    pub target: String,
+    pub recorded: Recorded,
+    pub found: Found,
+    /// Where its snapshot will be uploaded (a fresh random name).
+    pub upload: String,
+}
+
+/// The plan, decided from the snapshot, the backup (`(short id, time)`),
+/// the problems already found with hosts the backup cannot restore
+/// (`early`), and each member's record and state: no I/O. Every rule of an
+/// etcd restore lives here; `now` names the directories it makes.
+pub fn decide(
+    snap: &StoredSnapshot,
+    backup: (String, i64),
+    early: Vec<String>,
+    members_in: Vec<MemberInput>,
+    commands: &Commands,
+    force: bool,
+    now: &str,
+) -> RestorePlan {
+    let (short, backup_time) = backup;
+    let mut problems = early;
+    let mut warnings = Vec::new();
     let mut members = Vec::new();
-    for ((remote, rec), f) in records.iter().zip(found) {
-        let node = &remote.target.node;
+    for m in &members_in {
+        let (node, rec, f) = (&m.node, &m.recorded, &m.found);
         let data_dir = rec.env.data_dir().trim_end_matches('/').to_string();
         if data_dir.is_empty() || !data_dir.starts_with('/') || data_dir.contains("/../") {
             problems.push(format!(
@@ -306,7 +383,7 @@ pub async fn make_plan(
                         let why = format!(
                             "node {node}: {ENV_PATH} says {key}={}, backup {} says {}",
                             live.get(key).unwrap_or(""),
-                            backup.short_id(),
+                            short,
                             rec.env.get(key).unwrap_or("")
                         );
                         if force {
@@ -327,7 +404,7 @@ pub async fn make_plan(
                 admin.cert, admin.key
             ));
         }
-        let tool = f.tool;
+        let tool = f.tool.clone();
         if tool.tool.is_empty() {
             problems.push(format!(
                 "node {node} has neither etcdutl nor etcdctl on its PATH; install etcd's client tools there (kubespray puts them in /usr/local/bin)"
@@ -361,7 +438,7 @@ pub async fn make_plan(
         }
         members.push(MemberPlan {
             node: node.clone(),
-            target: remote.target.display(),
+            target: m.target.clone(),
             member: rec.member.clone(),
             peer_urls: rec.peer_urls.clone(),
             client_url: rec
@@ -372,10 +449,7 @@ pub async fn make_plan(
             admin,
             aside,
             restore_dir: format!("{data_dir}/.sprayvault-restore-{now}"),
-            upload: format!(
-                "/var/tmp/sprayvault-etcd-restore-{:032x}/snapshot.db",
-                rand::random::<u128>()
-            ),
+            upload: m.upload.clone(),
             has_data: f.has_data,
             answering: f.answering,
             data_dir,
@@ -394,7 +468,7 @@ pub async fn make_plan(
     // be exactly these members.
     let mut initial_cluster = String::new();
     let mut cluster_token = None;
-    if let Some((_, first)) = records.first() {
+    if let Some(first) = members_in.first().map(|m| &m.recorded) {
         initial_cluster = first
             .env
             .get("ETCD_INITIAL_CLUSTER")
@@ -405,34 +479,36 @@ pub async fn make_plan(
             .get("ETCD_INITIAL_CLUSTER_TOKEN")
             .map(str::to_string);
         let want = parse_cluster(&initial_cluster);
-        for (r, rec) in &records {
-            let theirs = rec.env.get("ETCD_INITIAL_CLUSTER").unwrap_or_default();
+        for m in &members_in {
+            let theirs = m
+                .recorded
+                .env
+                .get("ETCD_INITIAL_CLUSTER")
+                .unwrap_or_default();
             if parse_cluster(theirs) != want {
                 problems.push(format!(
-                    "the members' ETCD_INITIAL_CLUSTER differ in backup {}: {} has {theirs:?}, {} has {initial_cluster:?}; fix the inventory's etcd group or restore from another snapshot",
-                    backup.short_id(),
-                    r.target.node,
-                    records[0].0.target.node
+                    "the members' ETCD_INITIAL_CLUSTER differ in backup {short}: {} has {theirs:?}, {} has {initial_cluster:?}; fix the inventory's etcd group or restore from another snapshot",
+                    m.node,
+                    members_in[0].node
                 ));
             }
         }
-        if records
+        if members_in
             .iter()
-            .any(|(_, rec)| rec.env.get("ETCD_INITIAL_CLUSTER_TOKEN") != cluster_token.as_deref())
+            .any(|m| m.recorded.env.get("ETCD_INITIAL_CLUSTER_TOKEN") != cluster_token.as_deref())
         {
             problems.push(format!(
-                "the members' ETCD_INITIAL_CLUSTER_TOKEN differ in backup {}",
-                backup.short_id()
+                "the members' ETCD_INITIAL_CLUSTER_TOKEN differ in backup {short}"
             ));
         }
         match want {
             None => problems.push(format!(
-                "ETCD_INITIAL_CLUSTER {initial_cluster:?} in backup {} is not a list of name=URL",
-                backup.short_id()
+                "ETCD_INITIAL_CLUSTER {initial_cluster:?} in backup {short} is not a list of name=URL"
             )),
             Some(want) => {
                 let mut have: Vec<(String, String)> = Vec::new();
-                for (r, rec) in &records {
+                for m in &members_in {
+                    let rec = &m.recorded;
                     for url in rec
                         .peer_urls
                         .split(',')
@@ -443,7 +519,7 @@ pub async fn make_plan(
                         if !want.contains(&pair) {
                             problems.push(format!(
                                 "node {} ({}={}) is not in ETCD_INITIAL_CLUSTER {initial_cluster:?}; check the inventory's etcd group",
-                                r.target.node, pair.0, pair.1
+                                m.node, pair.0, pair.1
                             ));
                         }
                         have.push(pair);
@@ -456,7 +532,8 @@ pub async fn make_plan(
                         ));
                     }
                 }
-                let mut names: Vec<&str> = records.iter().map(|(_, r)| r.member.as_str()).collect();
+                let mut names: Vec<&str> =
+                    members_in.iter().map(|m| m.recorded.member.as_str()).collect();
                 names.sort();
                 if names.windows(2).any(|w| w[0] == w[1]) {
                     problems.push(
@@ -466,20 +543,20 @@ pub async fn make_plan(
             }
         }
     }
-    Ok(RestorePlan {
+    RestorePlan {
         snapshot: snap.name.clone(),
         snapshot_commit: snap.commit.clone(),
         revision: snap.index.revision,
         keys: snap.index.keys,
         size: snap.index.size,
         taken: snap.index.taken,
-        backup: backup.short_id(),
-        backup_time: backup.time,
+        backup: short,
+        backup_time,
         initial_cluster,
         cluster_token,
         commands: commands.clone(),
         members,
         problems,
         warnings,
-    })
+    }
 }
