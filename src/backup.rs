@@ -130,7 +130,13 @@ pub async fn run(
     let config = previous.config.upgraded();
     let recipients = Recipients::parse(&config.recipients).map_err(VaultError::from)?;
     let key = vault.mac_key()?;
-    let signed = crate::etcd::store::sign_unsigned(vault)?;
+    vault.check_ours(parent, previous.config.format)?;
+    // Upgrading a format 1 vault: its snapshots were written unsigned.
+    let signed = if previous.config.format < 2 {
+        crate::etcd::store::sign_unsigned(vault)?
+    } else {
+        vec![]
+    };
     if !signed.is_empty() {
         progress.info(&format!(
             "signed {} snapshot(s) written before snapshots were signed: {}",

@@ -5,78 +5,8 @@
 
 mod common;
 
+use common::golden::{compare as check, finish, mask};
 use common::*;
-use std::path::{Path, PathBuf};
-
-fn golden_dir() -> PathBuf {
-    root().join("tests/golden")
-}
-
-/// Replaces what differs between runs: the temporary directory, commit ids,
-/// RFC 3339 times, fingerprints.
-fn mask(text: &str, tmp: &Path) -> String {
-    let mut out = text.replace(tmp.to_str().unwrap(), "<TMP>");
-    let masks: [(&str, &str); 4] = [
-        (r"\b[0-9a-f]{40}\b", "<OID>"),
-        (r"\b[0-9a-f]{10}\b", "<SHORT>"),
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<TIME>"),
-        (r"SHA256:[A-Za-z0-9+/]{43}", "SHA256:<FP>"),
-    ];
-    for (pattern, with) in masks {
-        out = regex_replace(&out, pattern, with);
-    }
-    out
-}
-
-/// A small regex engine is not a dependency: the patterns above are matched
-/// by `sed -E`, the real tool.
-fn regex_replace(text: &str, pattern: &str, with: &str) -> String {
-    use std::io::Write;
-    let sed_pattern = pattern.replace(r"\d", "[0-9]");
-    let mut child = std::process::Command::new("sed")
-        .args(["-E", &format!("s#{sed_pattern}#{}#g", with)])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Compares `actual` with the golden file `name` (or rewrites it).
-fn check(name: &str, actual: &str, failures: &mut Vec<String>) {
-    let path = golden_dir().join(name);
-    if std::env::var_os("SPRAYVAULT_UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    match std::fs::read_to_string(&path) {
-        Ok(want) if want == actual => {}
-        Ok(want) => failures.push(format!(
-            "{name} differs:\n--- golden\n{want}\n--- now\n{actual}"
-        )),
-        Err(e) => failures.push(format!(
-            "{}: {e}; run SPRAYVAULT_UPDATE_GOLDEN=1 cargo test --test golden",
-            path.display()
-        )),
-    }
-}
-
-fn finish(failures: Vec<String>) {
-    assert!(
-        failures.is_empty(),
-        "{}\n(if the change is intended: SPRAYVAULT_UPDATE_GOLDEN=1 cargo test --test golden, and review the diff)",
-        failures.join("\n\n")
-    );
-}
 
 #[test]
 fn help_texts_match_their_golden_files() {
@@ -85,7 +15,7 @@ fn help_texts_match_their_golden_files() {
     let mut failures = vec![];
     check(
         "help/sprayvault.txt",
-        &mask(&top, tmp.path()),
+        &mask(&top, Some(tmp.path())),
         &mut failures,
     );
     let commands: Vec<String> = top
@@ -102,7 +32,7 @@ fn help_texts_match_their_golden_files() {
         let help = sv_run(&[c, "--help"]).expect(0).out;
         check(
             &format!("help/{c}.txt"),
-            &mask(&help, tmp.path()),
+            &mask(&help, Some(tmp.path())),
             &mut failures,
         );
         // Subcommands (etcd ls, facts restore, ...).
@@ -119,7 +49,7 @@ fn help_texts_match_their_golden_files() {
             let h = sv_run(&[c, &s, "--help"]).expect(0).out;
             check(
                 &format!("help/{c}-{s}.txt"),
-                &mask(&h, tmp.path()),
+                &mask(&h, Some(tmp.path())),
                 &mut failures,
             );
         }
@@ -181,7 +111,7 @@ fn main_error_messages_match_their_golden_files() {
             err: String::from_utf8_lossy(&out.stderr).to_string(),
             code: out.status.code().unwrap_or(-1),
         };
-        let text = format!("exit {}\n{}", r.code, mask(&r.err, t));
+        let text = format!("exit {}\n{}", r.code, mask(&r.err, Some(t)));
         check(&format!("errors/{name}.txt"), &text, &mut failures);
     }
     finish(failures);

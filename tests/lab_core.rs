@@ -112,6 +112,10 @@ fn backup_dedups_then_wiped_node_is_restored(name: &str, net: u8, version: EtcdV
         sv_run(&a)
     };
     let dry = restore(&["--dry-run"]).expect(0);
+    golden::check(
+        &format!("plans/restore-wiped-node-{}.txt", version.as_str()),
+        &golden::mask(&dry.out, None),
+    );
     assert!(
         dry.out.lines().any(|l| l.starts_with("create")
             && l.contains(" file ")

@@ -159,6 +159,10 @@ fn restore_brings_every_member_back(name: &str, net: u8, version: EtcdVersion, l
 
     // Without --yes: the plan, and nothing changes.
     let plan = run(&[]).expect(7);
+    golden::check(
+        &format!("plans/etcd-restore-{}.txt", version.as_str()),
+        &golden::mask(&plan.out, None),
+    );
     for m in ["etcd1", "etcd2", "etcd3"] {
         assert!(plan.out.contains(m), "{}", plan.out);
     }

@@ -501,16 +501,47 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
         ])
         .expect(11);
         assert!(r.err.contains(why), "etcd export: {}", r.err);
+        let r = sv_pinned(&[
+            "replace",
+            "node1",
+            "--vault",
+            v.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+            "--identity",
+            &id,
+            "--yes",
+        ])
+        .expect(11);
+        assert!(r.err.contains(why), "replace: {}", r.err);
+        assert_eq!(
+            node_state(lab),
+            before,
+            "a refused replace wrote to the node"
+        );
+    };
+    // The backup host never builds on history it did not sign.
+    let backup_refused = || {
+        let r = v.backup(lab, &[]).expect(11);
+        assert!(
+            r.err.contains("was not written by this backup host"),
+            "backup: {}",
+            r.err
+        );
     };
 
     // An unsigned commit appended on top.
     Forge::new(v).commit_signed(None);
     reads("is not signed");
+    backup_refused();
     v.git(&["update-ref", "refs/heads/main", &honest]);
 
     // A commit signed by another key.
     Forge::new(v).commit_signed(Some(&other_key));
     reads("signed by another key");
+    backup_refused();
     assert!(
         !verify("main").status.success(),
         "git accepted a foreign signature"
@@ -576,6 +607,94 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
         );
     }
     assert!(r.err.contains("is not signed"), "{}", r.err);
+    // etcd restore refuses it before touching any member.
+    let r = sv_pinned(&[
+        "etcd",
+        "restore",
+        "--vault",
+        v.path(),
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--identity",
+        &id,
+        "--yes",
+    ])
+    .expect(11);
+    assert!(r.err.contains("is not signed"), "etcd restore: {}", r.err);
+    assert_eq!(
+        node_state(lab),
+        before,
+        "a refused etcd restore wrote to the node"
+    );
+    v.git(&["update-ref", &snap_ref, &snap_commit]);
+
+    // A chunk swapped for other content of its size, in a snapshot commit
+    // signed by the vault's own key: only the chunk's keyed hash catches it.
+    let f = Forge::new(v);
+    f.git(&["read-tree", &snap_commit], None);
+    let index = v.git(&["cat-file", "blob", &format!("{snap_commit}:snapshot")]);
+    let chunk = v.git(&["ls-tree", "--name-only", &format!("{snap_commit}:chunks")]);
+    let chunk = chunk.lines().next().expect("a chunk").trim().to_string();
+    let size: usize = index
+        .lines()
+        .find(|l| l.contains(&chunk))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .expect("the chunk's size in the index");
+    let mut gz = Command::new("gzip")
+        .args(["-c", "-n"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    {
+        use std::io::Write;
+        gz.stdin
+            .take()
+            .unwrap()
+            .write_all(&vec![b'x'; size])
+            .unwrap();
+    }
+    let packed = gz.wait_with_output().unwrap().stdout;
+    f.put(
+        &format!("chunks/{chunk}"),
+        &age_encrypt(&v.key.recipient, &packed),
+    );
+    let tree = f.git(&["write-tree"], None);
+    let k = format!("user.signingkey={}", own_key.display());
+    let swapped = f.git(
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &k,
+            "commit-tree",
+            &tree,
+            "-S",
+            "-m",
+            "etcd snapshot",
+        ],
+        None,
+    );
+    v.git(&["update-ref", &snap_ref, &swapped]);
+    let name = snap_ref.trim_start_matches("refs/sprayvault/etcd/");
+    let r = sv_pinned(&[
+        "etcd",
+        "export",
+        "--vault",
+        v.path(),
+        "--identity",
+        &id,
+        "--at",
+        name,
+        "-o",
+        tmp.path().join("swapped.db").to_str().unwrap(),
+    ])
+    .expect(10);
+    assert!(r.err.contains("keyed hash"), "swapped chunk: {}", r.err);
+    assert!(!tmp.path().join("swapped.db").exists());
     v.git(&["update-ref", &snap_ref, &snap_commit]);
 
     // pull refuses unsigned history from the remote and leaves its copy as it was.

@@ -127,9 +127,21 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
     }
 }
 
+/// Every readable snapshot; a ref that cannot be read is named on stderr
+/// and skipped, so one bad ref does not make every other snapshot unusable.
+pub fn readable(g: &Global, vault: &Vault) -> anyhow::Result<Vec<store::StoredSnapshot>> {
+    let (snaps, bad) = store::list_readable(vault)?;
+    if !g.quiet {
+        for (name, e) in &bad {
+            eprintln!("warning: snapshot ref {name} cannot be read ({e}); skipped");
+        }
+    }
+    Ok(snaps)
+}
+
 fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
     let identity = a.identity.load()?;
-    let snaps = store::list(vault)?;
+    let snaps = readable(g, vault)?;
     let snap = select::pick(vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
     super::trust::authenticate(g, vault, &[snap_commit(snap)?])?;
     a.output.write(true, |out| {

@@ -4,7 +4,7 @@
 use super::{args, output, Global};
 use sprayvault::etcd::env::deployment_refusal;
 use sprayvault::etcd::restore::{self, Commands, EtcdRestoreError, RestorePlan};
-use sprayvault::etcd::{select, store};
+use sprayvault::etcd::select;
 use sprayvault::exit::Exit;
 use sprayvault::source::{Remote, Target};
 use sprayvault::vault::{rfc3339, Vault};
@@ -49,7 +49,7 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
     let identity = a.identity.load()?;
-    let snaps = store::list(&vault)?;
+    let snaps = super::etcd::readable(g, &vault)?;
     let snap = select::pick(&vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
     super::trust::authenticate(g, &vault, &[super::etcd::snap_commit(snap)?])?;
     let inv = sprayvault::inventory::load(&a.inventory.inventory)?;

@@ -303,7 +303,9 @@ impl<'a> ChunkWriter<'a> {
     }
 }
 
-/// Decrypts and decompresses chunk `i` of a snapshot, checking its size.
+/// Decrypts and decompresses chunk `i` of a snapshot, checking its size and
+/// its keyed hash (the name the index gives it): a chunk swapped on the git
+/// host is refused, whoever encrypted it.
 pub fn read_chunk(
     vault: &Vault,
     snap: &StoredSnapshot,
@@ -325,6 +327,15 @@ pub fn read_chunk(
         return Err(VaultError::Damaged {
             rev: snap.name.clone(),
             what: format!("{what} has {} bytes, the index says {size}", plain.len()),
+        });
+    }
+    if vault.current_content_key(identity)?.mac(&plain) != *mac {
+        return Err(VaultError::Tampered {
+            rev: snap.name.clone(),
+            node: snap.index.node.clone(),
+            path: format!("chunk {} of the etcd snapshot", i + 1),
+            why: "its content does not match the keyed hash the snapshot's index names it by"
+                .into(),
         });
     }
     Ok(plain)

@@ -99,6 +99,12 @@ pub enum VaultError {
     },
     #[error("signing key: {0}; the backup host's key is VAULT/sprayvault/signing-key (OpenSSH format, mode 0600)")]
     Signing(String),
+    #[error("vault {dir}: the newest commit {commit} was not written by this backup host ({why}); a backup never builds on history it did not sign: compare with another copy of the vault and move refs/heads/main back to the newest commit this host signed (`sprayvault trust --allowed-signers` and `git verify-commit`)")]
+    NotOurs {
+        dir: PathBuf,
+        commit: String,
+        why: String,
+    },
     #[error("the vault changed while this run was writing (another writer without the lock?); nothing was lost, run again")]
     Raced,
 }
@@ -110,6 +116,7 @@ impl VaultError {
             VaultError::Locked { .. } => Exit::Locked,
             VaultError::Crypto(CryptoError::Decrypt { .. }) => Exit::CannotDecrypt,
             VaultError::Tampered { .. } => Exit::Damaged,
+            VaultError::NotOurs { .. } => Exit::Untrusted,
             _ => Exit::Failure,
         }
     }

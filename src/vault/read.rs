@@ -197,6 +197,14 @@ impl Vault {
     }
 
     /// `content_key` of `commit`, whose `mac-key.age` blob is `blob`.
+    /// The keyed-hash key of the newest commit (the pinned `mac-key.age`),
+    /// decrypted with `identity` once per process: what etcd snapshot
+    /// chunks are named by.
+    pub fn current_content_key(&self, identity: &Identity) -> Result<MacKey, VaultError> {
+        let head = self.head()?;
+        self.content_key_of(head, self.mac_key_blob(head)?, identity)
+    }
+
     pub(super) fn content_key_of(
         &self,
         commit: Oid,

@@ -94,6 +94,27 @@ impl Vault {
         )
     }
 
+    /// Refuses to build on `parent` unless this backup host signed it: once
+    /// a vault is signed (format 2), history it did not write is not
+    /// extended. A format 1 parent (before signatures) is accepted: the
+    /// commit written on it is the upgrade.
+    pub fn check_ours(&self, parent: Oid, format: u32) -> Result<(), VaultError> {
+        if format < 2 {
+            return Ok(());
+        }
+        let own = self.create_signing_key()?;
+        let why = match self.signature_of(parent, &own) {
+            SigStatus::Good(_) => return Ok(()),
+            SigStatus::Unsigned => "it is not signed".to_string(),
+            SigStatus::Bad(why) => why,
+        };
+        Err(VaultError::NotOurs {
+            dir: self.dir.clone(),
+            commit: parent.to_string()[..10].to_string(),
+            why,
+        })
+    }
+
     /// Who signed `commit`, checked against `key`.
     pub fn signature_of(&self, commit: Oid, key: &PublicKey) -> SigStatus {
         let (sig, data) = match self.repo.extract_signature(&commit, None) {

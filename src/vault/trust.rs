@@ -233,6 +233,16 @@ impl Vault {
                 commit: short(head),
             });
         }
+        // Below the signed part only a version 1 vault's history may lie
+        // (written before signatures); unsigned format 2 history is forged.
+        if let Some(&first_unsigned) = commits.get(signed_len) {
+            if self.backup(first_unsigned)?.config.format >= 2 {
+                return Err(TrustError::Unsigned {
+                    dir,
+                    commit: short(first_unsigned),
+                });
+            }
+        }
         commits.truncate(signed_len);
         let mut checked = 0;
         for c in commits.iter().chain(extra) {

@@ -3,6 +3,8 @@
 //! A missing tool is a test failure that says how to install it.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
