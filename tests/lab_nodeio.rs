@@ -276,6 +276,20 @@ fn etcd_restore_upload_is_private_and_unpredictable() {
     );
     let stop = format!("{labcmd}etcd-stop \"$(uname -n)\"");
     let start = format!("{labcmd}etcd-start \"$(uname -n)\"");
+    // Another account's look-alike of a running restore's directory (a pid
+    // that is alive) neither blocks the restore nor is removed by it.
+    lab.exec(
+        "node1",
+        &[
+            "setpriv",
+            "--reuid=kube",
+            "--regid=kube-cert",
+            "--clear-groups",
+            "sh",
+            "-c",
+            "mkdir /var/tmp/sprayvault-etcd-restore-decoy && echo 1 > /var/tmp/sprayvault-etcd-restore-decoy/pid",
+        ],
+    );
     let w = Watcher::start(&lab, "node1", "nosudo", "open", &["/var/tmp"]);
     let r = sv_run(&[
         "etcd",
@@ -298,7 +312,7 @@ fn etcd_restore_upload_is_private_and_unpredictable() {
     assert_eq!(r.code, 0, "{}\n{}", r.out, r.err);
     let upload: Vec<&Event> = events
         .iter()
-        .filter(|e| e.name.starts_with("sprayvault-etcd-restore-"))
+        .filter(|e| e.name.starts_with("sprayvault-etcd-restore-") && !e.name.ends_with("-decoy"))
         .collect();
     assert_eq!(upload.len(), 1, "{events:#?}");
     assert_eq!(upload[0].kind, "dir");
@@ -309,7 +323,15 @@ fn etcd_restore_upload_is_private_and_unpredictable() {
         "a file was created in /var/tmp itself: {events:#?}"
     );
     let left = lab.exec("node1", &["ls", "-a", "/var/tmp"]);
-    assert!(!left.contains("sprayvault"), "{left}");
+    let ours: Vec<&str> = left
+        .lines()
+        .filter(|l| l.contains("sprayvault") && !l.ends_with("-decoy"))
+        .collect();
+    assert!(ours.is_empty(), "{left}");
+    assert!(
+        left.contains("sprayvault-etcd-restore-decoy"),
+        "the decoy was removed: {left}"
+    );
 }
 
 /// The tests below share the lab network 127.0.109.0/24, one at a time.

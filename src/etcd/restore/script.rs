@@ -271,16 +271,20 @@ pub fn state_command(dir: &str) -> String {
 }
 
 /// Removes what earlier runs left on a member, unless a script of theirs
-/// still runs there (then it fails, naming it): upload directories (a
+/// still runs there (then it fails, naming it). Only root's directories
+/// count: another account's look-alike (naming a live pid) is neither
+/// obeyed nor removed, so it cannot block restores. Upload directories (a
 /// snapshot cut off mid-upload, a finished script's files) and restored
 /// copies beside the data that were never moved in.
 pub fn sweep_command(data_dir: &str) -> String {
     format!(
-        "for d in /var/tmp/sprayvault-etcd-restore-*; do [ -d \"$d\" ] || continue; \
+        "for d in /var/tmp/sprayvault-etcd-restore-*; do [ -d \"$d\" ] && [ ! -L \"$d\" ] || continue; \
+         [ \"$(stat -c %u \"$d\")\" = 0 ] || continue; \
          if [ -f \"$d/{PID}\" ] && [ ! -e \"$d/{STATE}\" -o -z \"$(grep '^done ' \"$d/{STATE}\" 2>/dev/null)\" ] \
          && kill -0 \"$(cat \"$d/{PID}\")\" 2>/dev/null; then \
          echo \"the restore script of an earlier etcd restore still runs ($d, pid $(cat \"$d/{PID}\")); wait until it ends\" >&2; exit 1; fi; done; \
-         rm -rf /var/tmp/sprayvault-etcd-restore-* {data}/.sprayvault-restore-*",
+         find /var/tmp -maxdepth 1 -type d -user 0 -name 'sprayvault-etcd-restore-*' -exec rm -rf {{}} +; \
+         rm -rf {data}/.sprayvault-restore-*",
         data = shell_quote(data_dir),
     )
 }
