@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod normalize;
+pub mod restore;
 
 use crate::vault::crypto::Identity;
 use crate::vault::facts_index::FactEntry;
@@ -37,6 +38,10 @@ pub enum FactsError {
     },
     #[error("{path}: {why}")]
     Io { path: PathBuf, why: String },
+    #[error("backup {rev} holds no facts; back up with the fact cache configured (--ansible-dir)")]
+    Empty { rev: String },
+    #[error("cannot create the fact cache directory {}: {why}", dir.display())]
+    CacheDir { dir: PathBuf, why: String },
 }
 
 /// What a backup run did with the cache.
