@@ -4,7 +4,10 @@
 //! Invariants kept here: nothing is written through a working tree (there is
 //! none); objects are written before the branch moves; the branch moves by
 //! compare-and-swap against the commit a run started from; content already in
-//! the vault is never re-encrypted.
+//! the vault is never re-encrypted. A backup writes through one
+//! [`session::Session`] (every content blob, its commit, the snapshot's
+//! commit and ref); `init`, `prune` and `pull` through the vault's own
+//! methods; nothing outside this module reaches the repository itself.
 
 pub mod bindings;
 pub mod config;
