@@ -1,5 +1,8 @@
 //! The nightly backup: read every selected node in parallel, then write one
-//! commit holding every node's state.
+//! commit holding every node's state. Its stages: gather (the nodes, and the
+//! etcd snapshot alongside), decide ([`merge::plan`], pure), store (the
+//! content through the run's [`Session`]), then the control host, the fact
+//! cache, and the commit.
 //!
 //! Invariants: nothing is encrypted twice (content already in the parent
 //! commit is found by its keyed hash and its blob reused); a node that cannot
@@ -12,20 +15,21 @@ use crate::progress::Progress;
 use crate::source::walk::{read_node, NodeRead};
 use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
-use crate::vault::crypto::Recipients;
-use crate::vault::manifest::{Entry, Kind, Manifest};
-use crate::vault::message::{EtcdOutcome, NodeStatus, RunRecord, Subject};
-
-/// The plaintext reason of an entry that could not be read (the detail is
-/// encrypted, vault-layout Section 11).
-const UNREADABLE: &str = "could not be read";
-use crate::vault::store::ContentStore;
+use crate::vault::message::{EtcdOutcome, RunRecord, Subject};
+use crate::vault::session::Session;
 use crate::vault::{now_rfc3339, NodeWrite, Vault, VaultError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
+
+pub mod merge;
+pub use merge::merge;
+
+/// The plaintext reason of an entry that could not be read (the detail is
+/// encrypted, vault-layout Section 11).
+const UNREADABLE: &str = "could not be read";
 
 #[derive(Debug, Error)]
 pub enum BackupError {
@@ -127,13 +131,11 @@ pub async fn run(
     let _lock = vault.lock(opts.lock_wait)?;
     let parent = vault.head()?;
     let previous = vault.backup(parent)?;
-    let config = previous.config.upgraded();
-    let recipients = Recipients::parse(&config.recipients).map_err(VaultError::from)?;
-    let key = vault.mac_key()?;
     vault.check_ours(parent, previous.config.format)?;
+    let mut session = Session::new(vault, &previous)?;
     // Upgrading a format 1 vault: its snapshots were written unsigned.
     let signed = if previous.config.format < 2 {
-        crate::etcd::store::sign_unsigned(vault)?
+        vault.sign_unsigned_snapshots()?
     } else {
         vec![]
     };
@@ -145,53 +147,16 @@ pub async fn run(
         ));
     }
 
-    // The etcd snapshot starts as soon as the first member has been read
-    // (it needs that member's etcd.env), while the other nodes are read.
+    // Gather: the nodes, and the etcd snapshot, which starts as soon as the
+    // first member has been read (it needs that member's etcd.env) while the
+    // other nodes are read. Reading needs no session; the snapshot has it.
     let members: Vec<Target> = hosts
         .iter()
         .filter(|h| opts.etcd_snapshot && h.is_etcd())
         .map(|h| Target::from_host(h))
         .collect();
-    let (env_tx, mut env_rx) = tokio::sync::mpsc::unbounded_channel();
-    let snapshot = async {
-        let Some(first) = members.first() else {
-            return Ok(None);
-        };
-        // If that member could not be read, wait for every node: when none
-        // could be read the run commits nothing, not even a snapshot.
-        let mut envs = BTreeMap::new();
-        let (mut any_read, mut first_read) = (false, false);
-        while let Some((node, read, env)) = env_rx.recv().await {
-            any_read |= read;
-            first_read |= read && node == first.node;
-            if let Some(env) = env {
-                envs.insert(node, env);
-            }
-            if first_read {
-                break;
-            }
-        }
-        if !any_read {
-            return Ok(None);
-        }
-        progress.info(&format!(
-            "etcd snapshot from {}",
-            members
-                .iter()
-                .map(|m| m.node.as_str())
-                .collect::<Vec<_>>()
-                .join(" or ")
-        ));
-        let snap =
-            crate::etcd::snapshot_with_envs(vault, &members, &envs, &opts.ssh, &key, &recipients);
-        match tokio::time::timeout(opts.node_timeout, snap).await {
-            Ok(s) => s.map(Some),
-            Err(_) => Ok(Some(Err(vec![format!(
-                "the etcd snapshot did not end within {} s; cut off (raise --node-timeout if the cluster is only slow)",
-                opts.node_timeout.as_secs()
-            )]))),
-        }
-    };
+    let (config, key) = (session.config().clone(), session.key().clone());
+    let (env_tx, env_rx) = tokio::sync::mpsc::unbounded_channel();
     let (reads, snapshot) = tokio::join!(
         read_all(
             hosts.iter().map(|h| Target::from_host(h)).collect(),
@@ -201,103 +166,22 @@ pub async fn run(
             progress,
             env_tx,
         ),
-        snapshot
+        take_snapshot(&mut session, &members, env_rx, opts, progress)
     );
     let snapshot = snapshot?;
 
-    let mut store = ContentStore::new(vault, &recipients, &previous)?;
-
-    let mut writes = BTreeMap::new();
+    // Decide, then store what was decided.
+    let plans = merge::plan(&summaries(&reads), &previous.nodes);
     let mut record = RunRecord::new("backup", String::new());
     record.started = Some(started);
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    let mut soonest: Option<i64> = None;
-
-    for (node, result) in reads {
-        let old = previous.nodes.get(&node);
-        match result {
-            Ok(read) => {
-                let (manifest, carried) = merge(
-                    read.entries.iter().map(|r| r.entry.clone()).collect(),
-                    &read.errors,
-                    old.map(|o| &o.manifest),
-                );
-                let mut blobs = BTreeMap::new();
-                for r in &read.entries {
-                    if let (Some(content), Some(mac)) = (&r.content, &r.entry.mac) {
-                        for t in cert_expiries(&r.entry.path, content) {
-                            soonest = Some(soonest.map_or(t, |s| s.min(t)));
-                        }
-                        blobs.insert(r.entry.path.clone(), store.put(mac, content)?);
-                    }
-                }
-                for path in &carried {
-                    if let Some(oid) = old.and_then(|o| o.blobs.get(path)) {
-                        blobs.insert(path.clone(), *oid);
-                    }
-                }
-                let status = if read.errors.is_empty() {
-                    NodeStatus::Ok
-                } else {
-                    NodeStatus::Partial(format!("{} entries could not be read", read.errors.len()))
-                };
-                for (path, why) in &read.errors {
-                    record
-                        .errors
-                        .push((node.clone(), path.clone(), UNREADABLE.into()));
-                    record.detail(Subject::Entry(&node, path), why);
-                }
-                reports.push(node_report(
-                    &node,
-                    &status,
-                    &manifest,
-                    old.map(|o| &o.manifest),
-                    read.errors.clone(),
-                ));
-                record.nodes.insert(node.clone(), status);
-                writes.insert(node, NodeWrite::New { manifest, blobs });
-            }
-            Err(e) => {
-                let status = NodeStatus::Failed(e.kind().into());
-                record.detail(Subject::Node(&node), &e.reason());
-                failures.push(e.to_string());
-                if let Some(o) = old {
-                    writes.insert(node.clone(), NodeWrite::Carry(o.tree));
-                }
-                let mut r = node_report(&node, &status, &Manifest::default(), None, vec![]);
-                if let Some(o) = old {
-                    r.entries = o.manifest.entries.len();
-                    r.files = o.manifest.files().count();
-                }
-                reports.push(r);
-                record.nodes.insert(node, status);
-            }
-        }
+    let stored = store_nodes(&mut session, &reads, plans, &mut record)?;
+    if !hosts.is_empty() && stored.failures.len() == hosts.len() {
+        return Err(BackupError::AllFailed(stored.failures.join("\n")));
     }
-    if !hosts.is_empty() && failures.len() == hosts.len() {
-        return Err(BackupError::AllFailed(failures.join("\n")));
-    }
-    for (node, state) in &previous.nodes {
-        if !writes.contains_key(node) && !record.nodes.contains_key(node) {
-            writes.insert(node.clone(), NodeWrite::Carry(state.tree));
-            record.nodes.insert(node.clone(), NodeStatus::Carried);
-            let mut r = node_report(
-                node,
-                &NodeStatus::Carried,
-                &state.manifest,
-                Some(&state.manifest),
-                vec![],
-            );
-            r.entries = state.manifest.entries.len();
-            reports.push(r);
-        }
-    }
-    reports.sort_by(|a, b| a.node.cmp(&b.node));
     let (control, control_report) = match &opts.control {
         Some(c) => {
             let previous_control = vault.control(parent)?;
-            let (w, r) = crate::control::collect(c, previous_control.as_ref(), &key, &mut store)?;
+            let (w, r) = crate::control::collect(c, previous_control.as_ref(), &key, &mut session)?;
             record.control = Some(r.trailer());
             if let Some(why) = r.detail() {
                 record.detail(Subject::Control, why);
@@ -310,58 +194,23 @@ pub async fn run(
     let partial = record.is_partial();
     let mut report = BackupReport {
         commit: String::new(),
-        nodes: reports,
-        new_blobs: store.new_blobs,
-        bytes_added: store.bytes_added,
+        nodes: stored.reports,
+        new_blobs: 0,
+        bytes_added: 0,
         partial,
-        soonest_cert_expiry: soonest,
+        soonest_cert_expiry: stored.soonest,
         facts: None,
         etcd: None,
         control: control_report,
     };
     if let Some(snap) = snapshot {
-        match snap {
-            Ok(s) => {
-                record.etcd = Some(EtcdOutcome::Taken {
-                    reference: s.reference.clone(),
-                    member: s.member.clone(),
-                    node: s.node.clone(),
-                    revision: s.revision,
-                    keys: s.keys,
-                    size: s.size,
-                });
-                report.bytes_added += s.bytes_added;
-                report.new_blobs += s.new_chunks;
-                // An unreadable snapshot ref is skipped, named, and makes
-                // the run partial; everything else is committed.
-                for (name, _) in &s.skipped {
-                    report.partial = true;
-                    record.errors.push((
-                        s.node.clone(),
-                        name.clone(),
-                        "unreadable snapshot ref, skipped".into(),
-                    ));
-                }
-                report.etcd = Some(Ok(s));
-            }
-            Err(reasons) => {
-                let why = reasons.join("; ");
-                record.etcd = Some(EtcdOutcome::Failed("no member gave a snapshot".into()));
-                record.detail(Subject::Etcd, &why);
-                report.partial = true;
-                report.etcd = Some(Err(why));
-            }
-        }
+        record_snapshot(snap, &mut record, &mut report);
     }
     record.summary = format!("backup: {}", report.counts());
     let facts = match &opts.facts {
         Some(cache) => {
             let hosts: Vec<String> = inventory.hosts.keys().cloned().collect();
-            let (blobs, bytes) = (store.new_blobs, store.bytes_added);
-            let (facts, read) = crate::facts::collect(&mut store, cache, &hosts, &previous, &key)?;
-            // Fact blobs count like every other new object.
-            report.new_blobs += store.new_blobs - blobs;
-            report.bytes_added += store.bytes_added - bytes;
+            let (facts, read) = crate::facts::collect(&mut session, cache, &hosts, &previous)?;
             for (host, why) in &read.errors {
                 let path = cache.file(host).display().to_string();
                 record.detail(Subject::Entry(host, &path), why);
@@ -373,10 +222,189 @@ pub async fn run(
         }
         None => previous.facts_with_blobs(),
     };
-    let commit =
-        vault.commit_backup_with_control(parent, &config, writes, &facts, control, &record)?;
+    // Every new object counts: node and control files, the snapshot's
+    // chunks, fact blobs.
+    let counts = session.counts();
+    report.new_blobs = counts.new_blobs;
+    report.bytes_added = counts.bytes_added;
+    let commit = session.commit_backup(stored.writes, &facts, control, &record)?;
     report.commit = commit.to_string();
     Ok(report)
+}
+
+/// What reading each node gave, without contents: what the merge decides on.
+fn summaries(
+    reads: &BTreeMap<String, Result<NodeRead, SourceError>>,
+) -> BTreeMap<String, merge::Read> {
+    reads
+        .iter()
+        .map(|(node, result)| {
+            let read = match result {
+                Ok(r) => merge::Read::Entries {
+                    entries: r.entries.iter().map(|e| e.entry.clone()).collect(),
+                    errors: r.errors.clone(),
+                },
+                Err(e) => merge::Read::Failed {
+                    kind: e.kind().into(),
+                },
+            };
+            (node.clone(), read)
+        })
+        .collect()
+}
+
+/// What storing the nodes gave.
+struct Stored {
+    writes: BTreeMap<String, NodeWrite>,
+    reports: Vec<NodeReport>,
+    /// The message of each node that could not be read.
+    failures: Vec<String>,
+    /// The soonest notAfter of the certificates read.
+    soonest: Option<i64>,
+}
+
+/// Carries out the plans: the content read now goes through the session,
+/// carried files keep their blobs, and the record gets every node's status
+/// and failures.
+fn store_nodes(
+    session: &mut Session<'_>,
+    reads: &BTreeMap<String, Result<NodeRead, SourceError>>,
+    plans: BTreeMap<String, merge::NodePlan>,
+    record: &mut RunRecord,
+) -> Result<Stored, VaultError> {
+    let mut out = Stored {
+        writes: BTreeMap::new(),
+        reports: Vec::new(),
+        failures: Vec::new(),
+        soonest: None,
+    };
+    for (node, plan) in plans {
+        match reads.get(&node) {
+            Some(Ok(read)) => {
+                for (path, why) in &read.errors {
+                    record
+                        .errors
+                        .push((node.clone(), path.clone(), UNREADABLE.into()));
+                    record.detail(Subject::Entry(&node, path), why);
+                }
+            }
+            Some(Err(e)) => {
+                record.detail(Subject::Node(&node), &e.reason());
+                out.failures.push(e.to_string());
+            }
+            None => {}
+        }
+        let write = match plan.write {
+            Some(merge::Planned::Carry(tree)) => Some(NodeWrite::Carry(tree)),
+            Some(merge::Planned::New { manifest, carried }) => {
+                let mut blobs = carried;
+                if let Some(Ok(read)) = reads.get(&node) {
+                    for r in &read.entries {
+                        if let (Some(content), Some(mac)) = (&r.content, &r.entry.mac) {
+                            for t in cert_expiries(&r.entry.path, content) {
+                                out.soonest = Some(out.soonest.map_or(t, |s| s.min(t)));
+                            }
+                            blobs.insert(r.entry.path.clone(), session.put(mac, content)?);
+                        }
+                    }
+                }
+                Some(NodeWrite::New { manifest, blobs })
+            }
+            None => None,
+        };
+        if let Some(w) = write {
+            out.writes.insert(node.clone(), w);
+        }
+        record.nodes.insert(node, plan.status);
+        out.reports.push(plan.report);
+    }
+    Ok(out)
+}
+
+/// Takes the etcd snapshot through `session` from the first member that
+/// gives one, once the first member's read ended (its `/etc/etcd.env`
+/// arrives on `envs`). None: no snapshot was asked for, or no node could be
+/// read (then the run commits nothing, not even a snapshot).
+async fn take_snapshot(
+    session: &mut Session<'_>,
+    members: &[Target],
+    mut envs: tokio::sync::mpsc::UnboundedReceiver<(String, bool, Option<Vec<u8>>)>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Option<Result<crate::etcd::SnapshotReport, Vec<String>>>, VaultError> {
+    let Some(first) = members.first() else {
+        return Ok(None);
+    };
+    // If that member could not be read, wait for every node.
+    let mut read_envs = BTreeMap::new();
+    let (mut any_read, mut first_read) = (false, false);
+    while let Some((node, read, env)) = envs.recv().await {
+        any_read |= read;
+        first_read |= read && node == first.node;
+        if let Some(env) = env {
+            read_envs.insert(node, env);
+        }
+        if first_read {
+            break;
+        }
+    }
+    if !any_read {
+        return Ok(None);
+    }
+    progress.info(&format!(
+        "etcd snapshot from {}",
+        members
+            .iter()
+            .map(|m| m.node.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    ));
+    let snap = crate::etcd::snapshot_with_envs(session, members, &read_envs, &opts.ssh);
+    match tokio::time::timeout(opts.node_timeout, snap).await {
+        Ok(s) => s.map(Some),
+        Err(_) => Ok(Some(Err(vec![format!(
+            "the etcd snapshot did not end within {} s; cut off (raise --node-timeout if the cluster is only slow)",
+            opts.node_timeout.as_secs()
+        )]))),
+    }
+}
+
+/// Records the snapshot's outcome in the commit's record and the report.
+fn record_snapshot(
+    snap: Result<crate::etcd::SnapshotReport, Vec<String>>,
+    record: &mut RunRecord,
+    report: &mut BackupReport,
+) {
+    match snap {
+        Ok(s) => {
+            record.etcd = Some(EtcdOutcome::Taken {
+                reference: s.reference.clone(),
+                member: s.member.clone(),
+                node: s.node.clone(),
+                revision: s.revision,
+                keys: s.keys,
+                size: s.size,
+            });
+            // An unreadable snapshot ref is skipped, named, and makes
+            // the run partial; everything else is committed.
+            for (name, _) in &s.skipped {
+                report.partial = true;
+                record.errors.push((
+                    s.node.clone(),
+                    name.clone(),
+                    "unreadable snapshot ref, skipped".into(),
+                ));
+            }
+            report.etcd = Some(Ok(s));
+        }
+        Err(reasons) => {
+            let why = reasons.join("; ");
+            record.etcd = Some(EtcdOutcome::Failed("no member gave a snapshot".into()));
+            record.detail(Subject::Etcd, &why);
+            report.partial = true;
+            report.etcd = Some(Err(why));
+        }
+    }
 }
 
 /// notAfter of every certificate in a file (kubeconfigs' embedded ones too).
@@ -459,72 +487,4 @@ async fn read_all(
         }
     }
     out
-}
-
-/// Combines freshly read entries with the previous manifest: entries that
-/// could not be read now keep their previous record (and everything the
-/// previous backup had below them). Returns the manifest and the carried paths.
-pub(crate) fn merge(
-    fresh: Vec<Entry>,
-    errors: &[(String, String)],
-    old: Option<&Manifest>,
-) -> (Manifest, Vec<String>) {
-    let mut m = Manifest::default();
-    for e in fresh {
-        m.insert(e);
-    }
-    let mut carried = Vec::new();
-    if let Some(old) = old {
-        for (path, _) in errors {
-            for (p, e) in old.entries.range(path.clone()..) {
-                if p != path && !p.starts_with(&format!("{path}/")) {
-                    break;
-                }
-                if !m.entries.contains_key(p) {
-                    m.insert(e.clone());
-                    if e.kind == Kind::File {
-                        carried.push(p.clone());
-                    }
-                }
-            }
-        }
-    }
-    (m, carried)
-}
-
-fn node_report(
-    node: &str,
-    status: &NodeStatus,
-    new: &Manifest,
-    old: Option<&Manifest>,
-    errors: Vec<(String, String)>,
-) -> NodeReport {
-    let (mut added, mut changed, mut removed) = (0, 0, 0);
-    if let Some(old) = old {
-        for (p, e) in &new.entries {
-            match old.entries.get(p) {
-                None => added += 1,
-                Some(o) if !o.same_as(e) => changed += 1,
-                _ => {}
-            }
-        }
-        removed = old
-            .entries
-            .keys()
-            .filter(|p| !new.entries.contains_key(*p))
-            .count();
-    } else {
-        added = new.entries.len();
-    }
-    NodeReport {
-        node: node.to_string(),
-        status: status.word().to_string(),
-        reason: status.reason().map(str::to_string),
-        entries: new.entries.len(),
-        files: new.files().count(),
-        added,
-        changed,
-        removed,
-        errors,
-    }
 }

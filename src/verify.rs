@@ -93,17 +93,13 @@ pub fn verify(vault: &Vault, identity: Option<&Identity>) -> Result<VerifyReport
                     continue;
                 }
                 if !good.contains(&oid) {
-                    match vault.repo().find_blob(oid) {
-                        Ok(_) => {
+                    match vault.check_blob(oid) {
+                        Ok(()) => {
                             good.insert(oid);
                             report.objects += 1;
                         }
                         Err(err) => {
-                            let why = format!(
-                                "object {} is missing or damaged: {}",
-                                short(oid),
-                                err.message()
-                            );
+                            let why = format!("object {} is missing or damaged: {err}", short(oid));
                             bad.insert(oid, why.clone());
                             report.problems.push(problem(why));
                             continue;
@@ -138,26 +134,13 @@ pub fn verify(vault: &Vault, identity: Option<&Identity>) -> Result<VerifyReport
 
 /// The keyed-hash key, decrypted from `mac-key.age` of `commit`.
 fn mac_key(vault: &Vault, commit: Oid, identity: &Identity) -> Result<MacKey, VaultError> {
-    let c = vault
-        .repo()
-        .find_commit(commit)
-        .map_err(|source| VaultError::Git {
-            dir: vault.dir().into(),
-            what: "reading a commit".into(),
-            source,
-        })?;
-    let tree = c.tree().map_err(|source| VaultError::Git {
-        dir: vault.dir().into(),
-        what: "reading a tree".into(),
-        source,
-    })?;
-    let entry = tree
-        .get_name("mac-key.age")
+    let blob = vault
+        .mac_key_blob(commit)?
         .ok_or_else(|| VaultError::Damaged {
             rev: short(commit),
             what: "no mac-key.age".into(),
         })?;
-    let cipher = vault.read_blob(entry.id())?;
+    let cipher = vault.read_blob(blob)?;
     let plain = identity.decrypt(&cipher, "mac-key.age")?;
     MacKey::from_text(&String::from_utf8_lossy(&plain)).ok_or_else(|| VaultError::Damaged {
         rev: short(commit),

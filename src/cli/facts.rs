@@ -60,81 +60,51 @@ fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
         .as_deref()
         .map(sprayvault::inventory::load)
         .transpose()?;
-    let hosts: Vec<String> = if a.hosts.is_empty() {
-        backup.facts.entries.keys().cloned().collect()
-    } else {
-        a.hosts.clone()
-    };
-    if hosts.is_empty() {
-        return Err(anyhow::anyhow!(
-            "backup {} holds no facts; back up with the fact cache configured (--ansible-dir)",
-            backup.short_id()
-        ));
+    let report = facts::restore::restore(
+        &vault,
+        &backup,
+        &identity,
+        &cache,
+        inventory.as_ref(),
+        &a.hosts,
+        a.force,
+    )?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
-    std::fs::create_dir_all(&cache.dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the fact cache directory {}: {e}",
-            cache.dir.display()
-        )
-    })?;
-    let mut refused = Vec::new();
-    let mut restored = Vec::new();
-    for host in &hosts {
-        let data = facts::read(&vault, &backup, host, &identity)?;
-        let entry = &backup.facts.entries[host];
-        let target = cache.file(host);
-        if let Ok(m) = std::fs::metadata(&target) {
-            let mtime = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            if mtime > entry.mtime && !a.force {
-                refused.push(format!("{host}: the cache has newer facts ({}) than backup {} ({}); --force overwrites them", rfc3339(mtime), backup.short_id(), rfc3339(entry.mtime)));
-                continue;
-            }
-        }
-        if let Some(h) = inventory.as_ref().and_then(|i| i.hosts.get(host)) {
-            let known = facts::addresses(&facts::parse(&cache, &data));
-            if !known.iter().any(|x| x == &h.address) {
-                eprintln!(
-                    "warning: {host}: the inventory's address {} is not among the restored facts' addresses ({}); until facts are gathered again, templates reading hostvars['{host}'] see the old ones",
-                    h.address,
-                    known.join(", ")
-                );
-            }
-        }
-        facts::write_cache_file(&target, &data)?;
-        restored.push(
-            serde_json::json!({"host": host, "path": target, "gathered": rfc3339(entry.mtime)}),
-        );
-        if !g.json {
+    if g.json {
+        let restored: Vec<serde_json::Value> = report
+            .restored
+            .iter()
+            .map(|r| serde_json::json!({"host": r.host, "path": r.path, "gathered": rfc3339(r.gathered)}))
+            .collect();
+        output::json(
+            &serde_json::json!({"backup": backup.commit.to_string(), "restored": restored, "refused": report.refused}),
+        )?;
+    } else {
+        for r in &report.restored {
             println!(
-                "restored facts of {host} (gathered {}) to {}",
-                rfc3339(entry.mtime),
-                target.display()
+                "restored facts of {} (gathered {}) to {}",
+                r.host,
+                rfc3339(r.gathered),
+                r.path.display()
+            );
+        }
+        if !report.restored.is_empty() {
+            println!(
+                "restored files carry the current time: the {} cache treats facts older than fact_caching_timeout ({} s) as expired",
+                match cache.plugin {
+                    config::Plugin::Jsonfile => "jsonfile",
+                    config::Plugin::Yaml => "yaml",
+                },
+                cache.timeout
             );
         }
     }
-    if g.json {
-        output::json(
-            &serde_json::json!({"backup": backup.commit.to_string(), "restored": restored, "refused": refused}),
-        )?;
-    } else if !restored.is_empty() {
-        println!(
-            "restored files carry the current time: the {} cache treats facts older than fact_caching_timeout ({} s) as expired",
-            match cache.plugin {
-                config::Plugin::Jsonfile => "jsonfile",
-                config::Plugin::Yaml => "yaml",
-            },
-            cache.timeout
-        );
-    }
-    for r in &refused {
+    for r in &report.refused {
         eprintln!("refused: {r}");
     }
-    Ok(if refused.is_empty() {
+    Ok(if report.refused.is_empty() {
         Exit::Success
     } else {
         Exit::Refused

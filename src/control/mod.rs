@@ -2,7 +2,7 @@
 //! backup records its inventory (with `group_vars/`, `host_vars/`,
 //! `credentials/`, `artifacts/`), the `ansible.cfg` in use and the
 //! checkout's version, encrypted and deduplicated through the same
-//! [`ContentStore`] as node files, under `control/` (vault-layout, "The
+//! [`Session`] as node files, under `control/` (vault-layout, "The
 //! control host").
 //!
 //! A control host that cannot be found is a note, and the previous record is
@@ -17,7 +17,7 @@ pub mod version;
 
 use crate::vault::control::{ControlState, ControlWrite, KubesprayRecord};
 use crate::vault::mac::MacKey;
-use crate::vault::store::ContentStore;
+use crate::vault::session::Session;
 use crate::vault::VaultError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -98,7 +98,7 @@ pub fn collect(
     opts: &ControlOptions,
     previous: Option<&ControlState>,
     key: &MacKey,
-    store: &mut ContentStore,
+    store: &mut Session<'_>,
 ) -> Result<(ControlWrite, ControlReport), VaultError> {
     let kept = if previous.is_some() {
         "; the previous record is kept"

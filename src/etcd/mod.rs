@@ -15,9 +15,8 @@ pub mod trailer;
 pub mod trial;
 
 use crate::source::{SshOptions, Target};
-use crate::vault::crypto::Recipients;
-use crate::vault::mac::MacKey;
-use crate::vault::{Vault, VaultError};
+use crate::vault::session::Session;
+use crate::vault::VaultError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -37,37 +36,37 @@ pub struct SnapshotReport {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Tries the members in order until one gives a verified snapshot. Returns
-/// the report, or every member's reason.
+/// Tries the members in order until one gives a verified snapshot, stored
+/// through `session`. Returns the report, or every member's reason.
 pub async fn snapshot(
-    vault: &Vault,
+    session: &mut Session<'_>,
     members: &[Target],
     ssh: &SshOptions,
-    key: &MacKey,
-    recipients: &Recipients,
 ) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
-    snapshot_with_envs(vault, members, &BTreeMap::new(), ssh, key, recipients).await
+    snapshot_with_envs(session, members, &BTreeMap::new(), ssh).await
 }
 
 /// Like [`snapshot`], with the `/etc/etcd.env` already read from some
 /// members (by node name), so their snapshot needs no read of its own.
 pub async fn snapshot_with_envs(
-    vault: &Vault,
+    session: &mut Session<'_>,
     members: &[Target],
     envs: &BTreeMap<String, Vec<u8>>,
     ssh: &SshOptions,
-    key: &MacKey,
-    recipients: &Recipients,
 ) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
+    let key = session.key().clone();
+    let (snaps, bad) = store::list_readable(session.vault())?;
+    let skipped: Vec<(String, String)> = bad.into_iter().map(|(n, e)| (n, e.to_string())).collect();
     let mut reasons = Vec::new();
     for t in members {
-        let mut writer = store::ChunkWriter::new(vault, recipients)?;
+        // Each member's writer starts from the stored snapshots: chunks a
+        // failed member left are not reused (nor counted).
+        let mut writer = session.snapshot(store::chunk_blobs(&snaps));
         let env = envs.get(&t.node).map(Vec::as_slice);
-        match capture::take_with_env(t, ssh, env, key, &mut writer).await {
+        match capture::take_with_env(t, ssh, env, &key, &mut writer).await {
             Ok(index) => {
-                let (new_chunks, bytes_added) = (writer.new_chunks, writer.bytes_added);
-                let skipped = std::mem::take(&mut writer.skipped);
-                let reference = writer.commit(&index)?;
+                let counts = writer.counts();
+                let reference = store::commit(writer, &index)?;
                 return Ok(Ok(SnapshotReport {
                     reference,
                     node: index.node.clone(),
@@ -76,8 +75,8 @@ pub async fn snapshot_with_envs(
                     keys: index.keys,
                     size: index.size,
                     chunks: index.chunks.len(),
-                    new_chunks,
-                    bytes_added,
+                    new_chunks: counts.new_blobs,
+                    bytes_added: counts.bytes_added,
                     skipped,
                 }));
             }

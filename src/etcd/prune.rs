@@ -112,30 +112,15 @@ pub fn remove(
     let mut refs = Vec::new();
     for s in forget {
         let name = format!("{PREFIX}{}", s.name);
-        let r = vault
-            .repo()
-            .find_reference(&name)
-            .map_err(|source| VaultError::Git {
-                dir: vault.dir().into(),
-                what: format!("finding {name}"),
-                source,
-            })?;
-        let commit = r.target().ok_or_else(|| VaultError::Damaged {
-            rev: name.clone(),
-            what: "the snapshot ref is symbolic".into(),
-        })?;
+        let commit = vault.snapshot_ref(&name)?;
         record.add(&name, commit, now);
-        refs.push((name, r));
+        refs.push(name);
     }
     if !refs.is_empty() {
         record.save(vault.dir())?;
     }
-    for (name, mut r) in refs {
-        r.delete().map_err(|source| VaultError::Git {
-            dir: vault.dir().into(),
-            what: format!("deleting {name}"),
-            source,
-        })?;
+    for name in refs {
+        vault.delete_snapshot_ref(&name)?;
     }
     let expiry = git_expiry(grace);
     let out = std::process::Command::new("git")

@@ -6,22 +6,13 @@
 //! different snapshots are stored once.
 
 use super::index::SnapshotIndex;
-use crate::vault::crypto::{Identity, Recipients};
-use crate::vault::tree::TreeSpec;
+use crate::vault::crypto::Identity;
+use crate::vault::snapshots::SnapshotCommit;
 use crate::vault::{Vault, VaultError};
-use flate2::write::GzEncoder;
 use git2::Oid;
 use std::collections::HashMap;
-use std::io::Write;
 
-pub const PREFIX: &str = "refs/sprayvault/etcd/";
-
-/// gzip level of new chunks. With flate2's zlib-rs backend, level 3 is as
-/// fast as level 2 (its "fast" deflate runs levels 1-3) and shrinks etcd
-/// databases within 0.2% of level 6; level 1 leaves a third more. Measured
-/// on a 75 MiB snapshot in 256 KiB pieces: 0.79-0.91 s at ratio 0.328,
-/// where miniz_oxide took 2.8-3.8 s at level 2 for 0.329.
-pub const LEVEL: u32 = 3;
+pub use crate::vault::snapshots::{ChunkWriter, PREFIX};
 
 /// A snapshot as listed from its ref.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -32,14 +23,6 @@ pub struct StoredSnapshot {
     pub index: SnapshotIndex,
     #[serde(skip)]
     pub chunk_blobs: HashMap<String, Oid>,
-}
-
-fn git<T>(vault: &Vault, what: &str, r: Result<T, git2::Error>) -> Result<T, VaultError> {
-    r.map_err(|source| VaultError::Git {
-        dir: vault.dir().into(),
-        what: what.into(),
-        source,
-    })
 }
 
 /// Every snapshot, oldest first; the first unreadable snapshot ref is an error.
@@ -57,19 +40,10 @@ pub type Unreadable = (String, VaultError);
 /// Every readable snapshot, oldest first, and the refs that could not be
 /// read (each with why): a backup skips those instead of failing.
 pub fn list_readable(vault: &Vault) -> Result<(Vec<StoredSnapshot>, Vec<Unreadable>), VaultError> {
-    let repo = vault.repo();
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    for r in git(
-        vault,
-        "listing snapshots",
-        repo.references_glob(&format!("{PREFIX}*")),
-    )? {
-        let r = git(vault, "listing snapshots", r)?;
-        let Some(name) = r.name().map(str::to_string) else {
-            continue;
-        };
-        match read_one(vault, &name, r.target()) {
+    for (name, oid) in vault.snapshot_refs()? {
+        match read_one(vault, &name, oid) {
             Ok(s) => out.push(s),
             Err(e) => bad.push((name, e)),
         }
@@ -79,28 +53,13 @@ pub fn list_readable(vault: &Vault) -> Result<(Vec<StoredSnapshot>, Vec<Unreadab
 }
 
 fn read_one(vault: &Vault, name: &str, oid: Option<Oid>) -> Result<StoredSnapshot, VaultError> {
-    let repo = vault.repo();
     let damaged = |what: String| VaultError::Damaged {
         rev: name.to_string(),
         what,
     };
-    let oid = oid.ok_or_else(|| damaged("a symbolic ref".into()))?;
-    let commit = git(vault, "reading a snapshot", repo.find_commit(oid))?;
-    let tree = git(vault, "reading a snapshot", commit.tree())?;
-    let idx_entry = tree
-        .get_name("snapshot")
-        .ok_or_else(|| damaged("no snapshot index".into()))?;
-    let blob = git(vault, "reading a snapshot", repo.find_blob(idx_entry.id()))?;
-    let index = SnapshotIndex::parse(blob.content()).map_err(damaged)?;
-    let mut chunk_blobs = HashMap::new();
-    if let Some(c) = tree.get_name("chunks") {
-        let ct = git(vault, "reading a snapshot", repo.find_tree(c.id()))?;
-        for e in ct.iter() {
-            if let Some(n) = e.name() {
-                chunk_blobs.insert(n.to_string(), e.id());
-            }
-        }
-    }
+    let tree = vault.snapshot_tree(name, oid)?;
+    let index = SnapshotIndex::parse(&tree.index).map_err(damaged)?;
+    let chunk_blobs = tree.chunks;
     if let Some((mac, _)) = index
         .chunks
         .iter()
@@ -110,197 +69,30 @@ fn read_one(vault: &Vault, name: &str, oid: Option<Oid>) -> Result<StoredSnapsho
     }
     Ok(StoredSnapshot {
         name: name.trim_start_matches(PREFIX).to_string(),
-        commit: oid.to_string(),
+        commit: tree.commit.to_string(),
         index,
         chunk_blobs,
     })
 }
 
-/// Signs the snapshot refs a version 1 vault wrote before commits were
-/// signed: each unsigned snapshot commit is replaced by a signed one with
-/// the same tree and message (and a `Sprayvault-Signed-Later` trailer), so
-/// that readers can authenticate it. Only the backup host, under the vault
-/// lock, does this, vouching for its own copy (vault-layout, Section 12a).
-/// Refs signed by another key are left alone (readers refuse them). Returns
-/// the names of the refs signed.
-pub fn sign_unsigned(vault: &Vault) -> Result<Vec<String>, VaultError> {
-    let own = vault.create_signing_key()?;
-    let repo = vault.repo();
-    let mut unsigned = Vec::new();
-    for r in git(
-        vault,
-        "listing snapshots",
-        repo.references_glob(&format!("{PREFIX}*")),
-    )? {
-        let r = git(vault, "listing snapshots", r)?;
-        // A ref that is not a commit is no snapshot: listing skips it and
-        // names it (the run is partial), it is not signed here.
-        if let (Some(name), Some(oid)) = (r.name(), r.target()) {
-            if repo.find_commit(oid).is_ok()
-                && vault.signature_of(oid, &own) == crate::vault::signing::SigStatus::Unsigned
-            {
-                unsigned.push((name.to_string(), oid));
-            }
-        }
-    }
-    let mut signed = Vec::new();
-    for (name, oid) in unsigned {
-        let old = git(vault, "reading a snapshot", repo.find_commit(oid))?;
-        let tree = git(vault, "reading a snapshot", old.tree())?;
-        let mut msg = old
-            .message()
-            .unwrap_or("etcd snapshot")
-            .trim_end()
-            .to_string();
-        msg.push_str(&format!(
-            "\n\nSprayvault-Signed-Later: {}\n",
-            crate::vault::now_rfc3339()
-        ));
-        let new = vault.signed_commit(&msg, &tree, &[])?;
-        git(
-            vault,
-            "signing a snapshot ref",
-            repo.reference_matching(
-                &name,
-                new,
-                true,
-                oid,
-                "sprayvault: sign a version 1 snapshot",
-            ),
-        )?;
-        signed.push(name.trim_start_matches(PREFIX).to_string());
-    }
-    Ok(signed)
+/// Every chunk blob of `snaps`, by mac: what a new snapshot may reuse.
+pub fn chunk_blobs(snaps: &[StoredSnapshot]) -> impl Iterator<Item = (String, Oid)> + '_ {
+    snaps
+        .iter()
+        .flat_map(|s| s.chunk_blobs.iter().map(|(m, o)| (m.clone(), *o)))
 }
 
-/// Writes chunks of a snapshot being taken, reusing chunks already stored.
-pub struct ChunkWriter<'a> {
-    vault: &'a Vault,
-    recipients: &'a Recipients,
-    known: HashMap<String, Oid>,
-    bindings: crate::vault::bindings::Bindings,
-    /// Snapshot refs that could not be read, skipped (name, why).
-    pub skipped: Vec<(String, String)>,
-    pub written: Vec<(String, Oid)>,
-    pub new_chunks: usize,
-    pub bytes_added: u64,
-}
-
-impl<'a> ChunkWriter<'a> {
-    pub fn new(
-        vault: &'a Vault,
-        recipients: &'a Recipients,
-    ) -> Result<ChunkWriter<'a>, VaultError> {
-        // Only chunks the bindings prove are reused (see vault::bindings).
-        let bindings = crate::vault::bindings::Bindings::load(vault)?;
-        let mut known = HashMap::new();
-        let (snaps, bad) = list_readable(vault)?;
-        let skipped = bad.into_iter().map(|(n, e)| (n, e.to_string())).collect();
-        for s in snaps {
-            known.extend(
-                s.chunk_blobs
-                    .into_iter()
-                    .filter(|(mac, oid)| bindings.proven(mac, *oid)),
-            );
-        }
-        Ok(ChunkWriter {
-            vault,
-            recipients,
-            known,
-            bindings,
-            skipped,
-            written: vec![],
-            new_chunks: 0,
-            bytes_added: 0,
-        })
-    }
-
-    /// Stores one chunk (named `mac`), unless an equal one is stored already.
-    pub fn put(&mut self, mac: &str, data: &[u8]) -> Result<(), VaultError> {
-        let oid = match self.known.get(mac) {
-            Some(o) => *o,
-            None => {
-                let mut gz = GzEncoder::new(
-                    Vec::with_capacity(data.len() / 2),
-                    flate2::Compression::new(LEVEL),
-                );
-                gz.write_all(data).map_err(|e| VaultError::Io {
-                    path: "gzip".into(),
-                    source: e,
-                })?;
-                let packed = gz.finish().map_err(|e| VaultError::Io {
-                    path: "gzip".into(),
-                    source: e,
-                })?;
-                let cipher = self.recipients.encrypt(&packed)?;
-                self.bytes_added += cipher.len() as u64;
-                self.new_chunks += 1;
-                let oid = self.vault.write_stored_blob(&cipher)?;
-                self.bindings.record(mac, oid)?;
-                self.known.insert(mac.to_string(), oid);
-                oid
-            }
-        };
-        self.written.push((mac.to_string(), oid));
-        Ok(())
-    }
-
-    /// Writes the snapshot commit and its ref; returns the ref name.
-    pub fn commit(self, index: &SnapshotIndex) -> Result<String, VaultError> {
-        let mut spec = TreeSpec::default();
-        spec.blob(
-            "snapshot",
-            self.vault.write_blob(index.to_text().as_bytes())?,
-        );
-        for (mac, oid) in &self.written {
-            spec.blob(&format!("chunks/{mac}"), *oid);
-        }
-        let repo = self.vault.repo();
-        let tree = git(
-            self.vault,
-            "writing a snapshot",
-            spec.write(repo).and_then(|t| repo.find_tree(t)),
-        )?;
-        let msg = format!(
-            "etcd snapshot of {} ({}) at revision {}, {} keys\n",
-            index.member, index.node, index.revision, index.keys
-        );
-        let oid = self.vault.signed_commit(&msg, &tree, &[])?;
-        let t = time::OffsetDateTime::from_unix_timestamp(index.taken)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let base = format!(
-            "{PREFIX}{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            index.node
-        );
-        // Two snapshots of one node within a second (back-to-back runs)
-        // get `.2`, `.3`, ... rather than failing the second run.
-        let mut n = 1;
-        let name = loop {
-            let name = if n == 1 {
-                base.clone()
-            } else {
-                format!("{base}.{n}")
-            };
-            match repo.reference(&name, oid, false, &msg) {
-                Ok(_) => break name,
-                Err(e) if e.code() == git2::ErrorCode::Exists && n < 100 => n += 1,
-                Err(source) => {
-                    return Err(VaultError::Git {
-                        dir: self.vault.dir().into(),
-                        what: "writing the snapshot ref".into(),
-                        source,
-                    })
-                }
-            }
-        };
-        Ok(name)
-    }
+/// Writes the commit and ref of the snapshot `index` describes, whose
+/// chunks `writer` stored; returns the ref name.
+pub fn commit(writer: ChunkWriter<'_>, index: &SnapshotIndex) -> Result<String, VaultError> {
+    writer.commit(&SnapshotCommit {
+        index: &index.to_text(),
+        node: &index.node,
+        member: &index.member,
+        taken: index.taken,
+        revision: index.revision,
+        keys: index.keys,
+    })
 }
 
 /// Decrypts and decompresses chunk `i` of a snapshot, checking its size and
@@ -372,7 +164,8 @@ mod tests {
         let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
         let config = VaultConfig::new(vec![recipient.into()], &[], &[]).unwrap();
         let vault = Vault::init(&dir.path().join("v"), config).unwrap();
-        let recipients = Recipients::parse(&[recipient]).unwrap();
+        let previous = vault.backup(vault.head().unwrap()).unwrap();
+        let mut session = crate::vault::session::Session::new(&vault, &previous).unwrap();
         let index = SnapshotIndex {
             node: "node1".into(),
             member: "etcd1".into(),
@@ -382,14 +175,8 @@ mod tests {
             size: 0,
             chunks: vec![],
         };
-        let a = ChunkWriter::new(&vault, &recipients)
-            .unwrap()
-            .commit(&index)
-            .unwrap();
-        let b = ChunkWriter::new(&vault, &recipients)
-            .unwrap()
-            .commit(&index)
-            .unwrap();
+        let a = commit(session.snapshot(vec![]), &index).unwrap();
+        let b = commit(session.snapshot(vec![]), &index).unwrap();
         assert_eq!(a, "refs/sprayvault/etcd/20261120T020000Z-node1");
         assert_eq!(b, "refs/sprayvault/etcd/20261120T020000Z-node1.2");
         assert_eq!(list(&vault).unwrap().len(), 2);

@@ -10,11 +10,11 @@
 
 pub mod config;
 pub mod normalize;
+pub mod restore;
 
 use crate::vault::crypto::Identity;
 use crate::vault::facts_index::FactEntry;
-use crate::vault::mac::MacKey;
-use crate::vault::store::ContentStore;
+use crate::vault::session::Session;
 use crate::vault::{Backup, Vault, VaultError};
 use config::FactCache;
 use git2::Oid;
@@ -38,6 +38,10 @@ pub enum FactsError {
     },
     #[error("{path}: {why}")]
     Io { path: PathBuf, why: String },
+    #[error("backup {rev} holds no facts; back up with the fact cache configured (--ansible-dir)")]
+    Empty { rev: String },
+    #[error("cannot create the fact cache directory {}: {why}", dir.display())]
+    CacheDir { dir: PathBuf, why: String },
 }
 
 /// What a backup run did with the cache.
@@ -50,19 +54,19 @@ pub struct FactsRead {
     pub errors: Vec<(String, String)>,
 }
 
-/// Reads the cache files of `hosts` and returns the vault's new facts
-/// entries: the previous ones, replaced where the stable facts changed.
-/// New content is encrypted and written as blobs.
 /// Each host's facts entry and the blob holding its cache file.
 pub type FactsWrite = BTreeMap<String, (FactEntry, Oid)>;
 
+/// Reads the cache files of `hosts` and returns the vault's new facts
+/// entries: the previous ones, replaced where the stable facts changed.
+/// New content is encrypted and written through `session`.
 pub fn collect(
-    store: &mut ContentStore,
+    session: &mut Session<'_>,
     cache: &FactCache,
     hosts: &[String],
     previous: &Backup,
-    key: &MacKey,
 ) -> Result<(FactsWrite, FactsRead), VaultError> {
+    let key = session.key().clone();
     let mut out = previous.facts_with_blobs();
     let mut report = FactsRead::default();
     for host in hosts {
@@ -107,7 +111,7 @@ pub fn collect(
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let oid = store.put_unshared(&data)?;
+        let oid = session.put_unshared(&data)?;
         out.insert(
             host.clone(),
             (

@@ -4,7 +4,10 @@
 //! Invariants kept here: nothing is written through a working tree (there is
 //! none); objects are written before the branch moves; the branch moves by
 //! compare-and-swap against the commit a run started from; content already in
-//! the vault is never re-encrypted.
+//! the vault is never re-encrypted. A backup writes through one
+//! [`session::Session`] (every content blob, its commit, the snapshot's
+//! commit and ref); `init`, `prune` and `pull` through the vault's own
+//! methods; nothing outside this module reaches the repository itself.
 
 pub mod bindings;
 pub mod config;
@@ -19,8 +22,9 @@ pub mod message;
 mod read;
 pub mod replicate;
 pub mod rev;
+pub mod session;
 pub mod signing;
-pub mod store;
+pub mod snapshots;
 pub mod tree;
 pub mod trust;
 mod write;
@@ -245,7 +249,9 @@ impl Vault {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-    pub fn repo(&self) -> &Repository {
+    /// The raw repository, for the vault's own modules only: everything
+    /// else reads and writes through `Vault` and `session::Session`.
+    fn repo(&self) -> &Repository {
         &self.repo
     }
     pub fn local_dir(&self) -> PathBuf {
@@ -320,4 +326,20 @@ pub fn rfc3339(secs: i64) -> String {
         time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// The UTC time `secs` as `YYYYMMDDTHHMMSSZ`, as names of snapshot refs
+/// carry it (vault-layout Section 10b).
+pub fn stamp(secs: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }

@@ -237,7 +237,7 @@ impl Vault {
     }
 
     /// The `mac-key.age` blob of `commit`.
-    pub(super) fn mac_key_blob(&self, commit: Oid) -> Result<Option<Oid>, VaultError> {
+    pub fn mac_key_blob(&self, commit: Oid) -> Result<Option<Oid>, VaultError> {
         let c = self.git("reading a commit", self.repo.find_commit(commit))?;
         let tree = self.git("reading a tree", c.tree())?;
         let blob = tree.get_name(MAC_KEY_AGE).map(|e| e.id());
@@ -360,6 +360,15 @@ impl Vault {
         Ok(super::message::RunRecord::parse_details(
             &String::from_utf8_lossy(&plain),
         ))
+    }
+
+    /// Ok when `oid` is a blob present and intact in the object store;
+    /// else git's reason.
+    pub fn check_blob(&self, oid: Oid) -> Result<(), String> {
+        match self.repo.find_blob(oid) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.message().to_string()),
+        }
     }
 
     /// Reads one file's ciphertext from the vault.

@@ -61,7 +61,7 @@ impl Vault {
 
     /// Writes a commit signed with the signing key (created if the vault has
     /// none yet: a version 1 vault gets one on its first signed write).
-    pub(crate) fn signed_commit(
+    pub(super) fn signed_commit(
         &self,
         message: &str,
         tree: &git2::Tree,

@@ -24,14 +24,14 @@ pub enum NodeWrite {
 }
 
 impl Vault {
-    pub fn write_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
+    pub(super) fn write_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
         self.git("writing an object", self.repo.blob(data))
     }
 
     /// Encrypts `plain` to `recipients` straight into a new blob (libgit2's
     /// blob writer spools ciphertext, never plaintext, to a temporary file in
     /// the object directory); returns the blob and its ciphertext size.
-    pub fn write_encrypted(
+    pub(super) fn write_encrypted(
         &self,
         recipients: &super::crypto::Recipients,
         plain: &[u8],
@@ -54,7 +54,7 @@ impl Vault {
     }
 
     /// Writes a large ciphertext blob without compressing it (see `loose`).
-    pub fn write_stored_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
+    pub(super) fn write_stored_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
         let objects = self.repo.path().join("objects");
         super::loose::write_blob(&objects, data).map_err(|source| VaultError::Io {
             path: objects,
@@ -62,21 +62,9 @@ impl Vault {
         })
     }
 
-    /// Writes a backup commit on top of `parent` and moves the branch to it;
-    /// the control host's record is carried from the parent.
-    pub fn commit_backup(
-        &self,
-        parent: Oid,
-        config: &VaultConfig,
-        nodes: BTreeMap<String, NodeWrite>,
-        facts: &BTreeMap<String, (facts_index::FactEntry, Oid)>,
-        record: &RunRecord,
-    ) -> Result<Oid, VaultError> {
-        self.commit_backup_with_control(parent, config, nodes, facts, ControlWrite::Carry, record)
-    }
-
-    /// [`Vault::commit_backup`], with what the commit records of the control host.
-    pub fn commit_backup_with_control(
+    /// Writes a backup commit on top of `parent` and moves the branch to it
+    /// (see [`super::session::Session::commit_backup`]).
+    pub(super) fn commit_backup(
         &self,
         parent: Oid,
         config: &VaultConfig,

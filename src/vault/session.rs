@@ -1,0 +1,259 @@
+//! A writing session: the one way content and commits get into the vault
+//! (vault-layout, "Content identity and deduplication" and "Writing a
+//! commit"). A run opens one session on the parent commit; every node file,
+//! control host file, fact cache file, etcd chunk and snapshot index goes
+//! through it, and it writes the run's commits and refs.
+//!
+//! Invariants kept here: content whose mac is already known (from the parent
+//! commit, or written earlier in this run) gets the existing blob, but only
+//! when the backup host's bindings prove that blob holds that content;
+//! anything else is encrypted once and written as a new blob, bound to its
+//! mac before any commit refers to it. A file identical on a node and on the
+//! control host is stored once. The counters hold every new object the
+//! run's commits refer to, and its ciphertext bytes.
+
+use super::bindings::Bindings;
+use super::config::VaultConfig;
+use super::control::ControlWrite;
+use super::crypto::Recipients;
+use super::facts_index::FactEntry;
+use super::mac::MacKey;
+use super::snapshots::ChunkWriter;
+use super::{Backup, NodeWrite, Vault, VaultError};
+use git2::Oid;
+use std::collections::{BTreeMap, HashMap};
+
+/// New objects and their ciphertext bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub new_blobs: usize,
+    pub bytes_added: u64,
+}
+
+impl Counts {
+    pub(super) fn add(&mut self, bytes: u64) {
+        self.new_blobs += 1;
+        self.bytes_added += bytes;
+    }
+}
+
+pub struct Session<'v> {
+    vault: &'v Vault,
+    parent: Oid,
+    config: VaultConfig,
+    recipients: Recipients,
+    key: MacKey,
+    /// Content blobs reusable by mac: the parent's proven ones and this run's.
+    known: HashMap<String, Oid>,
+    bindings: Bindings,
+    counts: Counts,
+}
+
+impl<'v> Session<'v> {
+    /// A session writing on top of `previous`, the branch's newest commit:
+    /// its configuration (upgraded to this version), its recipients, the
+    /// local keyed-hash key, and every node file blob it holds as reusable.
+    pub fn new(vault: &'v Vault, previous: &Backup) -> Result<Session<'v>, VaultError> {
+        let config = previous.config.upgraded();
+        let recipients = Recipients::parse(&config.recipients)?;
+        let key = vault.mac_key()?;
+        let mut session = Session {
+            vault,
+            parent: previous.commit,
+            config,
+            recipients,
+            key,
+            known: HashMap::new(),
+            bindings: Bindings::load(vault)?,
+            counts: Counts::default(),
+        };
+        for state in previous.nodes.values() {
+            for e in state.manifest.files() {
+                if let (Some(mac), Some(oid)) = (&e.mac, state.blobs.get(&e.path)) {
+                    session.know(mac, *oid);
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    pub fn vault(&self) -> &'v Vault {
+        self.vault
+    }
+    /// The configuration the run's commit records.
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+    pub fn key(&self) -> &MacKey {
+        &self.key
+    }
+    /// What this session wrote so far (chunks of snapshots once committed).
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Makes content `mac`, stored as blob `oid`, reusable, if the bindings
+    /// prove that `oid` holds it.
+    pub fn know(&mut self, mac: &str, oid: Oid) {
+        if self.bindings.proven(mac, oid) {
+            self.known.entry(mac.to_string()).or_insert(oid);
+        }
+    }
+
+    /// A new blob holding `content`, never shared: for content whose identity
+    /// is not its bytes (a fact cache file is known by its stable facts).
+    pub fn put_unshared(&mut self, content: &[u8]) -> Result<Oid, VaultError> {
+        let (oid, size) = self.vault.write_encrypted(&self.recipients, content)?;
+        self.counts.add(size);
+        Ok(oid)
+    }
+
+    /// The blob holding `content` (whose mac is `mac`): the known one, or a
+    /// new one encrypted now.
+    pub fn put(&mut self, mac: &str, content: &[u8]) -> Result<Oid, VaultError> {
+        if let Some(oid) = self.known.get(mac) {
+            return Ok(*oid);
+        }
+        let (oid, size) = self.vault.write_encrypted(&self.recipients, content)?;
+        self.counts.add(size);
+        self.bindings.record(mac, oid)?;
+        self.known.insert(mac.to_string(), oid);
+        Ok(oid)
+    }
+
+    /// A writer for one etcd snapshot, reusing the chunk blobs `stored`
+    /// (`(mac, blob)` of the chunks under the snapshot refs) that the
+    /// bindings prove. Its chunks count in this session once it commits.
+    pub fn snapshot(&mut self, stored: impl IntoIterator<Item = (String, Oid)>) -> ChunkWriter<'_> {
+        let bindings = &self.bindings;
+        let known = stored
+            .into_iter()
+            .filter(|(mac, oid)| bindings.proven(mac, *oid))
+            .collect();
+        ChunkWriter::new(
+            self.vault,
+            &self.recipients,
+            &mut self.bindings,
+            &mut self.counts,
+            known,
+        )
+    }
+
+    /// Writes the run's backup commit on top of the parent and moves the
+    /// branch to it by compare-and-swap, ending the session.
+    pub fn commit_backup(
+        self,
+        nodes: BTreeMap<String, NodeWrite>,
+        facts: &BTreeMap<String, (FactEntry, Oid)>,
+        control: ControlWrite,
+        record: &super::message::RunRecord,
+    ) -> Result<Oid, VaultError> {
+        self.vault
+            .commit_backup(self.parent, &self.config, nodes, facts, control, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::VaultConfig;
+    use super::super::snapshots::SnapshotCommit;
+    use super::*;
+
+    const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    fn vault(dir: &tempfile::TempDir) -> Vault {
+        let config = VaultConfig::new(vec![RECIPIENT.into()], &[], &[]).unwrap();
+        Vault::init(&dir.path().join("v"), config).unwrap()
+    }
+
+    fn session(vault: &Vault) -> Session<'_> {
+        let previous = vault.backup(vault.head().unwrap()).unwrap();
+        Session::new(vault, &previous).unwrap()
+    }
+
+    fn mac(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    fn snap(index: &str) -> SnapshotCommit<'_> {
+        SnapshotCommit {
+            index,
+            node: "node1",
+            member: "etcd1",
+            taken: 1795140000,
+            revision: 7,
+            keys: 1,
+        }
+    }
+
+    #[test]
+    fn content_is_encrypted_once_per_mac_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault(&dir);
+        let mut s = session(&vault);
+        let a = s.put(&mac('a'), b"same").unwrap();
+        assert_eq!(s.put(&mac('a'), b"same").unwrap(), a);
+        let counts = s.counts();
+        assert_eq!(counts.new_blobs, 1);
+        assert!(counts.bytes_added > 4, "{counts:?}");
+        // Fact files are never shared, and count too.
+        assert_ne!(s.put_unshared(b"same").unwrap(), a);
+        assert_eq!(s.counts().new_blobs, 2);
+        // A blob the bindings do not prove is never reused for a mac.
+        let mut s = session(&vault);
+        s.know(&mac('b'), a);
+        assert_ne!(s.put(&mac('b'), b"other").unwrap(), a);
+        // One the backup host bound is.
+        s.know(&mac('a'), a);
+        assert_eq!(s.put(&mac('a'), b"same").unwrap(), a);
+        assert_eq!(s.counts().new_blobs, 1);
+    }
+
+    #[test]
+    fn chunks_count_in_the_session_once_their_snapshot_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault(&dir);
+        let mut s = session(&vault);
+        // A member that fails after storing a chunk: nothing counted, and
+        // the next member's writer does not reuse it.
+        let mut w = s.snapshot(vec![]);
+        w.put(&mac('c'), b"chunk").unwrap();
+        w.put(&mac('c'), b"chunk").unwrap();
+        assert_eq!(w.counts().new_blobs, 1);
+        drop(w);
+        assert_eq!(s.counts(), Counts::default());
+        let mut w = s.snapshot(vec![]);
+        w.put(&mac('c'), b"chunk").unwrap();
+        let counts = w.counts();
+        assert_eq!(counts.new_blobs, 1);
+        let name = w.commit(&snap("index")).unwrap();
+        assert_eq!(name, "refs/sprayvault/etcd/20261120T020000Z-node1");
+        assert_eq!(s.counts(), counts);
+
+        // The stored chunks a next snapshot may reuse: only bound ones.
+        let (_, oid) = vault.snapshot_refs().unwrap().remove(0);
+        let tree = vault.snapshot_tree(&name, oid).unwrap();
+        assert_eq!(tree.index, b"index");
+        let stored: Vec<(String, Oid)> = tree.chunks.into_iter().collect();
+        assert_eq!(stored.len(), 1);
+        let mut w = s.snapshot(stored.clone());
+        w.put(&mac('c'), b"chunk").unwrap();
+        assert_eq!(w.counts(), Counts::default());
+        let mut w = s.snapshot(vec![(mac('d'), stored[0].1)]);
+        w.put(&mac('d'), b"other chunk").unwrap();
+        assert_eq!(w.counts().new_blobs, 1);
+    }
+
+    #[test]
+    fn only_snapshot_refs_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault(&dir);
+        let mut s = session(&vault);
+        let name = s.snapshot(vec![]).commit(&snap("index")).unwrap();
+        assert!(vault.delete_snapshot_ref(super::super::BRANCH).is_err());
+        assert!(vault.head().is_ok());
+        vault.snapshot_ref(&name).unwrap();
+        vault.delete_snapshot_ref(&name).unwrap();
+        assert!(vault.snapshot_refs().unwrap().is_empty());
+    }
+}
