@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::source::walk::{read_node, NodeRead};
 use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
-use crate::vault::message::{EtcdOutcome, RunRecord, Subject};
+use crate::vault::message::{EtcdOutcome, Outcome, RunRecord, Subject};
 use crate::vault::session::Session;
 use crate::vault::{now_rfc3339, NodeWrite, Vault, VaultError};
 use serde::Serialize;
@@ -66,7 +66,7 @@ pub struct BackupOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeReport {
     pub node: String,
-    pub status: String,
+    pub status: Outcome,
     pub reason: Option<String>,
     pub entries: usize,
     pub files: usize,
@@ -99,9 +99,9 @@ impl BackupReport {
         let ran: Vec<&NodeReport> = self
             .nodes
             .iter()
-            .filter(|n| n.status != "carried")
+            .filter(|n| n.status != Outcome::Carried)
             .collect();
-        let ok = ran.iter().filter(|n| n.status == "ok").count();
+        let ok = ran.iter().filter(|n| n.status == Outcome::Ok).count();
         let files: usize = ran.iter().map(|n| n.files).sum();
         let changed: usize = ran.iter().map(|n| n.added + n.changed + n.removed).sum();
         format!("{ok}/{} nodes, {files} files, {changed} changed", ran.len())

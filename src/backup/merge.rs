@@ -191,7 +191,7 @@ fn node_report(
     }
     NodeReport {
         node: node.to_string(),
-        status: status.word().to_string(),
+        status: status.outcome(),
         reason: status.reason().map(str::to_string),
         entries: new.entries.len(),
         files: new.files().count(),
@@ -311,7 +311,7 @@ mod tests {
         assert!(carried(w).is_empty());
         let r = &p.report;
         assert_eq!(
-            (r.status.as_str(), r.added, r.changed, r.removed),
+            (r.status.word(), r.added, r.changed, r.removed),
             ("ok", 1, 1, 1)
         );
         assert_eq!((r.entries, r.files), (3, 3));
@@ -377,7 +377,7 @@ mod tests {
         );
         let r = &p.report;
         assert_eq!(
-            (r.status.as_str(), r.reason.as_deref()),
+            (r.status.word(), r.reason.as_deref()),
             ("partial", Some("2 entries could not be read"))
         );
         assert_eq!((r.added, r.changed, r.removed), (0, 1, 0));
@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(p.write, Some(Planned::Carry(oid(7))));
         let r = &p.report;
         assert_eq!(
-            (r.status.as_str(), r.reason.as_deref()),
+            (r.status.word(), r.reason.as_deref()),
             ("failed", Some("unreachable"))
         );
         assert_eq!((r.entries, r.files), (2, 1));
@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(p.status, NodeStatus::Carried);
         assert_eq!(p.write, Some(Planned::Carry(oid(5))));
         let r = &p.report;
-        assert_eq!(r.status, "carried");
+        assert_eq!(r.status, crate::vault::message::Outcome::Carried);
         assert_eq!((r.entries, r.files), (2, 2));
         assert_eq!((r.added, r.changed, r.removed), (0, 0, 0));
     }

@@ -4,6 +4,7 @@ use super::{args, output, Global};
 use sprayvault::backup::{BackupOptions, BackupReport};
 use sprayvault::exit::Exit;
 use sprayvault::metrics::{RunMetrics, SnapshotMetrics};
+use sprayvault::vault::message::Outcome;
 use sprayvault::vault::Vault;
 use std::path::PathBuf;
 
@@ -59,17 +60,20 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let result = backup(g, a);
     if let Some(path) = metrics_file {
         let mut m = match &result {
-            Ok((exit, Some(r))) => RunMetrics {
-                exit_code: exit.code(),
-                etcd_snapshot_ok: r.etcd.as_ref().map(|s| s.is_ok()),
-                nodes_ok: Some(r.nodes.iter().filter(|n| n.status == "ok").count()),
-                nodes_partial: Some(r.nodes.iter().filter(|n| n.status == "partial").count()),
-                nodes_failed: Some(r.nodes.iter().filter(|n| n.status == "failed").count()),
-                bytes_added: Some(r.bytes_added),
-                objects_added: Some(r.new_blobs),
-                soonest_cert_expiry: r.soonest_cert_expiry,
-                ..Default::default()
-            },
+            Ok((exit, Some(r))) => {
+                let count = |o: Outcome| r.nodes.iter().filter(|n| n.status == o).count();
+                RunMetrics {
+                    exit_code: exit.code(),
+                    etcd_snapshot_ok: r.etcd.as_ref().map(|s| s.is_ok()),
+                    nodes_ok: Some(count(Outcome::Ok)),
+                    nodes_partial: Some(count(Outcome::Partial)),
+                    nodes_failed: Some(count(Outcome::Failed)),
+                    bytes_added: Some(r.bytes_added),
+                    objects_added: Some(r.new_blobs),
+                    soonest_cert_expiry: r.soonest_cert_expiry,
+                    ..Default::default()
+                }
+            }
             Ok((exit, None)) => RunMetrics {
                 exit_code: exit.code(),
                 ..Default::default()
@@ -184,7 +188,7 @@ fn print_report(r: &BackupReport) {
     for n in &r.nodes {
         t.row(vec![
             n.node.clone(),
-            n.status.clone(),
+            n.status.word().to_string(),
             n.files.to_string(),
             n.added.to_string(),
             n.changed.to_string(),

@@ -16,14 +16,39 @@ pub enum NodeStatus {
     Carried,
 }
 
-impl NodeStatus {
-    pub fn word(&self) -> &'static str {
+/// A node's status without its reason: what reports and metrics count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Partial,
+    Failed,
+    Carried,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
         match self {
-            NodeStatus::Ok => "ok",
-            NodeStatus::Partial(_) => "partial",
-            NodeStatus::Failed(_) => "failed",
-            NodeStatus::Carried => "carried",
+            Outcome::Ok => "ok",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+            Outcome::Carried => "carried",
         }
+    }
+}
+
+impl NodeStatus {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            NodeStatus::Ok => Outcome::Ok,
+            NodeStatus::Partial(_) => Outcome::Partial,
+            NodeStatus::Failed(_) => Outcome::Failed,
+            NodeStatus::Carried => Outcome::Carried,
+        }
+    }
+
+    pub fn word(&self) -> &'static str {
+        self.outcome().word()
     }
     pub fn reason(&self) -> Option<&str> {
         match self {
