@@ -16,11 +16,11 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ExportError {
-    // Not transparent: the CLI finds the exit code (6 for a wrong identity)
-    // in the cause.
-    #[error("{0}")]
+    // Transparent: printed once; the CLI finds the exit code (6 for a wrong
+    // identity) by matching this variant.
+    #[error(transparent)]
     Vault(#[from] VaultError),
-    #[error("{0}")]
+    #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("node {node}, {path} in backup {rev}: {why}; run `sprayvault verify` and export another backup (--at)")]
     Content {

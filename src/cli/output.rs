@@ -58,13 +58,12 @@ impl Table {
 }
 
 /// The error and its causes, one per line after the first.
+/// Every error is printed once: an error either shows its cause in its
+/// message (and does not chain it) or chains it, so the chain is printed
+/// as it is, without de-duplication.
 pub fn error_chain(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for c in e.chain() {
-        let t = c.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-    }
-    parts.join("\n  caused by: ")
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("\n  caused by: ")
 }

@@ -139,7 +139,7 @@ pub fn remove(
         .output()
         .map_err(|source| VaultError::Io {
             path: "git".into(),
-            source,
+            error: source,
         })?;
     if !out.status.success() {
         return Err(VaultError::Damaged {

@@ -145,7 +145,7 @@ pub fn read(
         let plain = read_chunk(vault, snap, identity, i)?;
         out(&plain).map_err(|source| VaultError::Io {
             path: snap.name.clone().into(),
-            source,
+            error: source,
         })?;
     }
     Ok(())

@@ -36,7 +36,12 @@ impl Bindings {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(VaultError::Io { path, source }),
+            Err(source) => {
+                return Err(VaultError::Io {
+                    path,
+                    error: source,
+                })
+            }
         };
         Ok(Bindings {
             proven: parse(&text),
@@ -57,7 +62,7 @@ impl Bindings {
         use std::os::unix::fs::OpenOptionsExt;
         let io = |source| VaultError::Io {
             path: self.path.clone(),
-            source,
+            error: source,
         };
         let mut f = std::fs::OpenOptions::new()
             .append(true)

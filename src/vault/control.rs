@@ -218,7 +218,7 @@ impl Vault {
             Manifest::parse(&blob("manifest")?).map_err(|source| VaultError::Manifest {
                 node: "control host".into(),
                 rev: rev.clone(),
-                source,
+                error: source,
             })?;
         let record = KubesprayRecord::parse(&blob("kubespray")?).map_err(&damaged)?;
         let mut blobs = BTreeMap::new();

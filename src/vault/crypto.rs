@@ -18,10 +18,10 @@ pub enum CryptoError {
         "no recipients: give at least one --recipient, or the vault cannot be decrypted by anyone"
     )]
     NoRecipients,
-    #[error("cannot read identity file {path}: {source}; give an age identity file (age-keygen) or an OpenSSH private key with --identity")]
+    #[error("cannot read identity file {path}: {error}; give an age identity file (age-keygen) or an OpenSSH private key with --identity")]
     ReadIdentity {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("identity file {path} holds no usable key: {why}; give an age identity file (age-keygen, or encrypted with `age -p`) or an OpenSSH private key (ed25519 or rsa)")]
     BadIdentity { path: PathBuf, why: String },
@@ -209,7 +209,7 @@ impl Identity {
         let data = read_private(path).map_err(|e| match e {
             Unreadable::Io(source) => CryptoError::ReadIdentity {
                 path: path.to_path_buf(),
-                source,
+                error: source,
             },
             Unreadable::Open(mode) => bad(open_mode_why(mode)),
         })?;

@@ -61,26 +61,28 @@ pub enum VaultError {
         dir: PathBuf,
         holder: Option<String>,
     },
-    #[error("git error while {what} in {dir}: {source}")]
+    // Causes shown in a message are not also chained (`error`, not
+    // `source`): every error is printed once, with no de-duplication.
+    #[error("git error while {what} in {dir}: {error}")]
     Git {
         dir: PathBuf,
         what: String,
-        source: git2::Error,
+        error: git2::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    #[error("manifest of node {node} at {rev} is damaged: {source}; run `sprayvault verify` and restore from another backup (--at) or from the off-site copy")]
+    #[error("manifest of node {node} at {rev} is damaged: {error}; run `sprayvault verify` and restore from another backup (--at) or from the off-site copy")]
     Manifest {
         node: String,
         rev: String,
-        source: manifest::ManifestError,
+        error: manifest::ManifestError,
     },
     #[error("{0}")]
     Rev(String),
@@ -157,7 +159,7 @@ impl Vault {
         r.map_err(|source| VaultError::Git {
             dir: self.dir.clone(),
             what: what.to_string(),
-            source,
+            error: source,
         })
     }
 
@@ -168,7 +170,7 @@ impl Vault {
         if dir.exists() {
             let mut it = std::fs::read_dir(dir).map_err(|source| VaultError::Io {
                 path: dir.to_path_buf(),
-                source,
+                error: source,
             })?;
             if it.next().is_some() {
                 return Err(VaultError::AlreadyExists {
@@ -182,7 +184,7 @@ impl Vault {
         let repo = Repository::init_opts(dir, &opts).map_err(|source| VaultError::Git {
             dir: dir.into(),
             what: "creating the repository".into(),
-            source,
+            error: source,
         })?;
         let vault = Vault {
             dir: dir.to_path_buf(),
@@ -192,7 +194,7 @@ impl Vault {
         let local = vault.local_dir();
         std::fs::create_dir_all(&local).map_err(|source| VaultError::Io {
             path: local.clone(),
-            source,
+            error: source,
         })?;
         let key = MacKey::generate();
         write::write_private(&vault.mac_key_path(), key.to_text().as_bytes())?;
@@ -266,7 +268,7 @@ impl Vault {
         let local = self.local_dir();
         std::fs::create_dir_all(&local).map_err(|source| VaultError::Io {
             path: local.clone(),
-            source,
+            error: source,
         })?;
         let held = lock::VaultLock::acquire(&local.join("lock"), wait).map_err(|e| match e {
             lock::LockError::Busy(holder) => VaultError::Locked {
@@ -275,7 +277,7 @@ impl Vault {
             },
             lock::LockError::Io(source) => VaultError::Io {
                 path: local.join("lock"),
-                source,
+                error: source,
             },
         })?;
         // Every writer of the branch (backup, facts, etcd, prune, pull) holds
@@ -286,7 +288,7 @@ impl Vault {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(VaultError::Io {
                     path: stale,
-                    source: e,
+                    error: e,
                 })
             }
             _ => {}

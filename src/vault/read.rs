@@ -130,7 +130,7 @@ impl Vault {
                     Manifest::parse(m_blob.content()).map_err(|source| VaultError::Manifest {
                         node: name.clone(),
                         rev: rev.clone(),
-                        source,
+                        error: source,
                     })?;
                 let mut blobs = BTreeMap::new();
                 if let Some(files) = node_tree.get_name("files") {
@@ -301,7 +301,7 @@ impl Vault {
         Manifest::parse(blob.content()).map_err(|source| VaultError::Manifest {
             node: node.to_string(),
             rev: oid.to_string()[..10].to_string(),
-            source,
+            error: source,
         })
     }
 
@@ -335,7 +335,7 @@ impl Vault {
             }
             Err(source) => Err(VaultError::Io {
                 path: objects,
-                source,
+                error: source,
             }),
         }
     }
@@ -395,7 +395,7 @@ impl Vault {
             what: format!(
                 "node {node}: the object holding {path} is unreadable ({})",
                 match &e {
-                    VaultError::Git { source, .. } => source.message().to_string(),
+                    VaultError::Git { error, .. } => error.message().to_string(),
                     other => other.to_string(),
                 }
             ),

@@ -135,13 +135,13 @@ impl Vault {
         let mut cfg = self.repo().config().map_err(|source| VaultError::Git {
             dir: self.dir().into(),
             what: "configuring".into(),
-            source,
+            error: source,
         })?;
         cfg.set_str(&format!("remote.{REMOTE}.url"), url)
             .map_err(|source| VaultError::Git {
                 dir: self.dir().into(),
                 what: "configuring".into(),
-                source,
+                error: source,
             })?;
         Ok(())
     }
@@ -257,7 +257,7 @@ fn lock_dir(dir: &Path, wait: std::time::Duration) -> Result<VaultLock, Replicat
     let local = dir.join("sprayvault");
     std::fs::create_dir_all(&local).map_err(|source| VaultError::Io {
         path: local.clone(),
-        source,
+        error: source,
     })?;
     VaultLock::acquire(&local.join("lock"), wait).map_err(|e| {
         ReplicateError::Vault(match e {
@@ -267,7 +267,7 @@ fn lock_dir(dir: &Path, wait: std::time::Duration) -> Result<VaultLock, Replicat
             },
             super::lock::LockError::Io(source) => VaultError::Io {
                 path: local.join("lock"),
-                source,
+                error: source,
             },
         })
     })
@@ -295,11 +295,11 @@ pub fn pull(
         git2::Repository::init_opts(dir, &opts).map_err(|source| VaultError::Git {
             dir: dir.into(),
             what: "creating the repository".into(),
-            source,
+            error: source,
         })?;
         std::fs::create_dir_all(dir.join("sprayvault")).map_err(|source| VaultError::Io {
             path: dir.join("sprayvault"),
-            source,
+            error: source,
         })?;
     }
     // The fetch moves the branch and adds snapshot refs: it runs under the
@@ -317,7 +317,7 @@ pub fn pull(
             .map_err(|source| VaultError::Git {
                 dir: dir.into(),
                 what: "configuring".into(),
-                source,
+                error: source,
             })?;
     }
     let url = repo
@@ -358,7 +358,7 @@ pub fn pull(
             r.delete().map_err(|source| VaultError::Git {
                 dir: dir.into(),
                 what: format!("deleting the pruned snapshot ref {name} the fetch brought back"),
-                source,
+                error: source,
             })?;
         }
         skipped.push(name);

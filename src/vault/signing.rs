@@ -53,7 +53,7 @@ impl Vault {
         let path = self.signing_key_path();
         let text = std::fs::read_to_string(&path).map_err(|source| VaultError::Io {
             path: path.clone(),
-            source,
+            error: source,
         })?;
         PrivateKey::from_openssh(text)
             .map_err(|e| VaultError::Signing(format!("{}: {e}", path.display())))

@@ -90,7 +90,7 @@ impl<'s> ChunkWriter<'s> {
             None => {
                 let gzip = |e| VaultError::Io {
                     path: "gzip".into(),
-                    source: e,
+                    error: e,
                 };
                 let mut gz = GzEncoder::new(
                     Vec::with_capacity(data.len() / 2),
@@ -145,7 +145,7 @@ impl<'s> ChunkWriter<'s> {
                     return Err(VaultError::Git {
                         dir: vault.dir().into(),
                         what: "writing the snapshot ref".into(),
-                        source,
+                        error: source,
                     })
                 }
             }

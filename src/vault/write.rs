@@ -58,7 +58,7 @@ impl Vault {
         let objects = self.repo.path().join("objects");
         super::loose::write_blob(&objects, data).map_err(|source| VaultError::Io {
             path: objects,
-            source,
+            error: source,
         })
     }
 
@@ -149,7 +149,7 @@ impl Vault {
                 VaultError::Git {
                     dir: self.dir.clone(),
                     what: "moving the branch".into(),
-                    source: e,
+                    error: e,
                 }
             }
         })?;
@@ -162,7 +162,7 @@ pub(super) fn write_private(path: &Path, data: &[u8]) -> Result<(), VaultError> 
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| VaultError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let mut f = std::fs::OpenOptions::new()
         .write(true)

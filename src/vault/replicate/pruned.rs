@@ -97,7 +97,12 @@ impl PrunedRecord {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(VaultError::Io { path, source }),
+            Err(source) => {
+                return Err(VaultError::Io {
+                    path,
+                    error: source,
+                })
+            }
         };
         PrunedRecord::parse(&text).map_err(|why| VaultError::Damaged {
             rev: path.display().to_string(),
@@ -115,7 +120,10 @@ impl PrunedRecord {
         let tmp = dir.join("pruned.tmp");
         let io = |p: &Path| {
             let p = p.to_path_buf();
-            move |source| VaultError::Io { path: p, source }
+            move |source| VaultError::Io {
+                path: p,
+                error: source,
+            }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         {
