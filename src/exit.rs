@@ -1,7 +1,6 @@
-//! The exit codes of the `sprayvault` binary, in one table.
-//!
-//! Cron jobs and systemd units alert on these, so they are part of the
-//! interface: never renumber one, only add.
+//! What an outcome means for the caller: the kinds of exit status. Every
+//! public error type of the library says which one it is ([`ExitStatus`]);
+//! the numbers and their table live on the CLI side (`src/cli/exit.rs`).
 
 /// One exit status of the binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,82 +34,87 @@ pub enum Exit {
     Untrusted,
 }
 
-impl Exit {
-    /// Every exit status, in table order (the README and `--help` list them).
-    pub const ALL: [Exit; 12] = [
-        Exit::Success,
-        Exit::Failure,
-        Exit::Usage,
-        Exit::Partial,
-        Exit::NoVault,
-        Exit::Locked,
-        Exit::CannotDecrypt,
-        Exit::Refused,
-        Exit::Expiring,
-        Exit::PushFailed,
-        Exit::Damaged,
-        Exit::Untrusted,
-    ];
+/// An error that knows which exit status it means.
+pub trait ExitStatus {
+    fn exit(&self) -> Exit;
+}
 
-    pub fn code(self) -> u8 {
+// Which exit status each of the library's errors means (the numbers are
+// the CLI's, src/cli/exit.rs).
+
+impl ExitStatus for crate::vault::crypto::CryptoError {
+    fn exit(&self) -> Exit {
         match self {
-            Exit::Success => 0,
-            Exit::Failure => 1,
-            Exit::Usage => 2,
-            Exit::Partial => 3,
-            Exit::NoVault => 4,
-            Exit::Locked => 5,
-            Exit::CannotDecrypt => 6,
-            Exit::Refused => 7,
-            Exit::Expiring => 8,
-            Exit::PushFailed => 9,
-            Exit::Damaged => 10,
-            Exit::Untrusted => 11,
+            crate::vault::crypto::CryptoError::Decrypt { .. } => Exit::CannotDecrypt,
+            _ => Exit::Failure,
         }
-    }
-
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Exit::Success => "success",
-            Exit::Failure => "failure, nothing committed or written",
-            Exit::Usage => "usage error",
-            Exit::Partial => "partial: committed, but some nodes or files failed",
-            Exit::NoVault => "no vault at the given path",
-            Exit::Locked => "vault locked by another run",
-            Exit::CannotDecrypt => "cannot decrypt: wrong identity or corrupt object",
-            Exit::Refused => {
-                "restore refused: target differs from the backup (use --force), or not confirmed (--yes)"
-            }
-            Exit::Expiring => "certs: a certificate expires within --expiring-within",
-            Exit::PushFailed => "backup committed, but the push to the off-site remote failed",
-            Exit::Damaged => {
-                "verify found missing or damaged objects, or a snapshot that does not restore as recorded"
-            }
-            Exit::Untrusted => {
-                "history not signed by the vault's pinned key, or re-keyed (see `trust`, --accept-new-key)"
-            }
-        }
-    }
-
-    /// The table as text, for `--help`.
-    pub fn table() -> String {
-        let mut s = String::from("Exit codes:\n");
-        for e in Exit::ALL {
-            s.push_str(&format!("  {}  {}\n", e.code(), e.meaning()));
-        }
-        s
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl ExitStatus for crate::backup::BackupError {
+    fn exit(&self) -> Exit {
+        match self {
+            crate::backup::BackupError::Vault(v) => v.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
 
-    #[test]
-    fn codes_are_distinct() {
-        let mut codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
-        codes.sort();
-        codes.dedup();
-        assert_eq!(codes.len(), Exit::ALL.len());
+impl ExitStatus for crate::restore::RestoreError {
+    fn exit(&self) -> Exit {
+        match self {
+            crate::restore::RestoreError::Vault(v) => v.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
+
+impl ExitStatus for crate::facts::FactsError {
+    fn exit(&self) -> Exit {
+        match self {
+            crate::facts::FactsError::Vault(v) => v.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
+
+impl ExitStatus for crate::export::ExportError {
+    fn exit(&self) -> Exit {
+        match self {
+            crate::export::ExportError::Vault(v) => v.exit(),
+            crate::export::ExportError::Crypto(c) => c.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
+
+impl ExitStatus for crate::vault::replicate::ReplicateError {
+    fn exit(&self) -> Exit {
+        match self {
+            crate::vault::replicate::ReplicateError::Trust(t) => t.exit(),
+            crate::vault::replicate::ReplicateError::Vault(v) => v.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
+
+impl ExitStatus for crate::etcd::restore::EtcdRestoreError {
+    fn exit(&self) -> Exit {
+        use crate::etcd::restore::EtcdRestoreError as E;
+        match self {
+            E::Refused(_) => Exit::Refused,
+            E::Vault(v) => v.exit(),
+            _ => Exit::Failure,
+        }
+    }
+}
+
+impl ExitStatus for crate::replace::ReplaceError {
+    fn exit(&self) -> Exit {
+        match self {
+            crate::replace::ReplaceError::Vault(v) => v.exit(),
+            crate::replace::ReplaceError::Restore(r) => r.exit(),
+            _ => Exit::Failure,
+        }
     }
 }

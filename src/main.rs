@@ -5,6 +5,7 @@ mod cli;
 
 fn main() -> std::process::ExitCode {
     no_core_dumps();
+    use cli::exit::Numbered;
     std::process::ExitCode::from(cli::main().code())
 }
 

@@ -1,5 +1,6 @@
 //! `sprayvault backup`: the nightly run.
 
+use super::exit::Numbered;
 use super::{args, output, Global};
 use sprayvault::backup::{BackupOptions, BackupReport};
 use sprayvault::exit::Exit;

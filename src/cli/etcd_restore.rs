@@ -3,7 +3,7 @@
 
 use super::{args, output, Global};
 use sprayvault::etcd::env::deployment_refusal;
-use sprayvault::etcd::restore::{self, Commands, EtcdRestoreError, RestorePlan};
+use sprayvault::etcd::restore::{self, Commands, RestorePlan};
 use sprayvault::etcd::select;
 use sprayvault::exit::Exit;
 use sprayvault::source::{Remote, Target};
@@ -242,13 +242,4 @@ fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {
         println!("warning: {w}");
     }
     Ok(())
-}
-
-/// Exit status for errors of this command.
-pub fn exit_for(e: &EtcdRestoreError) -> Exit {
-    match e {
-        EtcdRestoreError::Refused(_) => Exit::Refused,
-        EtcdRestoreError::Vault(v) => v.exit(),
-        _ => Exit::Failure,
-    }
 }

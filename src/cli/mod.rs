@@ -9,6 +9,7 @@ mod control;
 mod diff;
 mod etcd;
 mod etcd_restore;
+pub mod exit;
 mod export;
 mod facts;
 mod init;
@@ -135,7 +136,7 @@ pub struct UsageError(pub String);
 /// The whole command line as clap sees it, exit code table included (the
 /// man pages and completions are generated from it).
 pub fn command() -> clap::Command {
-    Cli::command().after_help(Exit::table())
+    Cli::command().after_help(exit::table())
 }
 
 pub fn main() -> Exit {
@@ -193,48 +194,40 @@ pub fn main() -> Exit {
     }
 }
 
-/// Maps an error to its exit code by looking through its causes.
+/// The exit status of an error: the first error in its chain that says
+/// which status it means (every public error type of the library does, see
+/// `sprayvault::exit::ExitStatus`) and means more than a plain failure.
 pub fn exit_for(e: &anyhow::Error) -> Exit {
-    use sprayvault::vault::crypto::CryptoError;
-    use sprayvault::vault::VaultError;
-    for cause in e.chain() {
+    use sprayvault::exit::ExitStatus;
+    fn status(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+        macro_rules! first_of {
+            ($($t:ty),* $(,)?) => {
+                $(if let Some(e) = cause.downcast_ref::<$t>() {
+                    return Some(e.exit());
+                })*
+            };
+        }
         if cause.downcast_ref::<UsageError>().is_some() {
-            return Exit::Usage;
+            return Some(Exit::Usage);
         }
-        if let Some(v) = cause.downcast_ref::<VaultError>() {
-            if v.exit() != Exit::Failure {
-                return v.exit();
-            }
-        }
-        if let Some(CryptoError::Decrypt { .. }) = cause.downcast_ref::<CryptoError>() {
-            return Exit::CannotDecrypt;
-        }
-        if let Some(sprayvault::backup::BackupError::Vault(v)) = cause.downcast_ref() {
-            return v.exit();
-        }
-        if let Some(sprayvault::restore::RestoreError::Vault(v)) = cause.downcast_ref() {
-            return v.exit();
-        }
-        if let Some(sprayvault::facts::FactsError::Vault(v)) = cause.downcast_ref() {
-            return v.exit();
-        }
-        if let Some(sprayvault::export::ExportError::Vault(v)) = cause.downcast_ref() {
-            return v.exit();
-        }
-        if let Some(t) = cause.downcast_ref::<sprayvault::vault::trust::TrustError>() {
-            return t.exit();
-        }
-        if let Some(sprayvault::vault::replicate::ReplicateError::Trust(t)) = cause.downcast_ref() {
-            return t.exit();
-        }
-        if let Some(e) = cause.downcast_ref() {
-            return etcd_restore::exit_for(e);
-        }
-        if let Some(e) = cause.downcast_ref() {
-            return replace::exit_for(e);
-        }
+        first_of!(
+            sprayvault::vault::VaultError,
+            sprayvault::vault::crypto::CryptoError,
+            sprayvault::vault::trust::TrustError,
+            sprayvault::vault::replicate::ReplicateError,
+            sprayvault::backup::BackupError,
+            sprayvault::restore::RestoreError,
+            sprayvault::facts::FactsError,
+            sprayvault::export::ExportError,
+            sprayvault::etcd::restore::EtcdRestoreError,
+            sprayvault::replace::ReplaceError,
+        );
+        None
     }
-    Exit::Failure
+    e.chain()
+        .filter_map(status)
+        .find(|x| *x != Exit::Failure)
+        .unwrap_or(Exit::Failure)
 }
 
 /// A tokio runtime for the subcommands that talk to nodes.

@@ -307,11 +307,3 @@ fn print_report(g: &Global, r: &ReplaceReport) -> anyhow::Result<()> {
     );
     Ok(())
 }
-
-/// Exit status for errors of this command.
-pub fn exit_for(e: &replace::ReplaceError) -> Exit {
-    match e {
-        replace::ReplaceError::Vault(v) => v.exit(),
-        _ => Exit::Failure,
-    }
-}

@@ -115,8 +115,8 @@ pub enum VaultError {
     Raced,
 }
 
-impl VaultError {
-    pub fn exit(&self) -> Exit {
+impl crate::exit::ExitStatus for VaultError {
+    fn exit(&self) -> Exit {
         match self {
             VaultError::NoVault { .. } => Exit::NoVault,
             VaultError::Locked { .. } => Exit::Locked,

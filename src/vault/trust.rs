@@ -41,8 +41,8 @@ pub enum TrustError {
     Vault(#[from] VaultError),
 }
 
-impl TrustError {
-    pub fn exit(&self) -> crate::exit::Exit {
+impl crate::exit::ExitStatus for TrustError {
+    fn exit(&self) -> crate::exit::Exit {
         match self {
             TrustError::Vault(v) => v.exit(),
             TrustError::PinFile { .. } => crate::exit::Exit::Failure,
