@@ -12,9 +12,11 @@
 use crate::inventory::{Inventory, InventoryError};
 use crate::paths::check_node_name;
 use crate::progress::Progress;
-use crate::source::walk::{read_node, NodeRead};
+use crate::source::walk::{read_node, Found, NodeScan};
 use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
+use crate::vault::mac::MacKey;
+use crate::vault::manifest::Entry;
 use crate::vault::message::{EtcdOutcome, Outcome, RunRecord, Subject};
 use crate::vault::session::Session;
 use crate::vault::{now_rfc3339, NodeWrite, Vault, VaultError};
@@ -419,6 +421,50 @@ fn cert_expiries(path: &str, content: &[u8]) -> Vec<i64> {
     }
 }
 
+/// An entry read from a node, as the vault records it, with its content
+/// for regular files.
+pub struct ReadEntry {
+    pub entry: Entry,
+    pub content: Option<Vec<u8>>,
+}
+
+/// Everything read from one node, as vault entries.
+#[derive(Default)]
+pub struct NodeRead {
+    pub entries: Vec<ReadEntry>,
+    /// `(path, reason)` of entries that could not be read.
+    pub errors: Vec<(String, String)>,
+}
+
+/// The vault's entries for what a node has: its metadata as recorded, and
+/// each file's keyed hash (vault-layout, Sections 8 and 10).
+pub fn entries_of(scan: NodeScan, key: &MacKey) -> NodeRead {
+    let entries = scan
+        .found
+        .into_iter()
+        .map(|f: Found| ReadEntry {
+            entry: Entry {
+                kind: f.kind,
+                mode: f.meta.mode,
+                uid: f.meta.uid,
+                gid: f.meta.gid,
+                owner: f.owner,
+                group: f.group,
+                size: f.meta.size,
+                mtime: f.meta.mtime,
+                mac: f.content.as_deref().map(|c| key.mac(c)),
+                path: f.path,
+                target: f.target,
+            },
+            content: f.content,
+        })
+        .collect();
+    NodeRead {
+        entries,
+        errors: scan.errors,
+    }
+}
+
 /// Reads the nodes with at most `opts.jobs` connections at a time.
 async fn read_all(
     targets: Vec<Target>,
@@ -444,9 +490,9 @@ async fn read_all(
                 .expect("semaphore is never closed");
             let work = async {
                 let remote = Remote::connect_read_only(&t, &ssh).await?;
-                let read = read_node(&remote, &config, &key, max_file_size).await;
+                let scan = read_node(&remote, &config, max_file_size).await;
                 remote.close().await;
-                read
+                scan.map(|s| entries_of(s, &key))
             };
             // Dropping the work on the deadline kills its ssh process.
             let result = match tokio::time::timeout(node_timeout, work).await {
@@ -487,4 +533,75 @@ async fn read_all(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Meta;
+    use crate::vault::manifest::Kind;
+
+    fn found(path: &str, kind: Kind, content: Option<&[u8]>, target: Option<&str>) -> Found {
+        Found {
+            path: path.into(),
+            kind,
+            meta: Meta {
+                kind: Some(kind),
+                mode: 0o640,
+                uid: 998,
+                gid: 996,
+                size: content.map_or(0, |c| c.len() as u64),
+                mtime: 1_700_000_000,
+            },
+            owner: Some("kube".into()),
+            group: None,
+            target: target.map(str::to_string),
+            content: content.map(<[u8]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn a_nodes_scan_becomes_entries_with_keyed_hashes_of_file_contents_only() {
+        let key = MacKey::generate();
+        let scan = NodeScan {
+            found: vec![
+                found("/etc/kubernetes/ssl", Kind::Dir, None, None),
+                found(
+                    "/etc/kubernetes/ssl/ca.crt",
+                    Kind::File,
+                    Some(b"CERT"),
+                    None,
+                ),
+                found(
+                    "/etc/kubernetes/pki",
+                    Kind::Symlink,
+                    None,
+                    Some("/etc/kubernetes/ssl"),
+                ),
+            ],
+            errors: vec![("/etc/x".into(), "Permission denied".into())],
+        };
+        let read = entries_of(scan, &key);
+        assert_eq!(
+            read.errors,
+            [("/etc/x".to_string(), "Permission denied".to_string())]
+        );
+        let [dir, file, link] = &read.entries[..] else {
+            panic!("three entries");
+        };
+        assert_eq!((dir.entry.mac.as_ref(), dir.content.as_ref()), (None, None));
+        assert_eq!(file.entry.mac.as_deref(), Some(key.mac(b"CERT").as_str()));
+        assert_eq!(file.entry.size, 4);
+        assert_eq!(file.content.as_deref(), Some(&b"CERT"[..]));
+        assert_eq!(
+            (
+                file.entry.owner.as_deref(),
+                file.entry.group.as_deref(),
+                file.entry.uid
+            ),
+            (Some("kube"), None, 998)
+        );
+        assert_eq!(link.entry.target.as_deref(), Some("/etc/kubernetes/ssl"));
+        assert_eq!(link.entry.mac, None);
+    }
 }

@@ -1,5 +1,7 @@
-//! Collecting a node's recorded entries: every path the vault configuration
-//! includes, directories recursively, symlinks as links (never followed).
+//! Collecting what a node has at the paths the vault configuration
+//! includes: directories recursively, symlinks as links (never followed).
+//! What comes out is the node's own metadata and content, neutral: turning
+//! it into vault entries (and their keyed hashes) is the backup's job.
 //!
 //! A path absent on the node is normal (workers have no `/etc/etcd.env`). An
 //! entry that cannot be read becomes a per-entry error, never a reason to
@@ -8,20 +10,28 @@
 use super::{Remote, SourceError};
 use crate::paths::{check_link_target, check_path, glob_match, parent};
 use crate::vault::config::VaultConfig;
-use crate::vault::mac::MacKey;
-use crate::vault::manifest::{Entry, Kind};
+use crate::vault::manifest::Kind;
 use futures_util::StreamExt;
 
-/// An entry read from a node, with its content for regular files.
-pub struct ReadEntry {
-    pub entry: Entry,
+/// One path as the node has it.
+pub struct Found {
+    pub path: String,
+    pub kind: Kind,
+    /// From lstat; a symlink's mode is 0777 and its size its target's length.
+    pub meta: super::Meta,
+    /// The node's names for the owner and group, when it has them.
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// A symlink's target.
+    pub target: Option<String>,
+    /// A regular file's content (its size is the content's).
     pub content: Option<Vec<u8>>,
 }
 
 /// Everything read from one node.
 #[derive(Default)]
-pub struct NodeRead {
-    pub entries: Vec<ReadEntry>,
+pub struct NodeScan {
+    pub found: Vec<Found>,
     /// `(path, reason)` of entries that could not be read.
     pub errors: Vec<(String, String)>,
 }
@@ -43,10 +53,9 @@ enum Got {
 pub async fn read_node(
     remote: &Remote,
     config: &VaultConfig,
-    key: &MacKey,
     limit: u64,
-) -> Result<NodeRead, SourceError> {
-    let mut out = NodeRead::default();
+) -> Result<NodeScan, SourceError> {
+    let mut out = NodeScan::default();
     let found =
         futures_util::future::join_all(config.include.iter().map(|inc| roots_of(remote, inc)))
             .await;
@@ -98,34 +107,25 @@ pub async fn read_node(
             .await;
         let mut next = Vec::new();
         for (path, meta, kind, got) in got {
-            let mut entry = entry_of(remote, &path, &meta, kind);
+            let mut found = found_of(remote, &path, &meta, kind);
             match got {
                 Err(e) => out.errors.push((path, reason(&e))),
                 Ok(Got::File(data)) => {
-                    entry.size = data.len() as u64;
-                    entry.mac = Some(key.mac(&data));
-                    out.entries.push(ReadEntry {
-                        entry,
-                        content: Some(data),
-                    });
+                    found.meta.size = data.len() as u64;
+                    found.content = Some(data);
+                    out.found.push(found);
                 }
                 Ok(Got::Link(t)) => match check_link_target(&t) {
                     Ok(()) => {
-                        entry.mode = 0o777;
-                        entry.size = t.len() as u64;
-                        entry.target = Some(t);
-                        out.entries.push(ReadEntry {
-                            entry,
-                            content: None,
-                        });
+                        found.meta.mode = 0o777;
+                        found.meta.size = t.len() as u64;
+                        found.target = Some(t);
+                        out.found.push(found);
                     }
                     Err(e) => out.errors.push((path, e.to_string())),
                 },
                 Ok(Got::Dir(children)) => {
-                    out.entries.push(ReadEntry {
-                        entry,
-                        content: None,
-                    });
+                    out.found.push(found);
                     for (name, m) in children {
                         next.push((format!("{path}/{name}"), m));
                     }
@@ -134,7 +134,7 @@ pub async fn read_node(
         }
         level = next;
     }
-    out.entries.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    out.found.sort_by(|a, b| a.path.cmp(&b.path));
     out.errors.sort();
     Ok(out)
 }
@@ -175,20 +175,20 @@ async fn roots_of(
     })
 }
 
-/// The entry's record from its metadata, before its content is known.
-fn entry_of(remote: &Remote, path: &str, meta: &super::Meta, kind: Kind) -> Entry {
-    Entry {
+/// What the listing says of a path, before its content is read.
+fn found_of(remote: &Remote, path: &str, meta: &super::Meta, kind: Kind) -> Found {
+    let mut meta = meta.clone();
+    if kind == Kind::Dir {
+        meta.size = 0;
+    }
+    Found {
+        path: path.to_string(),
         kind,
-        mode: meta.mode,
-        uid: meta.uid,
-        gid: meta.gid,
         owner: remote.accounts.user_name(meta.uid).map(str::to_string),
         group: remote.accounts.group_name(meta.gid).map(str::to_string),
-        size: if kind == Kind::Dir { 0 } else { meta.size },
-        mtime: meta.mtime,
-        mac: None,
-        path: path.to_string(),
+        meta,
         target: None,
+        content: None,
     }
 }
 
