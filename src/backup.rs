@@ -17,7 +17,7 @@ use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
 use crate::vault::mac::MacKey;
 use crate::vault::manifest::Entry;
-use crate::vault::message::{EtcdOutcome, Outcome, RunRecord, Subject};
+use crate::vault::message::{EntryError, EtcdOutcome, Outcome, RunRecord, Subject};
 use crate::vault::session::Session;
 use crate::vault::{now_rfc3339, NodeWrite, Vault, VaultError};
 use serde::Serialize;
@@ -216,7 +216,7 @@ pub async fn run(
             for (host, why) in &read.errors {
                 let path = cache.file(host).display().to_string();
                 record.detail(Subject::Entry(host, &path), why);
-                record.errors.push((host.clone(), path, UNREADABLE.into()));
+                record.errors.push(EntryError::new(host, &path, UNREADABLE));
             }
             report.partial |= !read.errors.is_empty();
             report.facts = Some(read);
@@ -284,9 +284,7 @@ fn store_nodes(
         match reads.get(&node) {
             Some(Ok(read)) => {
                 for (path, why) in &read.errors {
-                    record
-                        .errors
-                        .push((node.clone(), path.clone(), UNREADABLE.into()));
+                    record.errors.push(EntryError::new(&node, path, UNREADABLE));
                     record.detail(Subject::Entry(&node, path), why);
                 }
             }
@@ -391,10 +389,10 @@ fn record_snapshot(
             // the run partial; everything else is committed.
             for (name, _) in &s.skipped {
                 report.partial = true;
-                record.errors.push((
-                    s.node.clone(),
-                    name.clone(),
-                    "unreadable snapshot ref, skipped".into(),
+                record.errors.push(EntryError::new(
+                    &s.node,
+                    name,
+                    "unreadable snapshot ref, skipped",
                 ));
             }
             report.etcd = Some(Ok(s));

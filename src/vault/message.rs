@@ -67,7 +67,7 @@ pub struct RunRecord {
     pub finished: Option<String>,
     pub nodes: BTreeMap<String, NodeStatus>,
     /// `(node, path, reason)` for entries that could not be read.
-    pub errors: Vec<(String, String, String)>,
+    pub errors: Vec<EntryError>,
     /// The etcd snapshot of this run.
     pub etcd: Option<EtcdOutcome>,
     /// The control host: `ok <version>`, `partial <reason>`, `failed <reason>`
@@ -78,6 +78,42 @@ pub struct RunRecord {
     /// into the plaintext message: it goes into the commit's encrypted
     /// `details.age` (vault-layout, Section 11).
     pub details: BTreeMap<String, String>,
+}
+
+/// The `Sprayvault-Error` trailer: one entry of a node (or a fact cache
+/// file, or a snapshot ref) that could not be read, with a generic reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryError {
+    pub node: String,
+    pub path: String,
+    pub reason: String,
+}
+
+impl EntryError {
+    pub fn new(node: &str, path: &str, reason: &str) -> EntryError {
+        EntryError {
+            node: node.into(),
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The one encoding of the trailer's value: `NODE PATH TAB REASON`.
+    pub fn encode(&self) -> String {
+        format!(
+            "{} {}\t{}",
+            self.node,
+            one_line(&self.path).replace('\t', " "),
+            one_line(&self.reason)
+        )
+    }
+
+    /// The one decoding.
+    pub fn decode(value: &str) -> EntryError {
+        let (node, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let (path, reason) = rest.split_once('\t').unwrap_or((rest, ""));
+        EntryError::new(node, path, reason)
+    }
 }
 
 /// The `Sprayvault-Etcd` trailer: the snapshot a run took, or why none.
@@ -246,12 +282,8 @@ impl RunRecord {
         if let Some(c) = &self.control {
             m.push_str(&format!("Sprayvault-Control: {}\n", one_line(c)));
         }
-        for (node, path, why) in &self.errors {
-            m.push_str(&format!(
-                "Sprayvault-Error: {node} {}\t{}\n",
-                one_line(path).replace('\t', " "),
-                one_line(why)
-            ));
+        for e in &self.errors {
+            m.push_str(&format!("Sprayvault-Error: {}\n", e.encode()));
         }
         m
     }
@@ -285,12 +317,7 @@ impl RunRecord {
                 }
                 "Sprayvault-Etcd" => r.etcd = EtcdOutcome::decode(value),
                 "Sprayvault-Control" => r.control = Some(value.to_string()),
-                "Sprayvault-Error" => {
-                    let (node, rest) = value.split_once(' ').unwrap_or((value, ""));
-                    let (path, why) = rest.split_once('\t').unwrap_or((rest, ""));
-                    r.errors
-                        .push((node.to_string(), path.to_string(), why.to_string()));
-                }
+                "Sprayvault-Error" => r.errors.push(EntryError::decode(value)),
                 _ => {}
             }
         }
@@ -351,11 +378,8 @@ mod tests {
                 "ssh: connect to host 127.0.10.13 port 22: Connection refused\nagain".into(),
             ),
         );
-        r.errors.push((
-            "node1".into(),
-            "/etc/x y".into(),
-            "permission denied".into(),
-        ));
+        r.errors
+            .push(EntryError::new("node1", "/etc/x y", "permission denied"));
         r.detail(
             Subject::Node("node3"),
             "ssh: connect to host 127.0.10.13\nport 22",
