@@ -308,3 +308,18 @@ fn the_trust_store_is_updated_on_the_node_only_when_ca_certificates_change() {
     block_on(apply(&p, &n2, &Silent)).unwrap();
     assert!(n2.commands.lock().unwrap().is_empty());
 }
+
+#[test]
+fn the_fake_node_lists_a_directory_like_the_remote_and_refuses_a_file() {
+    use crate::source::NodeFs;
+    let n = FakeNode::new("node1", "node1");
+    as_recorded(&n);
+    let mut names: Vec<String> = block_on(n.list("/etc/kubernetes"))
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["pki", "ssl"]);
+    assert!(block_on(n.list("/etc/etcd.env")).is_err());
+}

@@ -155,6 +155,22 @@ impl NodeFs for FakeNode {
     async fn lstat(&self, path: &str) -> Result<Option<Meta>, SourceError> {
         Ok(self.fs.lock().unwrap().get(path).map(|e| e.meta.clone()))
     }
+    async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, SourceError> {
+        let fs = self.fs.lock().unwrap();
+        if fs.get(path).and_then(|e| e.meta.kind) != Some(Kind::Dir) {
+            return Err(self.err(path, "Not a directory"));
+        }
+        Ok(fs
+            .iter()
+            .filter(|(p, _)| p.as_str() != path && parent(p) == path)
+            .map(|(p, e)| {
+                (
+                    p[p.rfind('/').map_or(0, |i| i + 1)..].to_string(),
+                    e.meta.clone(),
+                )
+            })
+            .collect())
+    }
     async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
         match self.get(path) {
             Some(e) if e.meta.kind == Some(Kind::File) => Ok(e.content),

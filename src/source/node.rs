@@ -26,6 +26,8 @@ pub trait NodeFs {
     async fn hostname(&self) -> Result<String, SourceError>;
     /// Metadata of `path`, not following a link; `None` when absent.
     async fn lstat(&self, path: &str) -> Result<Option<Meta>, SourceError>;
+    /// The entries of a directory (names and lstat metadata).
+    async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, SourceError>;
     async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError>;
     async fn read_link(&self, path: &str) -> Result<String, SourceError>;
     /// Writes `data` to `path` atomically and privately with `attrs`.
@@ -64,6 +66,9 @@ impl NodeFs for super::Remote {
     }
     async fn lstat(&self, path: &str) -> Result<Option<Meta>, SourceError> {
         super::Remote::lstat(self, path).await
+    }
+    async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, SourceError> {
+        super::Remote::list(self, path).await
     }
     async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
         super::Remote::read(self, path).await
