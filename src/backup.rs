@@ -62,6 +62,9 @@ pub struct BackupOptions {
     pub node_timeout: Duration,
     /// Files larger than this many bytes are per-file errors, never read.
     pub max_file_size: u64,
+    /// Build on a newest commit this host did not sign: a backup host
+    /// rebuilt from the off-site copy, whose old signing key is lost.
+    pub adopt_history: bool,
 }
 
 /// What happened to one node.
@@ -133,8 +136,10 @@ pub async fn run(
     let _lock = vault.lock(opts.lock_wait)?;
     let parent = vault.head()?;
     let previous = vault.backup(parent)?;
-    vault.check_ours(parent, previous.config.format)?;
     let mut session = Session::new(vault, &previous)?;
+    if !opts.adopt_history {
+        vault.check_ours(parent, previous.config.format)?;
+    }
     // Upgrading a format 1 vault: its snapshots were written unsigned.
     let signed = if previous.config.format < 2 {
         vault.sign_unsigned_snapshots()?

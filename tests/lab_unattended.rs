@@ -172,6 +172,29 @@ fn push_pull_metrics_and_verify() {
     // The copy has no keyed-hash key: backing up from it says how to recover it.
     let r = sv_run(&["backup", "--vault", c, "-i", &inv, "--ssh-config", &cfg]).expect(1);
     assert!(r.err.contains("mac-key"), "{}", r.err);
+    // With its keyed-hash key recovered, a backup host rebuilt from the copy
+    // still refuses to build on history another key signed, unless told to
+    // adopt it (its old signing key is lost).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = copy.join("sprayvault/mac-key");
+        std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+        std::fs::copy(v.dir.join("sprayvault/mac-key"), &key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let r = sv_run(&["backup", "--vault", c, "-i", &inv, "--ssh-config", &cfg]).expect(11);
+    assert!(r.err.contains("--adopt-history"), "{}", r.err);
+    sv_run(&[
+        "backup",
+        "--vault",
+        c,
+        "-i",
+        &inv,
+        "--ssh-config",
+        &cfg,
+        "--adopt-history",
+    ])
+    .expect(0);
 
     // An unknown host key makes the push fail clearly, and the backup says so with exit 9.
     let strict = v.tmp.path().join("ssh_config_strict");

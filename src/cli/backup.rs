@@ -31,6 +31,11 @@ pub struct Args {
     /// a number of bytes with an optional K, M or G suffix.
     #[arg(long, default_value = "64M", value_parser = args::size, value_name = "SIZE")]
     max_file_size: u64,
+    /// Back up on top of a newest commit this host did not sign (this host
+    /// was rebuilt from the off-site copy and the old signing key is lost);
+    /// readers then accept the new signer with `--accept-new-key`.
+    #[arg(long)]
+    adopt_history: bool,
     /// After committing, push the vault to its off-site remote (exit 9 if that fails).
     #[arg(long)]
     push: bool,
@@ -149,6 +154,7 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         lock_wait: a.lock.lock_wait,
         node_timeout: a.node_timeout.max(std::time::Duration::from_secs(1)),
         max_file_size: a.max_file_size,
+        adopt_history: a.adopt_history,
     };
     let progress = g.progress();
     let rt = super::runtime()?;

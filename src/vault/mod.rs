@@ -105,7 +105,7 @@ pub enum VaultError {
     },
     #[error("signing key: {0}; the backup host's key is VAULT/sprayvault/signing-key (OpenSSH format, mode 0600)")]
     Signing(String),
-    #[error("vault {dir}: the newest commit {commit} was not written by this backup host ({why}); a backup never builds on history it did not sign: compare with another copy of the vault and move refs/heads/main back to the newest commit this host signed (`sprayvault trust --allowed-signers` and `git verify-commit`)")]
+    #[error("vault {dir}: the newest commit {commit} was not written by this backup host ({why}); a backup never builds on history it did not sign: compare with another copy of the vault and move refs/heads/main back to the newest commit this host signed (`sprayvault trust --allowed-signers` and `git verify-commit`), or, if this host was rebuilt from the off-site copy and its old signing key is lost, back up once with --adopt-history")]
     NotOurs {
         dir: PathBuf,
         commit: String,
