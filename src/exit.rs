@@ -118,3 +118,26 @@ impl ExitStatus for crate::replace::ReplaceError {
         }
     }
 }
+
+/// Errors that only ever mean a plain failure (exit 1): what went wrong is
+/// in their message, and nothing was committed or written.
+macro_rules! plain_failure {
+    ($($t:ty),* $(,)?) => {
+        $(impl ExitStatus for $t {
+            fn exit(&self) -> Exit {
+                Exit::Failure
+            }
+        })*
+    };
+}
+
+plain_failure!(
+    crate::facts::config::FactsConfigError,
+    crate::etcd::trial::TrialError,
+    crate::source::SourceError,
+    crate::paths::PathError,
+    crate::vault::lock::LockError,
+    crate::vault::config::ConfigError,
+    crate::vault::manifest::ManifestError,
+    crate::inventory::InventoryError,
+);

@@ -2,6 +2,7 @@
 
 use super::{args, output, Global};
 use sprayvault::exit::Exit;
+use sprayvault::vault::message::Outcome;
 use sprayvault::vault::{rfc3339, Vault};
 
 #[derive(clap::Args)]
@@ -33,8 +34,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         "COMMIT", "TIME", "KIND", "NODES", "ADDED", "CHANGED", "REMOVED", "NOTE",
     ]);
     for e in &entries {
-        let ok = e.nodes.values().filter(|s| *s == "ok").count();
-        let ran = e.nodes.values().filter(|s| *s != "carried").count();
+        let ok = e.nodes.values().filter(|s| **s == Outcome::Ok).count();
+        let ran = e.nodes.values().filter(|s| **s != Outcome::Carried).count();
         t.row(vec![
             e.commit[..10].to_string(),
             rfc3339(e.time),

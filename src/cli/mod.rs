@@ -221,6 +221,11 @@ pub fn exit_for(e: &anyhow::Error) -> Exit {
             sprayvault::export::ExportError,
             sprayvault::etcd::restore::EtcdRestoreError,
             sprayvault::replace::ReplaceError,
+            sprayvault::source::SourceError,
+            sprayvault::inventory::InventoryError,
+            sprayvault::etcd::trial::TrialError,
+            sprayvault::vault::config::ConfigError,
+            sprayvault::facts::config::FactsConfigError,
         );
         None
     }

@@ -167,7 +167,7 @@ pub struct LogEntry {
     pub time: i64,
     pub kind: String,
     /// Nodes and their status in this backup.
-    pub nodes: BTreeMap<String, String>,
+    pub nodes: BTreeMap<String, crate::vault::message::Outcome>,
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
@@ -239,11 +239,11 @@ pub fn log(
                 }
             }
         }
-        let nodes: BTreeMap<String, String> = record
+        let nodes: BTreeMap<String, crate::vault::message::Outcome> = record
             .nodes
             .iter()
             .filter(|(n, _)| node.is_none_or(|w| w == n.as_str()))
-            .map(|(n, s)| (n.clone(), s.word().to_string()))
+            .map(|(n, s)| (n.clone(), s.outcome()))
             .collect();
         let details = match identity {
             Some(id) if record.is_partial() => vault.details(*c, id)?,

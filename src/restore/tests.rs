@@ -323,3 +323,38 @@ fn the_fake_node_lists_a_directory_like_the_remote_and_refuses_a_file() {
     assert_eq!(names, ["pki", "ssl"]);
     assert!(block_on(n.list("/etc/etcd.env")).is_err());
 }
+
+#[test]
+fn refused_when_a_parent_on_the_target_is_a_file_not_a_directory() {
+    let n = FakeNode::new("node1", "node1");
+    n.file("/etc/kubernetes", b"not a dir", 0o644, 0, 0, 1);
+    let p = plan_for(&n);
+    let r = block_on(apply(&p, &n, &Silent)).expect("apply");
+    let (path, why) = r
+        .errors
+        .iter()
+        .find(|(p, _)| p == "/etc/kubernetes/ssl/ca.key")
+        .expect("ca.key refused");
+    assert_eq!(path, "/etc/kubernetes/ssl/ca.key");
+    assert!(
+        why.contains("/etc/kubernetes") && why.contains("not a directory"),
+        "{why}"
+    );
+    assert_eq!(n.get("/etc/kubernetes").unwrap().content, b"not a dir");
+}
+
+#[test]
+fn a_file_that_reads_back_other_bytes_is_an_error_naming_it() {
+    let n = FakeNode::new("node1", "node1");
+    n.corrupt_reads
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut r = recorded();
+    r.entries.retain(|e| e.path == "/etc/etcd.env");
+    let observed = block_on(observe(&n, &r.entries)).unwrap();
+    let p = decide(r, "fake".into(), &observed, &n.accounts, Owners::default());
+    let rep = block_on(apply(&p, &n, &Silent)).expect("apply");
+    assert_eq!(rep.verified, 0);
+    let (path, why) = &rep.errors[0];
+    assert_eq!(path, "/etc/etcd.env");
+    assert!(why.contains("read back differs"), "{why}");
+}

@@ -28,6 +28,9 @@ pub struct FakeNode {
     pub fs: Mutex<BTreeMap<String, FakeEntry>>,
     /// Privileged command lines run, in order.
     pub commands: Mutex<Vec<String>>,
+    /// When set, files read back differ from what was written (a failing
+    /// disk), for the executor's read-back check.
+    pub corrupt_reads: std::sync::atomic::AtomicBool,
 }
 
 fn meta(kind: Kind, mode: u32, uid: u32, gid: u32, size: u64, mtime: i64) -> Meta {
@@ -63,6 +66,7 @@ impl FakeNode {
             ),
             fs: Mutex::new(fs),
             commands: Mutex::new(vec![]),
+            corrupt_reads: Default::default(),
         }
     }
 
@@ -173,7 +177,16 @@ impl NodeFs for FakeNode {
     }
     async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
         match self.get(path) {
-            Some(e) if e.meta.kind == Some(Kind::File) => Ok(e.content),
+            Some(e) if e.meta.kind == Some(Kind::File) => {
+                let mut c = e.content;
+                if self
+                    .corrupt_reads
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    c.push(b'!');
+                }
+                Ok(c)
+            }
             Some(_) => Err(self.err(path, "not a regular file")),
             None => Err(self.err(path, "No such file")),
         }

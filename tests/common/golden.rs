@@ -22,7 +22,7 @@ pub fn mask(text: &str, tmp: Option<&Path>) -> String {
         (r"127\.0\.[0-9]+\.", "127.0.<NET>."),
         (r"\b[0-9a-f]{32}\b", "<RANDOM>"),
         (r"\b[0-9a-f]{40}\b", "<OID>"),
-        (r"\b[0-9a-f]{10}\b", "<SHORT>"),
+        (r"\b(backup|commit|backups?) [0-9a-f]{10}\b", "\\1 <SHORT>"),
         (
             r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
             "<TIME>",

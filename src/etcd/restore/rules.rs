@@ -343,3 +343,25 @@ fn refused_when_the_inventory_has_no_etcd_host() {
     assert!(e.contains("the inventory's etcd group has no hosts"), "{e}");
     assert!(check_group(3).is_ok());
 }
+
+#[test]
+fn refused_when_the_free_space_in_var_tmp_is_unknown() {
+    let mut m = three();
+    m[2].found.tmp_avail_kib = None;
+    only_problem(
+        &plan(m, false),
+        "node node3: cannot tell the free space in /var/tmp",
+    );
+}
+
+#[test]
+fn refused_when_the_data_dir_climbs_with_dot_dot() {
+    let mut m = three();
+    let text = env_text(1).replace("ETCD_DATA_DIR=/var/lib/etcd", "ETCD_DATA_DIR=/var/../etc");
+    m[0].recorded = recorded("node1", "abc", &InBackup::Env(text.clone())).unwrap();
+    m[0].found.live_env = Some(EtcdEnv::parse(&text));
+    only_problem(
+        &plan(m, false),
+        "ETCD_DATA_DIR \"/var/../etc\" in the vault's /etc/etcd.env is not an absolute path",
+    );
+}
