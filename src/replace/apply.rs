@@ -230,8 +230,7 @@ async fn etcd_step(
             "ETCD_INITIAL_CLUSTER_STATE=existing, ETCD_INITIAL_CLUSTER as member add reported it"
                 .into(),
         );
-        let stamp =
-            crate::etcd::restore::plan::stamp(time::OffsetDateTime::now_utc().unix_timestamp());
+        let stamp = crate::vault::stamp(time::OffsetDateTime::now_utc().unix_timestamp());
         let moved = c
             .node
             .run_privileged(

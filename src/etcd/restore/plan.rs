@@ -240,22 +240,6 @@ async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreErro
     Ok(f)
 }
 
-/// The UTC time as `YYYYMMDDTHHMMSSZ`, for the names of the directories a
-/// restore makes.
-pub fn stamp(unix: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
 /// Builds the plan for restoring `snap` onto the members behind `remotes`
 /// (every host of the inventory's etcd group). `force` accepts members
 /// whose current `etcd.env` differs from the vault's copy.
@@ -315,7 +299,7 @@ pub async fn make_plan(
         members,
         commands,
         force,
-        &stamp(time::OffsetDateTime::now_utc().unix_timestamp()),
+        &crate::vault::stamp(time::OffsetDateTime::now_utc().unix_timestamp()),
     ))
 }
 
