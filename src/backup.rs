@@ -12,10 +12,10 @@
 use crate::inventory::{Inventory, InventoryError};
 use crate::paths::check_node_name;
 use crate::progress::Progress;
-use crate::source::walk::{read_node, Found, NodeScan};
+use crate::source::content::Budget;
+use crate::source::walk::{read_node, Found, NodeScan, BUDGET_MAX};
 use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
-use crate::vault::mac::MacKey;
 use crate::vault::manifest::Entry;
 use crate::vault::message::{EntryError, EtcdOutcome, Outcome, RunRecord, Subject};
 use crate::vault::session::Session;
@@ -26,12 +26,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
+pub mod content;
 pub mod merge;
 pub use merge::merge;
+
+use content::{Contents, Kept};
 
 /// The plaintext reason of an entry that could not be read (the detail is
 /// encrypted, vault-layout Section 11).
 const UNREADABLE: &str = "could not be read";
+
+/// The file the etcd snapshot needs from its member.
+const ETCD_ENV: &str = "/etc/etcd.env";
+
+/// KiB of file content held at once while the nodes are read, all nodes
+/// together (each file takes what it holds plus one piece in flight).
+const MEMORY_BUDGET_KIB: usize = 32 << 10;
+const _: () = assert!(MEMORY_BUDGET_KIB >= BUDGET_MAX as usize);
 
 #[derive(Debug, Error)]
 pub enum BackupError {
@@ -162,13 +173,18 @@ pub async fn run(
         .filter(|h| opts.etcd_snapshot && h.is_etcd())
         .map(|h| Target::from_host(h))
         .collect();
-    let (config, key) = (session.config().clone(), session.key().clone());
+    let config = session.config().clone();
+    let contents = Contents {
+        blobs: session.blobs(),
+        key: session.key().clone(),
+        keep: &[ETCD_ENV],
+    };
     let (env_tx, env_rx) = tokio::sync::mpsc::unbounded_channel();
     let (reads, snapshot) = tokio::join!(
         read_all(
             hosts.iter().map(|h| Target::from_host(h)).collect(),
             &config,
-            &key,
+            &contents,
             opts,
             progress,
             env_tx,
@@ -188,7 +204,8 @@ pub async fn run(
     let (control, control_report) = match &opts.control {
         Some(c) => {
             let previous_control = vault.control(parent)?;
-            let (w, r) = crate::control::collect(c, previous_control.as_ref(), &key, &mut session)?;
+            let (w, r) =
+                crate::control::collect(c, previous_control.as_ref(), &contents.key, &mut session)?;
             record.control = Some(r.trailer());
             if let Some(why) = r.detail() {
                 record.detail(Subject::Control, why);
@@ -305,11 +322,12 @@ fn store_nodes(
                 let mut blobs = carried;
                 if let Some(Ok(read)) = reads.get(&node) {
                     for r in &read.entries {
-                        if let (Some(content), Some(mac)) = (&r.content, &r.entry.mac) {
-                            for t in cert_expiries(&r.entry.path, content) {
+                        if let Some(kept) = &r.kept {
+                            for &t in &kept.expiries {
                                 out.soonest = Some(out.soonest.map_or(t, |s| s.min(t)));
                             }
-                            blobs.insert(r.entry.path.clone(), session.put(mac, content)?);
+                            session.adopt(&kept.mac, kept.blob)?;
+                            blobs.insert(r.entry.path.clone(), kept.blob);
                         }
                     }
                 }
@@ -412,23 +430,11 @@ fn record_snapshot(
     }
 }
 
-/// notAfter of every certificate in a file (kubeconfigs' embedded ones too).
-fn cert_expiries(path: &str, content: &[u8]) -> Vec<i64> {
-    match crate::certs::classify(content) {
-        crate::certs::Content::Certificates(c) => c.iter().map(|c| c.not_after).collect(),
-        _ if path.ends_with(".conf") => crate::certs::embedded(content)
-            .iter()
-            .map(|c| c.not_after)
-            .collect(),
-        _ => vec![],
-    }
-}
-
-/// An entry read from a node, as the vault records it, with its content
-/// for regular files.
+/// An entry read from a node, as the vault records it, with what was kept
+/// of its content for regular files (stored already; see `content`).
 pub struct ReadEntry {
     pub entry: Entry,
-    pub content: Option<Vec<u8>>,
+    pub kept: Option<Kept>,
 }
 
 /// Everything read from one node, as vault entries.
@@ -441,11 +447,11 @@ pub struct NodeRead {
 
 /// The vault's entries for what a node has: its metadata as recorded, and
 /// each file's keyed hash (vault-layout, Sections 8 and 10).
-pub fn entries_of(scan: NodeScan, key: &MacKey) -> NodeRead {
+pub fn entries_of(scan: NodeScan<Kept>) -> NodeRead {
     let entries = scan
         .found
         .into_iter()
-        .map(|f: Found| ReadEntry {
+        .map(|f: Found<Kept>| ReadEntry {
             entry: Entry {
                 kind: f.kind,
                 mode: f.meta.mode,
@@ -455,11 +461,11 @@ pub fn entries_of(scan: NodeScan, key: &MacKey) -> NodeRead {
                 group: f.group,
                 size: f.meta.size,
                 mtime: f.meta.mtime,
-                mac: f.content.as_deref().map(|c| key.mac(c)),
+                mac: f.kept.as_ref().map(|k| k.mac.clone()),
                 path: f.path,
                 target: f.target,
             },
-            content: f.content,
+            kept: f.kept,
         })
         .collect();
     NodeRead {
@@ -472,18 +478,20 @@ pub fn entries_of(scan: NodeScan, key: &MacKey) -> NodeRead {
 async fn read_all(
     targets: Vec<Target>,
     config: &crate::vault::config::VaultConfig,
-    key: &crate::vault::mac::MacKey,
+    contents: &Contents,
     opts: &BackupOptions,
     progress: &dyn Progress,
     etcd_env: tokio::sync::mpsc::UnboundedSender<(String, bool, Option<Vec<u8>>)>,
 ) -> BTreeMap<String, Result<NodeRead, SourceError>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let budget = Arc::new(Budget::new(MEMORY_BUDGET_KIB));
     let mut set = tokio::task::JoinSet::new();
     for t in targets {
         progress.start(&format!("{} (ssh {})", t.node, t.display()));
         let sem = Arc::clone(&sem);
         let config = config.clone();
-        let key = key.clone();
+        let contents = contents.clone();
+        let budget = Arc::clone(&budget);
         let ssh = opts.ssh.clone();
         let (node_timeout, max_file_size) = (opts.node_timeout, opts.max_file_size);
         set.spawn(async move {
@@ -493,9 +501,9 @@ async fn read_all(
                 .expect("semaphore is never closed");
             let work = async {
                 let remote = Remote::connect_read_only(&t, &ssh).await?;
-                let scan = read_node(&remote, &config, max_file_size).await;
+                let scan = read_node(&remote, &config, max_file_size, &contents, &budget).await;
                 remote.close().await;
-                scan.map(|s| entries_of(s, &key))
+                scan.map(entries_of)
             };
             // Dropping the work on the deadline kills its ssh process.
             let result = match tokio::time::timeout(node_timeout, work).await {
@@ -525,8 +533,8 @@ async fn read_all(
                     Err(e) => progress.warn(&e.to_string()),
                 }
                 let env = result.as_ref().ok().and_then(|r| {
-                    let e = r.entries.iter().find(|e| e.entry.path == "/etc/etcd.env");
-                    e.and_then(|e| e.content.clone())
+                    let e = r.entries.iter().find(|e| e.entry.path == ETCD_ENV);
+                    e.and_then(|e| e.kept.as_ref()?.text.as_ref().map(|t| t.to_vec()))
                 });
                 // Nobody listens when no snapshot is taken.
                 let _ = etcd_env.send((node.clone(), result.is_ok(), env));
@@ -544,7 +552,7 @@ mod tests {
     use crate::source::Meta;
     use crate::vault::manifest::Kind;
 
-    fn found(path: &str, kind: Kind, content: Option<&[u8]>, target: Option<&str>) -> Found {
+    fn found(path: &str, kind: Kind, kept: Option<Kept>, target: Option<&str>) -> Found<Kept> {
         Found {
             path: path.into(),
             kind,
@@ -553,28 +561,29 @@ mod tests {
                 mode: 0o640,
                 uid: 998,
                 gid: 996,
-                size: content.map_or(0, |c| c.len() as u64),
+                size: if kept.is_some() { 4 } else { 0 },
                 mtime: 1_700_000_000,
             },
             owner: Some("kube".into()),
             group: None,
             target: target.map(str::to_string),
-            content: content.map(<[u8]>::to_vec),
+            kept,
         }
     }
 
     #[test]
     fn a_nodes_scan_becomes_entries_with_keyed_hashes_of_file_contents_only() {
-        let key = MacKey::generate();
+        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, b"ciphertext").unwrap();
+        let kept = Kept {
+            mac: "ab".repeat(32),
+            blob,
+            expiries: vec![],
+            text: None,
+        };
         let scan = NodeScan {
             found: vec![
                 found("/etc/kubernetes/ssl", Kind::Dir, None, None),
-                found(
-                    "/etc/kubernetes/ssl/ca.crt",
-                    Kind::File,
-                    Some(b"CERT"),
-                    None,
-                ),
+                found("/etc/kubernetes/ssl/ca.crt", Kind::File, Some(kept), None),
                 found(
                     "/etc/kubernetes/pki",
                     Kind::Symlink,
@@ -584,7 +593,7 @@ mod tests {
             ],
             errors: vec![("/etc/x".into(), "Permission denied".into())],
         };
-        let read = entries_of(scan, &key);
+        let read = entries_of(scan);
         assert_eq!(
             read.errors,
             [("/etc/x".to_string(), "Permission denied".to_string())]
@@ -592,10 +601,10 @@ mod tests {
         let [dir, file, link] = &read.entries[..] else {
             panic!("three entries");
         };
-        assert_eq!((dir.entry.mac.as_ref(), dir.content.as_ref()), (None, None));
-        assert_eq!(file.entry.mac.as_deref(), Some(key.mac(b"CERT").as_str()));
+        assert_eq!((dir.entry.mac.as_ref(), dir.kept.is_none()), (None, true));
+        assert_eq!(file.entry.mac, Some("ab".repeat(32)));
         assert_eq!(file.entry.size, 4);
-        assert_eq!(file.content.as_deref(), Some(&b"CERT"[..]));
+        assert_eq!(file.kept.as_ref().map(|k| k.blob), Some(blob));
         assert_eq!(
             (
                 file.entry.owner.as_deref(),

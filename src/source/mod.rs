@@ -8,6 +8,7 @@
 //! never a prompt and never accepted silently.
 
 pub mod accounts;
+pub mod content;
 #[cfg(test)]
 pub mod fake;
 pub mod node;

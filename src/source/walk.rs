@@ -7,14 +7,16 @@
 //! entry that cannot be read becomes a per-entry error, never a reason to
 //! stop reading the rest.
 
+use super::content::{kib_for, Budget, Reader};
 use super::{Remote, SourceError};
 use crate::paths::{check_link_target, check_path, glob_match, parent};
 use crate::vault::config::VaultConfig;
 use crate::vault::manifest::Kind;
 use futures_util::StreamExt;
 
-/// One path as the node has it.
-pub struct Found {
+/// One path as the node has it; `K` is what the caller's reader kept of a
+/// regular file's content.
+pub struct Found<K> {
     pub path: String,
     pub kind: Kind,
     /// From lstat; a symlink's mode is 0777 and its size its target's length.
@@ -24,14 +26,14 @@ pub struct Found {
     pub group: Option<String>,
     /// A symlink's target.
     pub target: Option<String>,
-    /// A regular file's content (its size is the content's).
-    pub content: Option<Vec<u8>>,
+    /// What the reader kept of a regular file's content (of exactly
+    /// `meta.size` bytes).
+    pub kept: Option<K>,
 }
 
 /// Everything read from one node.
-#[derive(Default)]
-pub struct NodeScan {
-    pub found: Vec<Found>,
+pub struct NodeScan<K> {
+    pub found: Vec<Found<K>>,
     /// `(path, reason)` of entries that could not be read.
     pub errors: Vec<(String, String)>,
 }
@@ -39,9 +41,22 @@ pub struct NodeScan {
 /// Requests in flight on one node's SFTP channel at a time.
 const IN_FLIGHT: usize = 64;
 
+/// The most KiB one file takes from the budget: a budget of at least this
+/// much never waits forever.
+pub const BUDGET_MAX: u32 = 4 << 10;
+
+impl<K> Default for NodeScan<K> {
+    fn default() -> Self {
+        NodeScan {
+            found: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
 /// What reading one entry gave.
-enum Got {
-    File(Vec<u8>),
+enum Got<K> {
+    File(K),
     Link(String),
     Dir(Vec<(String, super::Meta)>),
 }
@@ -49,12 +64,15 @@ enum Got {
 /// Reads every included entry of the node. Every entry of one directory
 /// level is asked for at once (up to [`IN_FLIGHT`]), so a node costs a
 /// round trip per level, not per file. Entries come out sorted by path.
-/// Files larger than `limit` bytes are per-file errors, never read.
-pub async fn read_node(
+/// Files larger than `limit` bytes are per-file errors, never read. Each
+/// file's bytes go through a pass of `reader`, within the memory `budget`.
+pub async fn read_node<R: Reader>(
     remote: &Remote,
     config: &VaultConfig,
     limit: u64,
-) -> Result<NodeScan, SourceError> {
+    reader: &R,
+    budget: &Budget,
+) -> Result<NodeScan<R::Kept>, SourceError> {
     let mut out = NodeScan::default();
     let found =
         futures_util::future::join_all(config.include.iter().map(|inc| roots_of(remote, inc)))
@@ -93,10 +111,18 @@ pub async fn read_node(
         let got: Vec<_> = futures_util::stream::iter(wanted)
             .map(|(path, meta, kind)| async move {
                 let got = match kind {
-                    Kind::File => remote
-                        .read_checked(&path, &meta, limit)
-                        .await
-                        .map(Got::File),
+                    Kind::File => {
+                        let kib = kib_for(meta.size, reader.holds(meta.size.min(limit)));
+                        let _held = budget
+                            .acquire_many(kib.min(BUDGET_MAX))
+                            .await
+                            .expect("the budget is never closed");
+                        let pass = reader.begin(&path, meta.size);
+                        remote
+                            .read_checked(&path, &meta, limit, pass)
+                            .await
+                            .map(Got::File)
+                    }
                     Kind::Symlink => remote.read_link(&path).await.map(Got::Link),
                     Kind::Dir => remote.list(&path).await.map(Got::Dir),
                 };
@@ -110,9 +136,8 @@ pub async fn read_node(
             let mut found = found_of(remote, &path, &meta, kind);
             match got {
                 Err(e) => out.errors.push((path, reason(&e))),
-                Ok(Got::File(data)) => {
-                    found.meta.size = data.len() as u64;
-                    found.content = Some(data);
+                Ok(Got::File(kept)) => {
+                    found.kept = Some(kept);
                     out.found.push(found);
                 }
                 Ok(Got::Link(t)) => match check_link_target(&t) {
@@ -176,7 +201,7 @@ async fn roots_of(
 }
 
 /// What the listing says of a path, before its content is read.
-fn found_of(remote: &Remote, path: &str, meta: &super::Meta, kind: Kind) -> Found {
+fn found_of<K>(remote: &Remote, path: &str, meta: &super::Meta, kind: Kind) -> Found<K> {
     let mut meta = meta.clone();
     if kind == Kind::Dir {
         meta.size = 0;
@@ -188,7 +213,7 @@ fn found_of(remote: &Remote, path: &str, meta: &super::Meta, kind: Kind) -> Foun
         group: remote.accounts.group_name(meta.gid).map(str::to_string),
         meta,
         target: None,
-        content: None,
+        kept: None,
     }
 }
 

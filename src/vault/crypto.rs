@@ -77,16 +77,24 @@ impl Recipients {
     /// Encrypts `plain` into `out` as it goes (age's 64 KiB chunks), so that
     /// no second copy of the content is held in memory; returns `out`.
     pub fn encrypt_into<W: Write>(&self, plain: &[u8], out: W) -> Result<W, CryptoError> {
+        let mut w = self.encrypting(out)?;
+        w.write_all(plain)
+            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
+        w.finish().map_err(|e| CryptoError::Encrypt(e.to_string()))
+    }
+
+    /// A writer encrypting what it is given into `out`, for content that
+    /// arrives in pieces; `finish` ends it.
+    pub fn encrypting<W: Write>(
+        &self,
+        out: W,
+    ) -> Result<age::stream::StreamWriter<W>, CryptoError> {
         let enc = age::Encryptor::with_recipients(
             self.keys.iter().map(|k| k.as_ref() as &dyn age::Recipient),
         )
         .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        let mut w = enc
-            .wrap_output(out)
-            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        w.write_all(plain)
-            .map_err(|e| CryptoError::Encrypt(e.to_string()))?;
-        w.finish().map_err(|e| CryptoError::Encrypt(e.to_string()))
+        enc.wrap_output(out)
+            .map_err(|e| CryptoError::Encrypt(e.to_string()))
     }
 }
 

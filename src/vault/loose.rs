@@ -22,11 +22,33 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// directory) unless it is there already; returns its id.
 pub fn write_blob(objects: &Path, data: &[u8]) -> io::Result<Oid> {
     let oid = Oid::hash_object(ObjectType::Blob, data).map_err(io::Error::other)?;
+    write_loose(objects, oid, data.len() as u64, &mut &data[..])?;
+    Ok(oid)
+}
+
+/// Writes the content of the file `spool` as a blob under `objects`,
+/// streaming it (hashed, then copied), unless the blob is there already;
+/// returns its id. The spool file is left for the caller to remove.
+pub fn write_blob_file(objects: &Path, spool: &Path) -> io::Result<Oid> {
+    let oid = Oid::hash_file(ObjectType::Blob, spool).map_err(io::Error::other)?;
+    let mut file = File::open(spool)?;
+    let size = file.metadata()?.len();
+    write_loose(
+        objects,
+        oid,
+        size,
+        &mut io::BufReader::with_capacity(1 << 20, &mut file),
+    )?;
+    Ok(oid)
+}
+
+/// Writes blob `oid` of `size` bytes, read from `data`, as a loose object.
+fn write_loose(objects: &Path, oid: Oid, size: u64, data: &mut dyn io::Read) -> io::Result<()> {
     let hex = oid.to_string();
     let fan = objects.join(&hex[..2]);
     let path = fan.join(&hex[2..]);
     if path.exists() {
-        return Ok(oid);
+        return Ok(());
     }
     let created = match fs::create_dir(&fan) {
         Ok(()) => true,
@@ -44,8 +66,14 @@ pub fn write_blob(objects: &Path, data: &[u8]) -> io::Result<Oid> {
             io::BufWriter::with_capacity(1 << 20, file),
             flate2::Compression::none(),
         );
-        z.write_all(format!("blob {}\0", data.len()).as_bytes())?;
-        z.write_all(data)?;
+        z.write_all(format!("blob {size}\0").as_bytes())?;
+        let copied = io::copy(data, &mut z)?;
+        if copied != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("object {hex}: {copied} bytes where {size} were hashed"),
+            ));
+        }
         let file = z.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&tmp, &path)
@@ -58,7 +86,7 @@ pub fn write_blob(objects: &Path, data: &[u8]) -> io::Result<Oid> {
     if created {
         sync_dir(objects)?;
     }
-    Ok(oid)
+    Ok(())
 }
 
 /// Opens the loose object `oid` under `objects` as a stream of its blob
@@ -120,6 +148,20 @@ mod tests {
             .unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout, data);
+    }
+
+    #[test]
+    fn a_spooled_file_becomes_the_blob_of_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path().join("r")).unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let spool = dir.path().join("spool");
+        fs::write(&spool, &data).unwrap();
+        let objects = dir.path().join("r").join("objects");
+        let oid = write_blob_file(&objects, &spool).unwrap();
+        assert_eq!(oid, Oid::hash_object(ObjectType::Blob, &data).unwrap());
+        assert_eq!(repo.find_blob(oid).unwrap().content(), &data[..]);
+        assert!(spool.exists(), "the spool is the caller's to remove");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! methods; nothing outside this module reaches the repository itself.
 
 pub mod bindings;
+pub mod blobs;
 pub mod config;
 pub mod control;
 pub mod crypto;

@@ -13,6 +13,7 @@
 //! run's commits refer to, and its ciphertext bytes.
 
 use super::bindings::Bindings;
+use super::blobs::Blobs;
 use super::config::VaultConfig;
 use super::control::ControlWrite;
 use super::crypto::Recipients;
@@ -21,7 +22,8 @@ use super::mac::MacKey;
 use super::snapshots::ChunkWriter;
 use super::{Backup, NodeWrite, Vault, VaultError};
 use git2::Oid;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// New objects and their ciphertext bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,8 +45,11 @@ pub struct Session<'v> {
     config: VaultConfig,
     recipients: Recipients,
     key: MacKey,
-    /// Content blobs reusable by mac: the parent's proven ones and this run's.
-    known: HashMap<String, Oid>,
+    /// Content blobs reusable by mac (the parent's proven ones and this
+    /// run's), shared with the tasks that read nodes.
+    blobs: Arc<Blobs>,
+    /// This run's new blobs that its commits refer to (bound and counted).
+    adopted: HashSet<Oid>,
     bindings: Bindings,
     counts: Counts,
 }
@@ -57,13 +62,15 @@ impl<'v> Session<'v> {
         let config = previous.config.upgraded();
         let recipients = Recipients::parse(&config.recipients)?;
         let key = vault.mac_key()?;
+        let blobs = Blobs::open(vault.repo.path(), Recipients::parse(&config.recipients)?)?;
         let mut session = Session {
             vault,
             parent: previous.commit,
             config,
+            blobs: Arc::new(blobs),
             recipients,
             key,
-            known: HashMap::new(),
+            adopted: HashSet::new(),
             bindings: Bindings::load(vault)?,
             counts: Counts::default(),
         };
@@ -96,8 +103,26 @@ impl<'v> Session<'v> {
     /// prove that `oid` holds it.
     pub fn know(&mut self, mac: &str, oid: Oid) {
         if self.bindings.proven(mac, oid) {
-            self.known.entry(mac.to_string()).or_insert(oid);
+            self.blobs.know(mac, oid);
         }
+    }
+
+    /// The content store the tasks reading nodes write through.
+    pub fn blobs(&self) -> Arc<Blobs> {
+        Arc::clone(&self.blobs)
+    }
+
+    /// Makes blob `oid`, holding the content whose mac is `mac`, part of the
+    /// run's commit: a blob this run wrote is bound to its mac and counted
+    /// (once), one it reused was proven when it became known.
+    pub fn adopt(&mut self, mac: &str, oid: Oid) -> Result<(), VaultError> {
+        if let Some(size) = self.blobs.written(oid) {
+            if self.adopted.insert(oid) {
+                self.bindings.record(mac, oid)?;
+                self.counts.add(size);
+            }
+        }
+        Ok(())
     }
 
     /// A new blob holding `content`, never shared: for content whose identity
@@ -111,13 +136,8 @@ impl<'v> Session<'v> {
     /// The blob holding `content` (whose mac is `mac`): the known one, or a
     /// new one encrypted now.
     pub fn put(&mut self, mac: &str, content: &[u8]) -> Result<Oid, VaultError> {
-        if let Some(oid) = self.known.get(mac) {
-            return Ok(*oid);
-        }
-        let (oid, size) = self.vault.write_encrypted(&self.recipients, content)?;
-        self.counts.add(size);
-        self.bindings.record(mac, oid)?;
-        self.known.insert(mac.to_string(), oid);
+        let oid = self.blobs.write(mac, content)?;
+        self.adopt(mac, oid)?;
         Ok(oid)
     }
 

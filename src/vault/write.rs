@@ -28,29 +28,13 @@ impl Vault {
         self.git("writing an object", self.repo.blob(data))
     }
 
-    /// Encrypts `plain` to `recipients` straight into a new blob (libgit2's
-    /// blob writer spools ciphertext, never plaintext, to a temporary file in
-    /// the object directory); returns the blob and its ciphertext size.
+    /// Encrypts `plain` to `recipients` straight into a new blob.
     pub(super) fn write_encrypted(
         &self,
         recipients: &super::crypto::Recipients,
         plain: &[u8],
     ) -> Result<(Oid, u64), VaultError> {
-        struct Counting<W>(W, u64);
-        impl<W: std::io::Write> std::io::Write for Counting<W> {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                let n = self.0.write(b)?;
-                self.1 += n as u64;
-                Ok(n)
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                self.0.flush()
-            }
-        }
-        let w = self.git("writing an object", self.repo.blob_writer(None))?;
-        let Counting(w, size) = recipients.encrypt_into(plain, Counting(w, 0))?;
-        let oid = self.git("writing an object", w.commit())?;
-        Ok((oid, size))
+        super::blobs::encrypt_blob(&self.repo, recipients, plain)
     }
 
     /// Writes a large ciphertext blob without compressing it (see `loose`).

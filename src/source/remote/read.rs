@@ -1,6 +1,8 @@
 //! Reading a listed file so that what is recorded is the file that was
 //! listed: the opened handle is checked (fstat) against the listing before
-//! a byte is read, its size against a limit, and again after the read.
+//! a byte is read, its size against a limit, and again after the read. The
+//! bytes go to the caller's pass a piece at a time; each piece is wiped once
+//! it was fed.
 //!
 //! SFTP opens follow symlinks and have no O_NONBLOCK: a symlink swapped in
 //! after the listing is caught here by its other owner, size or time and
@@ -8,8 +10,10 @@
 //! open, which only the per-node deadline of the caller ends.
 
 use super::{Meta, Remote, SourceError};
+use crate::source::content::{Ended, Pass, PIECE};
 use crate::vault::manifest::Kind;
 use bytes::BytesMut;
+use zeroize::Zeroize;
 
 /// Why a listed file's handle does not match its listing; `None` when it does.
 pub fn mismatch(listed: &Meta, opened: &Meta) -> Option<String> {
@@ -40,16 +44,42 @@ impl Remote {
         }
     }
 
-    /// Reads the regular file `path` that a listing described as `listed`,
-    /// refusing (a per-file error, nothing read) when the opened file is not
-    /// that file or is larger than `limit` bytes, and when it changed while
-    /// being read.
-    pub async fn read_checked(
+    /// Reads the regular file `path` that a listing described as `listed`
+    /// through `pass` (and its second pass, if it asks for one), refusing it
+    /// (a per-file error, nothing read) when the opened file is not that file
+    /// or is larger than `limit` bytes, and when it changed while being read.
+    pub async fn read_checked<P: Pass>(
         &self,
         path: &str,
         listed: &Meta,
         limit: u64,
-    ) -> Result<Vec<u8>, SourceError> {
+        pass: P,
+    ) -> Result<P::Kept, SourceError> {
+        let pass = self.read_once(path, listed, limit, pass).await?;
+        match pass.end().map_err(|why| self.refused(path, why))? {
+            Ended::Kept(kept) => Ok(kept),
+            Ended::Again(again) => {
+                let again = self.read_once(path, listed, limit, again).await?;
+                match again.end().map_err(|why| self.refused(path, why))? {
+                    Ended::Kept(kept) => Ok(kept),
+                    Ended::Again(_) => Err(self.refused(
+                        path,
+                        "asked for a third read; skipped (a bug in sprayvault: report it)".into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// One checked read of `path` from its first byte to its last, each
+    /// piece fed to `pass` and wiped after.
+    async fn read_once<P: Pass>(
+        &self,
+        path: &str,
+        listed: &Meta,
+        limit: u64,
+        mut pass: P,
+    ) -> Result<P, SourceError> {
         let mut f = self
             .sftp
             .options()
@@ -66,42 +96,47 @@ impl Remote {
                 format!("changed between listing and opening ({why}): a swapped-in symlink or file? skipped unread, never followed; its previous record is kept"),
             ));
         }
-        let too_big = |size: u64| {
-            self.refused(
-                path,
-                format!("is {size} bytes, above the per-file limit of {limit} bytes; skipped (raise --max-file-size, or exclude it in the vault's configuration)"),
-            )
-        };
         if opened.size > limit {
             let _ = f.close().await;
-            return Err(too_big(opened.size));
+            return Err(self.refused(
+                path,
+                format!("is {} bytes, above the per-file limit of {limit} bytes; skipped (raise --max-file-size, or exclude it in the vault's configuration)", opened.size),
+            ));
         }
-        // The library caps each request at the server's read limit.
-        let max: u32 = 1 << 20;
-        let mut buf = BytesMut::with_capacity(opened.size as usize + 1);
-        loop {
-            let have = buf.len();
-            if have as u64 > limit {
-                let _ = f.close().await;
-                return Err(too_big(have as u64));
+        let mut got: u64 = 0;
+        let mut buf = BytesMut::with_capacity(PIECE as usize);
+        let fed = loop {
+            let piece = match f.read(PIECE as u32, buf).await {
+                Ok(Some(piece)) => piece,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(self.io(path, e)),
+            };
+            got += piece.len() as u64;
+            if got > opened.size {
+                break Err(self.refused(
+                    path,
+                    format!("grew while being read (past its {} bytes); skipped, its previous record is kept; run the backup again", opened.size),
+                ));
             }
-            match f
-                .read(max, buf.split_off(have))
-                .await
-                .map_err(|e| self.io(path, e))?
-            {
-                Some(b) => buf.unsplit(b),
-                None => break,
+            let fed = pass.feed(&piece);
+            buf = piece;
+            buf.as_mut().zeroize();
+            buf.clear();
+            if let Err(why) = fed {
+                break Err(self.refused(path, why));
             }
-        }
-        let after = stat(f.metadata().await.map_err(|e| self.io(path, e))?);
+        };
+        let after = match fed {
+            Ok(()) => f.metadata().await.map_err(|e| self.io(path, e)).map(stat),
+            Err(e) => Err(e),
+        };
         let _ = f.close().await;
-        if after != opened || buf.len() as u64 != opened.size {
+        let after = after?;
+        if after != opened || got != opened.size {
             return Err(self.refused(
                 path,
                 format!(
-                    "changed while being read ({} bytes read, {} then {} bytes, mtime {} then {}); skipped, its previous record is kept; run the backup again",
-                    buf.len(),
+                    "changed while being read ({got} bytes read, {} then {} bytes, mtime {} then {}); skipped, its previous record is kept; run the backup again",
                     opened.size,
                     after.size,
                     opened.mtime,
@@ -109,7 +144,7 @@ impl Remote {
                 ),
             ));
         }
-        Ok(buf.to_vec())
+        Ok(pass)
     }
 }
 
