@@ -588,45 +588,27 @@ fn a_huge_sparse_file_is_refused_by_name_and_size_in_bounded_memory() {
         &["truncate", "-s", "20G", "/etc/kubernetes/ssl/huge"],
     );
     let (inv, cfg) = (lab.inventory(), lab.ssh_config());
-    let run = sv()
-        .args(backup_args(&v, &inv, &cfg, &["--no-etcd-snapshot"]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = run.id();
-    let mut peak_kib = 0u64;
     let mut core_limit = None;
-    let limits = format!("/proc/{pid}/limits");
-    let status = format!("/proc/{pid}/status");
-    let waiter = std::thread::spawn(move || run.wait_with_output().unwrap());
-    while !waiter.is_finished() {
-        if let Ok(s) = std::fs::read_to_string(&status) {
-            if let Some(kib) = s
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak_kib = peak_kib.max(kib);
+    let (out, peak_kib) = run_peak_rss(
+        sv().args(backup_args(&v, &inv, &cfg, &["--no-etcd-snapshot"])),
+        |pid| {
+            // The latest reading: the first ones may predate the exec.
+            let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"));
+            if let Some(now) = limits.ok().and_then(|l| {
+                l.lines()
+                    .find(|l| l.starts_with("Max core file size"))
+                    .map(|l| {
+                        l.split_whitespace()
+                            .skip(4)
+                            .take(2)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+            }) {
+                core_limit = Some(now);
             }
-        }
-        // The latest reading: the first ones may predate the exec.
-        if let Some(now) = std::fs::read_to_string(&limits).ok().and_then(|l| {
-            l.lines()
-                .find(|l| l.starts_with("Max core file size"))
-                .map(|l| {
-                    l.split_whitespace()
-                        .skip(4)
-                        .take(2)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-        }) {
-            core_limit = Some(now);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = waiter.join().unwrap();
+        },
+    );
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

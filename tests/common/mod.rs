@@ -362,3 +362,33 @@ pub fn uninstall_package() {
     let _ = std::fs::remove_dir_all("/etc/sprayvault");
     let _ = std::fs::remove_dir_all("/var/lib/sprayvault");
 }
+
+/// Runs `cmd` to its end with its output captured, reading its peak resident
+/// set size (VmHWM) every 5 ms; `poll` sees the process id at each reading.
+/// Returns the output and the peak in KiB.
+pub fn run_peak_rss(cmd: &mut Command, mut poll: impl FnMut(u32)) -> (Output, u64) {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let pid = child.id();
+    let status = format!("/proc/{pid}/status");
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let mut peak_kib = 0u64;
+    while !waiter.is_finished() {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            if let Some(kib) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        poll(pid);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    (waiter.join().unwrap(), peak_kib)
+}
