@@ -100,7 +100,10 @@ fn large_files_on_every_node_are_streamed_in_bounded_memory_and_hashed_only_when
     // Unchanged: hashed, never stored again.
     let (said, second_kib) = backup(&v, &lab);
     assert_eq!(new_objects(&said), 0, "{said}");
-    assert!(second_kib < 128 << 10, "unchanged night: peak RSS {second_kib} KiB");
+    assert!(
+        second_kib < 128 << 10,
+        "unchanged night: peak RSS {second_kib} KiB"
+    );
 
     // One file changed on one node: one new object.
     lab.exec(

@@ -293,10 +293,13 @@ impl Remote {
         }
     }
 
+    /// Creates the directory `path`, private (0700 in the request itself):
+    /// the caller sets its recorded owner and mode after.
     pub async fn mkdir(&self, path: &str) -> Result<(), SourceError> {
-        self.sftp
-            .fs()
-            .create_dir(path)
+        let mut fs = self.sftp.fs();
+        fs.dir_builder()
+            .permissions(openssh_sftp_client::metadata::Permissions::from(0o700u16))
+            .create(path)
             .await
             .map_err(|e| self.io(path, e))
     }

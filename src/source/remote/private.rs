@@ -209,7 +209,7 @@ impl Remote {
     /// and syncs it.
     async fn fill_new(&self, path: &str, data: &[u8], attrs: Attrs) -> Result<(), SourceError> {
         let mut opts = self.sftp.options();
-        opts.write(true).create_new(true);
+        opts.write(true).create_new(true).mode(0o600);
         let mut f = opts.open(path).await.map_err(|e| self.io(path, e))?;
         f.write_all(data).await.map_err(|e| self.io(path, e))?;
         // chown first: it clears setuid/setgid bits, which chmod then restores.

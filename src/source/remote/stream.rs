@@ -9,7 +9,7 @@ impl Remote {
     /// [`Upload`]. The caller removes it if it gives up half way.
     pub async fn create_new(&self, path: &str) -> Result<Upload, SourceError> {
         let mut opts = self.sftp.options();
-        opts.write(true).create_new(true);
+        opts.write(true).create_new(true).mode(0o600);
         let mut file = opts.open(path).await.map_err(|e| self.io(path, e))?;
         file.set_permissions(Permissions::from(0o600u16))
             .await
