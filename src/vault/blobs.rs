@@ -203,6 +203,17 @@ impl Drop for Spool {
     }
 }
 
+/// The temporary files in an object directory (spools and objects being
+/// written).
+#[cfg(test)]
+pub fn spools(objects: &Path) -> Vec<String> {
+    std::fs::read_dir(objects)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tmp_obj"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,28 +245,13 @@ mod tests {
         assert_eq!(blobs.known("m1"), Some(oid));
         let size = repo.find_blob(oid).unwrap().size() as u64;
         assert_eq!(blobs.written(oid), Some(size));
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("objects"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with("tmp_obj"))
-            .collect();
+        let left = spools(&dir.path().join("objects"));
         assert!(left.is_empty(), "{left:?}");
         // An abandoned spool leaves nothing either.
         let mut spool = blobs.spool().unwrap();
         spool.write(b"half").unwrap();
         drop(spool);
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("objects"))
-                .unwrap()
-                .filter(|e| e
-                    .as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("tmp_obj"))
-                .count(),
-            0
-        );
+        assert_eq!(spools(&dir.path().join("objects")), Vec::<String>::new());
     }
 
     #[test]
