@@ -13,7 +13,7 @@ use crate::inventory::{Inventory, InventoryError};
 use crate::paths::check_node_name;
 use crate::progress::Progress;
 use crate::source::content::Budget;
-use crate::source::walk::{read_node, Found, NodeScan, BUDGET_MAX};
+use crate::source::walk::{read_node, Found, Limits, NodeScan, BUDGET_MAX};
 use crate::source::{Remote, SourceError, SshOptions, Target};
 use crate::vault::control::ControlWrite;
 use crate::vault::manifest::Entry;
@@ -73,6 +73,10 @@ pub struct BackupOptions {
     pub node_timeout: Duration,
     /// Files larger than this many bytes are per-file errors, never read.
     pub max_file_size: u64,
+    /// How long a node's SFTP server may answer nothing while a file's open
+    /// waits: past it, the file is a per-file error (a FIFO swapped in) and
+    /// the node is connected again.
+    pub stall_timeout: Duration,
     /// Build on a newest commit this host did not sign: a backup host
     /// rebuilt from the off-site copy, whose old signing key is lost.
     pub adopt_history: bool,
@@ -493,15 +497,19 @@ async fn read_all(
         let contents = contents.clone();
         let budget = Arc::clone(&budget);
         let ssh = opts.ssh.clone();
-        let (node_timeout, max_file_size) = (opts.node_timeout, opts.max_file_size);
+        let node_timeout = opts.node_timeout;
+        let limits = Limits {
+            max_file_size: opts.max_file_size,
+            stall: opts.stall_timeout,
+        };
         set.spawn(async move {
             let _permit = sem
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
             let work = async {
-                let remote = Remote::connect_read_only(&t, &ssh).await?;
-                let scan = read_node(&remote, &config, max_file_size, &contents, &budget).await;
+                let mut remote = Remote::connect_read_only(&t, &ssh).await?;
+                let scan = read_node(&mut remote, &config, &limits, &contents, &budget).await;
                 remote.close().await;
                 scan.map(entries_of)
             };

@@ -425,7 +425,9 @@ fn symlink_and_fifo_swap_during_backup_record_nothing_foreign_and_never_hang() {
     assert!(shown.contains("/etc/kubernetes/ssl/sub/plain"), "{shown}");
     assert!(!shown.contains("link-bait"), "{shown}");
 
-    // A FIFO swapped in: the node is cut off at its deadline, no hang.
+    // A FIFO swapped in: its open, stuck in the node's SFTP server, is given
+    // up after the stall time; the connection is made again and the rest of
+    // the node read, well before the node's deadline.
     lab.exec(
         "node1",
         &[
@@ -435,7 +437,8 @@ fn symlink_and_fifo_swap_during_backup_record_nothing_foreign_and_never_hang() {
             "--clear-groups",
             "sh",
             "-c",
-            "rm -f /etc/kubernetes/ssl/sub/link-bait; echo bait > /etc/kubernetes/ssl/sub/fifo-bait",
+            "rm -f /etc/kubernetes/ssl/sub/link-bait; echo bait > /etc/kubernetes/ssl/sub/fifo-bait; \
+             echo after > /etc/kubernetes/ssl/sub/zz-after",
         ],
     );
     let w = Watcher::start(
@@ -450,7 +453,13 @@ fn symlink_and_fifo_swap_during_backup_record_nothing_foreign_and_never_hang() {
         &v,
         &inv,
         &cfg,
-        &["--no-etcd-snapshot", "--node-timeout", "10"],
+        &[
+            "--no-etcd-snapshot",
+            "--stall-timeout",
+            "3",
+            "--node-timeout",
+            "300",
+        ],
     ));
     let took = started.elapsed();
     let events = w.stop();
@@ -460,14 +469,45 @@ fn symlink_and_fifo_swap_during_backup_record_nothing_foreign_and_never_hang() {
             .any(|e| e.name == "fifo-bait" && e.result == "swapped"),
         "{events:#?}"
     );
-    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // Waiting for the node's deadline would take 300 s.
+    eprintln!("the backup with a FIFO swapped in took {took:?}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
     assert_eq!(r.code, 3, "{}\n{}", r.out, r.err);
     let said = format!("{}{}", r.out, r.err);
-    assert!(said.contains("no end within 10 s"), "{said}");
+    assert!(
+        said.contains("/etc/kubernetes/ssl/sub/fifo-bait")
+            && said.contains("did not open within 3 s"),
+        "{said}"
+    );
+    assert!(!said.contains("no end within"), "{said}");
     let shown = recorded(&v, "node1");
     assert!(!shown.contains("fifo-bait"), "{shown}");
+    // Read after the FIFO, on the new connection.
+    assert!(
+        shown.contains("/etc/kubernetes/ssl/sub/zz-after"),
+        "{shown}"
+    );
+    assert!(shown.contains("/etc/kubernetes/ssl/big"), "{shown}");
     let victim = lab.exec("node1", &["stat", "-c", "%U %a", "/root/victim"]);
     assert_eq!(victim.trim(), "root 600");
+    // The stuck server stays on the node until its open returns; a writer
+    // lets it go.
+    assert!(
+        node_pids(&lab, "node1")
+            .iter()
+            .any(|p| comm(*p) == "sftp-server"),
+        "the stuck sftp-server is gone already"
+    );
+    lab.exec(
+        "node1",
+        &[
+            "timeout",
+            "10",
+            "sh",
+            "-c",
+            "echo > /etc/kubernetes/ssl/sub/fifo-bait",
+        ],
+    );
 }
 
 /// Pids of the processes in a node's mount namespace (its sshd, SFTP

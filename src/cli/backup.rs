@@ -31,6 +31,12 @@ pub struct Args {
     /// a number of bytes with an optional K, M or G suffix.
     #[arg(long, default_value = "64M", value_parser = args::size, value_name = "SIZE")]
     max_file_size: u64,
+    /// How long a node's SFTP server may answer nothing while a file's open
+    /// waits; past it the file is skipped with a per-file error (exit 3: a
+    /// FIFO swapped in, or a hanging file system) and the node is connected
+    /// again for the rest.
+    #[arg(long, default_value = "20s", value_parser = args::seconds, value_name = "DURATION")]
+    stall_timeout: std::time::Duration,
     /// Back up on top of a newest commit this host did not sign (this host
     /// was rebuilt from the off-site copy and the old signing key is lost);
     /// readers then accept the new signer with `--accept-new-key`.
@@ -154,6 +160,7 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         lock_wait: a.lock.lock_wait,
         node_timeout: a.node_timeout.max(std::time::Duration::from_secs(1)),
         max_file_size: a.max_file_size,
+        stall_timeout: a.stall_timeout.max(std::time::Duration::from_secs(1)),
         adopt_history: a.adopt_history,
     };
     let progress = g.progress();

@@ -4,9 +4,12 @@
 //! (and sizes) do not follow a public table an observer could match against.
 //!
 //! Memory is bounded by the maximum chunk size plus one input piece,
-//! whatever the size of the stream.
+//! whatever the size of the stream. The buffer holds snapshot plaintext
+//! (every Secret of the cluster): bytes it lets go of are wiped, and so is
+//! the buffer when it grows or is dropped.
 
 use crate::vault::mac::MacKey;
+use zeroize::Zeroizing;
 
 /// Small enough that a night's scattered page changes in a large database
 /// make few bytes of new chunks; large enough that the per-chunk entries
@@ -20,7 +23,7 @@ const MASK_L: u64 = (1 << 16) - 1;
 
 pub struct Chunker {
     gear: [u64; 256],
-    buf: Vec<u8>,
+    buf: Zeroizing<Vec<u8>>,
     /// Where scanning resumes in `buf`, and the rolling hash there.
     pos: usize,
     hash: u64,
@@ -35,7 +38,7 @@ impl Chunker {
         }
         Chunker {
             gear,
-            buf: Vec::with_capacity(MAX + AVG),
+            buf: Zeroizing::new(Vec::with_capacity(2 * MAX)),
             pos: MIN,
             hash: 0,
         }
@@ -88,7 +91,10 @@ impl Chunker {
         out: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         out(&self.buf[..end])?;
-        self.buf.drain(..end);
+        let left = self.buf.len() - end;
+        self.buf.copy_within(end.., 0);
+        self.buf[left..].fill(0);
+        self.buf.truncate(left);
         self.pos = MIN;
         self.hash = 0;
         Ok(())
@@ -100,6 +106,13 @@ impl Chunker {
         data: &[u8],
         out: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        let want = self.buf.len() + data.len();
+        if want > self.buf.capacity() {
+            // Moved by hand, so the old allocation is wiped when dropped.
+            let mut grown = Zeroizing::new(Vec::with_capacity(want.max(2 * self.buf.capacity())));
+            grown.extend_from_slice(&self.buf);
+            self.buf = grown;
+        }
         self.buf.extend_from_slice(data);
         while let Some(end) = self.cut(false) {
             self.emit(end, out)?;

@@ -54,6 +54,75 @@ impl<K> Default for NodeScan<K> {
     }
 }
 
+/// How much of a node's files a backup reads, and how long it waits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Files larger than this many bytes are per-file errors, never read.
+    pub max_file_size: u64,
+    /// How long the node's SFTP server may answer nothing while an open
+    /// waits before it is taken to be stuck in that open.
+    pub stall: std::time::Duration,
+}
+
+/// How many times one node's server may get stuck before the node fails.
+const MAX_STUCK: usize = 16;
+
+fn stuck_reason(stall: std::time::Duration) -> String {
+    format!(
+        "did not open within {} s while the node's SFTP server answered nothing else: a FIFO swapped in, or a file system that hangs? skipped, never waited on, its previous record is kept; the connection was cut and opened again (the node's stuck sftp-server process stays until the open returns)",
+        stall.as_secs_f64()
+    )
+}
+
+/// One entry read, with its listing.
+type Read<K> = (String, super::Meta, Kind, Result<Got<K>, SourceError>);
+
+/// Reads `wanted` into `got`, up to [`IN_FLIGHT`] at a time, until all are
+/// read (`None`) or the server is stuck in an open: that path. What was read
+/// before it got stuck stays in `got`.
+async fn read_level<R: Reader>(
+    remote: &Remote,
+    wanted: &[(String, super::Meta, Kind)],
+    limits: &Limits,
+    reader: &R,
+    budget: &Budget,
+    got: &mut Vec<Read<R::Kept>>,
+) -> Option<String> {
+    let limit = limits.max_file_size;
+    let mut reads = futures_util::stream::iter(wanted.iter().cloned())
+        .map(|(path, meta, kind)| async move {
+            let got = match kind {
+                Kind::File => {
+                    let kib = kib_for(meta.size, reader.holds(meta.size.min(limit)));
+                    let _held = budget
+                        .acquire_many(kib.min(BUDGET_MAX))
+                        .await
+                        .expect("the budget is never closed");
+                    let pass = reader.begin(&path, meta.size);
+                    remote
+                        .read_checked(&path, &meta, limit, pass)
+                        .await
+                        .map(Got::File)
+                }
+                Kind::Symlink => remote.read_link(&path).await.map(Got::Link),
+                Kind::Dir => remote.list(&path).await.map(Got::Dir),
+            };
+            (path, meta, kind, got)
+        })
+        .buffer_unordered(IN_FLIGHT);
+    let stuck = remote.watch().stuck(limits.stall);
+    tokio::pin!(stuck);
+    loop {
+        tokio::select! {
+            read = reads.next() => match read {
+                Some(read) => got.push(read),
+                None => return None,
+            },
+            path = &mut stuck => return Some(path),
+        }
+    }
+}
+
 /// What reading one entry gave.
 enum Got<K> {
     File(K),
@@ -64,18 +133,22 @@ enum Got<K> {
 /// Reads every included entry of the node. Every entry of one directory
 /// level is asked for at once (up to [`IN_FLIGHT`]), so a node costs a
 /// round trip per level, not per file. Entries come out sorted by path.
-/// Files larger than `limit` bytes are per-file errors, never read. Each
+/// Files larger than the limits allow are per-file errors, never read. Each
 /// file's bytes go through a pass of `reader`, within the memory `budget`.
+/// A file the node's SFTP server gets stuck opening (a FIFO swapped in) is
+/// a per-file error: the connection is cut and made again, and the rest of
+/// its level read on the new one.
 pub async fn read_node<R: Reader>(
-    remote: &Remote,
+    remote: &mut Remote,
     config: &VaultConfig,
-    limit: u64,
+    limits: &Limits,
     reader: &R,
     budget: &Budget,
 ) -> Result<NodeScan<R::Kept>, SourceError> {
     let mut out = NodeScan::default();
+    let mut stalls = 0;
     let found =
-        futures_util::future::join_all(config.include.iter().map(|inc| roots_of(remote, inc)))
+        futures_util::future::join_all(config.include.iter().map(|inc| roots_of(&*remote, inc)))
             .await;
     let mut roots: Vec<(String, super::Meta)> = Vec::new();
     for f in found {
@@ -108,29 +181,24 @@ pub async fn read_node<R: Reader>(
             };
             wanted.push((path, meta, kind));
         }
-        let got: Vec<_> = futures_util::stream::iter(wanted)
-            .map(|(path, meta, kind)| async move {
-                let got = match kind {
-                    Kind::File => {
-                        let kib = kib_for(meta.size, reader.holds(meta.size.min(limit)));
-                        let _held = budget
-                            .acquire_many(kib.min(BUDGET_MAX))
-                            .await
-                            .expect("the budget is never closed");
-                        let pass = reader.begin(&path, meta.size);
-                        remote
-                            .read_checked(&path, &meta, limit, pass)
-                            .await
-                            .map(Got::File)
-                    }
-                    Kind::Symlink => remote.read_link(&path).await.map(Got::Link),
-                    Kind::Dir => remote.list(&path).await.map(Got::Dir),
-                };
-                (path, meta, kind, got)
-            })
-            .buffered(IN_FLIGHT)
-            .collect()
-            .await;
+        let mut got = Vec::new();
+        while let Some(stuck) = read_level(remote, &wanted, limits, reader, budget, &mut got).await
+        {
+            stalls += 1;
+            if stalls > MAX_STUCK {
+                return Err(SourceError::Io {
+                    node: remote.target.node.clone(),
+                    path: stuck,
+                    why: format!("the node's SFTP server got stuck in an open {MAX_STUCK} times; the node is given up (look for FIFOs or a hanging file system under its included paths)"),
+                });
+            }
+            out.errors.push((stuck.clone(), stuck_reason(limits.stall)));
+            let done: std::collections::BTreeSet<&str> =
+                got.iter().map(|(p, ..)| p.as_str()).collect();
+            wanted.retain(|(p, ..)| p != &stuck && !done.contains(p.as_str()));
+            remote.reconnect().await?;
+        }
+        got.sort_by(|a, b| a.0.cmp(&b.0));
         let mut next = Vec::new();
         for (path, meta, kind, got) in got {
             let mut found = found_of(remote, &path, &meta, kind);

@@ -125,7 +125,8 @@ impl Commands {
             text
         };
         let reading = async {
-            let mut buf = vec![0u8; piece];
+            // Wiped when done: it holds what the command printed (a snapshot).
+            let mut buf = zeroize::Zeroizing::new(vec![0u8; piece]);
             let mut total = 0u64;
             loop {
                 // Fill the buffer before handing it on: pipes deliver small reads.

@@ -22,9 +22,11 @@ mod private;
 mod read;
 mod ssh;
 mod stream;
+mod watch;
 pub use commands::{Commands, Finished};
 pub use private::{Attrs, Chain, STAGE_PREFIX};
 pub use stream::Upload;
+pub use watch::Watch;
 
 /// How much of ssh's stderr is kept for error messages.
 const STDERR_KEPT: usize = 16 << 10;
@@ -79,6 +81,11 @@ pub struct Remote {
     pub accounts: Accounts,
     /// Directories already cleared of an earlier run's leftovers.
     swept: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// What the SFTP server answered, to tell it stuck in an open.
+    watch: std::sync::Arc<Watch>,
+    /// How it was connected, to connect again.
+    opts: SshOptions,
+    read_only: bool,
 }
 
 fn is_missing(e: &SftpError) -> bool {
@@ -174,6 +181,9 @@ impl Remote {
             stderr,
             accounts: Accounts::default(),
             swept: Default::default(),
+            watch: Watch::new(),
+            opts: opts.clone(),
+            read_only,
         };
         let (passwd, group) = futures_util::join!(
             remote.read_optional("/etc/passwd"),
@@ -184,6 +194,22 @@ impl Remote {
             &String::from_utf8_lossy(&group?.unwrap_or_default()),
         );
         Ok(remote)
+    }
+
+    /// What this connection's SFTP server answered; see [`Watch`].
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
+    /// Cuts this connection (its `ssh` is killed, whatever its server is
+    /// stuck in) and connects again the same way.
+    pub async fn reconnect(&mut self) -> Result<(), SourceError> {
+        let fresh = Remote::connect_with(&self.target, &self.opts, self.read_only).await?;
+        let old = std::mem::replace(self, fresh);
+        let mut child = old.child;
+        let _ = child.kill().await;
+        old.stderr.abort();
+        Ok(())
     }
 
     fn io(&self, path: &str, e: SftpError) -> SourceError {
@@ -236,7 +262,9 @@ impl Remote {
 
     /// lstat; `None` when the path does not exist.
     pub async fn lstat(&self, path: &str) -> Result<Option<Meta>, SourceError> {
-        match self.sftp.fs().symlink_metadata(path).await {
+        let got = self.sftp.fs().symlink_metadata(path).await;
+        self.watch.answered();
+        match got {
             Ok(m) => Ok(Some(Meta::from_sftp(&m))),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(self.io(path, e)),
@@ -251,9 +279,11 @@ impl Remote {
             .open_dir(path)
             .await
             .map_err(|e| self.io(path, e))?;
+        self.watch.answered();
         let mut stream = std::pin::pin!(dir.read_dir());
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
+            self.watch.answered();
             let item = item.map_err(|e| self.io(path, e))?;
             let name = item.filename().to_string_lossy().to_string();
             if name == "." || name == ".." {
@@ -272,6 +302,7 @@ impl Remote {
             .read_link(path)
             .await
             .map_err(|e| self.io(path, e))?;
+        self.watch.answered();
         Ok(t.to_string_lossy().to_string())
     }
 

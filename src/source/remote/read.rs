@@ -7,7 +7,7 @@
 //! SFTP opens follow symlinks and have no O_NONBLOCK: a symlink swapped in
 //! after the listing is caught here by its other owner, size or time and
 //! skipped unread; a FIFO swapped in blocks the node's SFTP server in its
-//! open, which only the per-node deadline of the caller ends.
+//! open, which the connection's [`super::Watch`] tells the caller.
 
 use super::{Meta, Remote, SourceError};
 use crate::source::content::{Ended, Pass, PIECE};
@@ -80,6 +80,7 @@ impl Remote {
         limit: u64,
         mut pass: P,
     ) -> Result<P, SourceError> {
+        let opening = self.watch.opening(path);
         let mut f = self
             .sftp
             .options()
@@ -87,8 +88,10 @@ impl Remote {
             .open(path)
             .await
             .map_err(|e| self.io(path, e))?;
+        drop(opening);
         let stat = |m: openssh_sftp_client::metadata::MetaData| Meta::from_sftp(&m);
         let opened = stat(f.metadata().await.map_err(|e| self.io(path, e))?);
+        self.watch.answered();
         if let Some(why) = mismatch(listed, &opened) {
             let _ = f.close().await;
             return Err(self.refused(
@@ -111,6 +114,7 @@ impl Remote {
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(self.io(path, e)),
             };
+            self.watch.answered();
             got += piece.len() as u64;
             if got > opened.size {
                 break Err(self.refused(
