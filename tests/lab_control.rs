@@ -449,13 +449,21 @@ fn control_host_is_backed_up_diffed_restored_and_recovered_and_nodes_export_as_t
                 && l.ends_with("etc/kubernetes/pki -> /etc/kubernetes/ssl")),
         "{listing}"
     );
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.starts_with("-rw------- etcd/root")
-                && l.ends_with("etc/ssl/etcd/ssl/ca-key.pem")),
-        "{listing}"
-    );
+    // kubespray's owners: the first etcd node's key root's as
+    // make-ssl-etcd.sh made it, the directories kube's and etcd's.
+    for (start, end) in [
+        ("-rw------- root/root", "etc/ssl/etcd/ssl/ca-key.pem"),
+        ("drwxr-xr-x kube/root", "etc/kubernetes"),
+        ("drwxr-xr-x kube/root", "etc/kubernetes/manifests"),
+        ("drwx------ etcd/root", "etc/ssl/etcd/ssl"),
+    ] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with(start) && l.ends_with(end)),
+            "{start} {end}\n{listing}"
+        );
+    }
     std::fs::remove_file(&tar).unwrap();
 
     // A wrong identity: exit 6, and nothing left behind.

@@ -32,15 +32,31 @@ fn backup_dedups_then_wiped_node_is_restored(name: &str, net: u8, version: EtcdV
     let first = v.backup(&lab, &[]).expect(0);
     assert!(first.out.contains("3/3 nodes"), "{}", first.out);
     v.fsck();
-    let manifest = v.git(&["cat-file", "blob", "main:nodes/node1/manifest"]);
-    let key_line = manifest
-        .lines()
-        .find(|l| l.ends_with("\t/etc/ssl/etcd/ssl/ca-key.pem\t-"))
-        .expect("ca-key.pem recorded");
-    assert!(key_line.starts_with("f\t0600\t"), "{key_line}");
+    // kubespray's layout: the first etcd node's certificates are root's as
+    // make-ssl-etcd.sh made them, the other members' copies etcd's 0640,
+    // /etc/kubernetes kube's.
+    let key_line = |node: &str| {
+        v.git(&["cat-file", "blob", &format!("main:nodes/{node}/manifest")])
+            .lines()
+            .find(|l| l.ends_with("\t/etc/ssl/etcd/ssl/ca-key.pem\t-"))
+            .expect("ca-key.pem recorded")
+            .to_string()
+    };
+    let first_key = key_line("node1");
+    assert!(first_key.starts_with("f\t0600\t"), "{first_key}");
+    assert!(first_key.contains("\troot\troot\t"), "{first_key}");
+    let copy = key_line("node2");
+    assert!(copy.starts_with("f\t0640\t"), "{copy}");
     assert!(
-        key_line.contains("\tetcd\t"),
-        "owner recorded by name: {key_line}"
+        copy.contains("\tetcd\troot\t"),
+        "owner recorded by name: {copy}"
+    );
+    let manifest = v.git(&["cat-file", "blob", "main:nodes/node1/manifest"]);
+    assert!(
+        manifest.lines().any(|l| l.starts_with("d\t0755\t")
+            && l.contains("\tkube\troot\t")
+            && l.ends_with("\t/etc/kubernetes\t-")),
+        "/etc/kubernetes is kube's:\n{manifest}"
     );
     assert!(
         manifest
@@ -119,7 +135,7 @@ fn backup_dedups_then_wiped_node_is_restored(name: &str, net: u8, version: EtcdV
     assert!(
         dry.out.lines().any(|l| l.starts_with("create")
             && l.contains(" file ")
-            && l.contains("0600 etcd:root")
+            && l.contains("0640 etcd:root")
             && l.ends_with("/etc/ssl/etcd/ssl/member-node3-key.pem")),
         "{}",
         dry.out
@@ -229,9 +245,33 @@ fn recover_sh_restores_every_node_without_sprayvault() {
             let original = lab.node_root(node).join(&path[1..]);
             let rmeta = std::fs::symlink_metadata(&recovered)
                 .unwrap_or_else(|e| panic!("{node}{path} not recovered: {e}"));
-            let omode = std::os::unix::fs::PermissionsExt::mode(
-                &std::fs::symlink_metadata(&original).unwrap().permissions(),
-            ) & 0o7777;
+            let ometa = std::fs::symlink_metadata(&original).unwrap();
+            let omode = std::os::unix::fs::PermissionsExt::mode(&ometa.permissions()) & 0o7777;
+            // Run as root, recover.sh gives everything its recorded owner:
+            // kubespray's (kube's /etc/kubernetes, etcd's /etc/ssl/etcd), by
+            // name where this machine has the name, else by the recorded id.
+            use std::os::unix::fs::MetadataExt;
+            let here = |db: &str, name: &str, recorded: &str| -> u32 {
+                let out = Command::new("getent").args([db, name]).output().unwrap();
+                let line = String::from_utf8_lossy(&out.stdout).to_string();
+                line.split(':')
+                    .nth(2)
+                    .unwrap_or(recorded)
+                    .trim()
+                    .parse()
+                    .unwrap()
+            };
+            assert_eq!(
+                (rmeta.uid(), rmeta.gid()),
+                (here("passwd", f[4], f[2]), here("group", f[5], f[3])),
+                "owner of {node}{path} ({} {})",
+                f[4],
+                f[5]
+            );
+            assert_eq!(
+                (f[2].parse::<u32>().unwrap(), f[3].parse::<u32>().unwrap()),
+                (ometa.uid(), ometa.gid())
+            );
             match kind {
                 "f" => {
                     files += 1;

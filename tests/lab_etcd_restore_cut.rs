@@ -283,8 +283,9 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
         ],
     )
     .expect(0);
-    // big is written first, staged in a root-only directory beside
-    // /etc/kubernetes; ca.key (after it in path order) is still to come.
+    // big is written first, under a temporary name in /etc/kubernetes/ssl
+    // while kube's /etc/kubernetes is held under root; ca.key (after it in
+    // path order) is still to come.
     lab.exec(
         "node1",
         &[
@@ -293,7 +294,7 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
             "/etc/kubernetes/ssl/ca.key",
         ],
     );
-    let upper = lab.node_root("node1").join("etc/kubernetes");
+    let upper = lab.node_root("node1").join("etc/kubernetes/ssl");
     let started = Instant::now();
     let run = sv()
         .args(restore_args(&v, &lab, &["--step-timeout", "10s"]))
@@ -309,7 +310,7 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
                 d.filter_map(Result::ok).any(|e| {
                     e.file_name()
                         .to_string_lossy()
-                        .starts_with(".sprayvault-stage-")
+                        .starts_with(".big.sprayvault-")
                 })
             })
             .unwrap_or(false);
@@ -320,7 +321,7 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let froze_at = froze_at.expect("the restore never staged big");
+    let froze_at = froze_at.expect("the restore never started writing big");
     let out = run.wait_with_output().unwrap();
     let after_freeze = froze_at.elapsed();
     let said = said(&out);
@@ -340,8 +341,22 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
         "{said}"
     );
     assert!(said.contains("raise --step-timeout"), "{said}");
+    // kube's /etc/kubernetes stays held, root's: the safe side, named.
+    assert!(
+        said.contains(
+            "/etc/kubernetes: left root-owned (held for the restore, recorded kube:root 0755)"
+        ),
+        "{said}"
+    );
+    let owner = |p: &str| {
+        lab.exec("node1", &["stat", "-c", "%U:%G %a", p])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(owner("/etc/kubernetes"), "root:root 755");
 
-    // The next run finishes the restore and leaves nothing temporary behind.
+    // The next run finishes the restore, gives /etc/kubernetes back to kube
+    // and leaves nothing temporary behind.
     let r = sv_run(
         &restore_args(&v, &lab, &[])
             .iter()
@@ -356,6 +371,7 @@ fn a_node_frozen_mid_restore_ends_the_restore_within_its_step_deadline() {
     );
     assert!(!left.contains("sprayvault"), "{left}");
     assert!(left.contains("big") && left.contains("ca.key"), "{left}");
+    assert_eq!(owner("/etc/kubernetes"), "kube:root 755");
 }
 
 #[test]

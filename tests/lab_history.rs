@@ -17,7 +17,7 @@ openssl x509 -req -in /tmp/sv-hist-m.csr -CA ca.pem -CAkey ca-key.pem -set_seria
 openssl req -newkey rsa:2048 -nodes -keyout soon-key.pem -out /tmp/sv-hist-s.csr -subj /CN=expiring-soon 2>/dev/null
 openssl x509 -req -in /tmp/sv-hist-s.csr -CA ca.pem -CAkey ca-key.pem -set_serial 0x0BADC0DE -days 10 -out soon.pem 2>/dev/null
 chmod 0600 soon-key.pem
-chmod 0644 ca.pem
+chmod 0640 ca.pem
 sed -i 's/^ETCD_HEARTBEAT_INTERVAL=.*/ETCD_HEARTBEAT_INTERVAL=300/' /etc/etcd.env
 rm -f /tmp/sv-hist-m.csr /tmp/sv-hist-m.ext /tmp/sv-hist-s.csr
 "#;
@@ -97,7 +97,7 @@ fn log_show_diff_and_certs_after_a_real_rotation() {
     let node2_part = &d[d.find("~ node2 /etc/ssl/etcd/ssl/node-node2.pem").unwrap()..];
     assert!(node2_part.contains("key pair: unchanged"), "{d}");
     assert!(
-        d.contains("~ node1 /etc/ssl/etcd/ssl/ca.pem  (mode 0640 -> 0644)"),
+        d.contains("~ node1 /etc/ssl/etcd/ssl/ca.pem  (mode 0644 -> 0640)"),
         "{d}"
     );
     assert!(d.contains("~ ETCD_HEARTBEAT_INTERVAL: 250 -> 300"), "{d}");
@@ -151,7 +151,7 @@ fn log_show_diff_and_certs_after_a_real_rotation() {
         .find(|l| l.contains("/etc/ssl/etcd/ssl/member-node1.pem"))
         .unwrap();
     assert!(
-        line.contains("etcd:root") && line.contains("CN=etcd-member-node1, expires 20"),
+        line.contains("root:root") && line.contains("CN=etcd-member-node1, expires 20"),
         "{line}"
     );
     let sj = json(&sv_run(&["show", first, "--vault", vault, "--json"]).expect(0));

@@ -331,19 +331,13 @@ fn plan_line<'a>(out: &'a str, path: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no plan line for {path}:\n{out}"))
 }
 
-/// Makes node1 a fresh machine without the `kube` user and the `etcd` user
-/// and group (kube-cert stays): what kubespray has not created yet.
-fn wipe_without_kube_and_etcd(lab: &Lab) {
-    lab.lab(&["wipe", "node1"]);
-    lab.exec(
-        "node1",
-        &[
-            "sh",
-            "-c",
-            "grep -v -e '^kube:' -e '^etcd:' /etc/passwd > /tmp/p && cat /tmp/p > /etc/passwd && \
-             grep -v -e '^etcd:' /etc/group > /tmp/g && cat /tmp/g > /etc/group && rm /tmp/p /tmp/g",
-        ],
-    );
+/// Makes node1 a fresh machine kubespray never ran on: no `kube`, `etcd` or
+/// `kube-cert` account.
+fn wipe_fresh(lab: &Lab) {
+    lab.lab(&["wipe", "node1", "--fresh"]);
+    assert!(!lab
+        .exec("node1", &["cat", "/etc/passwd"])
+        .contains("\nkube:"));
 }
 
 #[test]
@@ -353,38 +347,34 @@ fn owner_names_missing_on_the_target_get_root_or_with_numeric_ids_the_recorded_i
     v.backup(&lab, &["--no-facts", "--no-etcd-snapshot"])
         .expect(0);
     let stat = |f: &str, p: &str| lab.exec("node1", &["stat", "-c", f, p]).trim().to_string();
-    let ssl = "/etc/kubernetes/ssl";
-    let key = "/etc/ssl/etcd/ssl/ca-key.pem";
+    // kubespray's owners: kube's /etc/kubernetes, etcd's certificate
+    // directory, etcd's group on etcd.env.
+    let kube_dir = "/etc/kubernetes";
+    let etcd_dir = "/etc/ssl/etcd/ssl";
     let env = "/etc/etcd.env";
-    assert_eq!(stat("%U:%G", ssl), "kube:kube-cert");
-    assert_eq!(stat("%U:%G", key), "etcd:root");
+    assert_eq!(stat("%U:%G %a", kube_dir), "kube:root 755");
+    assert_eq!(stat("%U:%G %a", etcd_dir), "etcd:root 700");
     assert_eq!(stat("%U:%G", env), "root:etcd");
-    let kube_uid = stat("%u", ssl);
-    let etcd_uid = stat("%u", key);
+    let kube_uid = stat("%u", kube_dir);
+    let etcd_uid = stat("%u", etcd_dir);
     let etcd_gid = stat("%g", env);
     let id = v.key.identity.clone();
 
-    wipe_without_kube_and_etcd(&lab);
-    let kube_cert = lab
-        .exec("node1", &["getent", "group", "kube-cert"])
-        .split(':')
-        .nth(2)
-        .expect("kube-cert is on the node")
-        .to_string();
+    wipe_fresh(&lab);
     let r = restore(v.path(), &lab, &id, &[]).expect(0);
-    let l = plan_line(&r.out, ssl);
-    assert!(l.contains(" 0755 root:kube-cert "), "{l}");
+    let l = plan_line(&r.out, kube_dir);
+    assert!(l.contains(" 0755 root:root "), "{l}");
     assert!(
         l.contains(&format!(
-            "user kube is not on the target: root applied (--numeric-ids: the recorded uid {kube_uid})"
+            "user kube is not on the target: root applied until kubespray's next run sets the owner (--numeric-ids: the recorded uid {kube_uid})"
         )),
         "{l}"
     );
-    let l = plan_line(&r.out, key);
-    assert!(l.contains(" 0600 root:root "), "{l}");
+    let l = plan_line(&r.out, etcd_dir);
+    assert!(l.contains(" 0700 root:root "), "{l}");
     assert!(
         l.contains(&format!(
-            "user etcd is not on the target: root applied (--numeric-ids: the recorded uid {etcd_uid})"
+            "user etcd is not on the target: root applied until kubespray's next run sets the owner (--numeric-ids: the recorded uid {etcd_uid})"
         )),
         "{l}"
     );
@@ -395,15 +385,17 @@ fn owner_names_missing_on_the_target_get_root_or_with_numeric_ids_the_recorded_i
         "{l}"
     );
     assert!(r.out.contains("0 errors"), "{}", r.out);
-    assert_eq!(stat("%u:%g", ssl), format!("0:{}", kube_cert.trim()));
-    assert_eq!(stat("%u:%g %a", key), "0:0 600");
+    assert_eq!(stat("%u:%g %a", kube_dir), "0:0 755");
+    assert_eq!(stat("%u:%g %a", etcd_dir), "0:0 700");
     assert_eq!(stat("%u:%g %a", env), "0:0 640");
 
-    // Again on a fresh machine, with the recorded ids.
-    wipe_without_kube_and_etcd(&lab);
+    // Again on a fresh machine, with the recorded ids: the directories are
+    // created root's, held while the restore writes below them, then given
+    // the recorded ids.
+    wipe_fresh(&lab);
     let r = restore(v.path(), &lab, &id, &["--numeric-ids"]).expect(0);
-    let l = plan_line(&r.out, key);
-    assert!(l.contains(&format!(" 0600 {etcd_uid}:root ")), "{l}");
+    let l = plan_line(&r.out, etcd_dir);
+    assert!(l.contains(&format!(" 0700 {etcd_uid}:root ")), "{l}");
     assert!(
         l.contains(&format!(
             "user etcd is not on the target: the recorded uid {etcd_uid} applied (--numeric-ids)"
@@ -419,16 +411,7 @@ fn owner_names_missing_on_the_target_get_root_or_with_numeric_ids_the_recorded_i
         "{l}"
     );
     assert!(r.out.contains("0 errors"), "{}", r.out);
-    let kube_cert = lab
-        .exec("node1", &["getent", "group", "kube-cert"])
-        .split(':')
-        .nth(2)
-        .expect("kube-cert is on the node")
-        .to_string();
-    assert_eq!(
-        stat("%u:%g", ssl),
-        format!("{kube_uid}:{}", kube_cert.trim())
-    );
-    assert_eq!(stat("%u:%g", key), format!("{etcd_uid}:0"));
+    assert_eq!(stat("%u:%g %a", kube_dir), format!("{kube_uid}:0 755"));
+    assert_eq!(stat("%u:%g %a", etcd_dir), format!("{etcd_uid}:0 700"));
     assert_eq!(stat("%u:%g", env), format!("0:{etcd_gid}"));
 }

@@ -3,9 +3,11 @@
 //! with a new id, holding every file of /etc/kubernetes and /etc/ssl/etcd as
 //! before and the cluster CAs in its trust store; a run cut off after the
 //! learner was added finishes when run again; a kubespray-style `--limit`
-//! run that needs every host's cached facts (real ansible-playbook) fails
-//! before and passes after. A worker is replaced too, and a replacement that
-//! would lose quorum is refused with nothing changed.
+//! run that needs the cached facts of every host outside the limit (real
+//! ansible-playbook, kubespray's rule) fails before and passes after. The
+//! first control-plane and etcd node is replaced too (on Debian's etcd 3.5),
+//! and a worker, and a replacement that would lose quorum is refused with
+//! nothing changed.
 
 mod common;
 
@@ -14,16 +16,19 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// What kubespray v2.27 checks before a `--limit` run: every host of the
-/// inventory has facts (cached, for the hosts outside the limit).
+/// kubespray's rule before a `--limit` run (v2.27 and later,
+/// `roles/kubernetes/preinstall/tasks/0040-verify-settings.yml`), written
+/// here from the rule: every host *outside* the limit must have cached facts
+/// (kubespray looks at `ansible_default_ipv4`); the hosts in the limit are
+/// gathered by the run itself.
 const ASSERT_FACTS: &str = "- hosts: all
   gather_facts: true
   tasks:
-    - name: every host has facts, as kubespray asserts for --limit
+    - name: the hosts outside the limit have cached facts, as kubespray asserts for --limit
       assert:
         that: hostvars[item].ansible_default_ipv4 is defined
         msg: \"Kubespray does not support '--limit' without a populated facts cache\"
-      loop: \"{{ groups['all'] }}\"
+      loop: \"{{ groups['all'] | difference(ansible_play_hosts_all) }}\"
       run_once: true
 ";
 
@@ -137,22 +142,31 @@ fn sv_args(a: &[String], extra: &[&str]) -> Sv {
     sv_run(&all)
 }
 
-fn replace_etcd_member(version: EtcdVersion, name: &str, net: u8) {
-    let lab = Lab::up_with(name, net, 4, version);
+/// kubespray's fact cache of `lab` filled
+/// (real `ansible -m setup`), 20 keys written through `via`, and a backup
+/// with the facts: the vault, the kubespray directory and its path.
+fn backed_up(lab: &Lab, via: &str) -> (TestVault, Kubespray, String) {
     let v = TestVault::new();
-    let kube = Kubespray::new(v.tmp.path(), &lab);
+    let kube = Kubespray::new(v.tmp.path(), lab);
     let inv = lab.inventory();
     let (ok_setup, out) = kube.run(&["ansible", "-i", &inv, "all", "-m", "setup"]);
     assert!(ok_setup, "{out}");
     for i in 0..20 {
         lab.etcdctl(
-            "node1",
+            via,
             &["put", &format!("/registry/keep/k{i:02}"), &format!("v{i}")],
         );
     }
     let k = kube.dir.to_str().unwrap().to_string();
-    let b = v.backup(&lab, &["--ansible-dir", &k]).expect(0);
-    assert!(b.out.contains("facts: 4 stored"), "{}", b.out);
+    let b = v.backup(lab, &["--ansible-dir", &k]).expect(0);
+    assert!(b.out.contains(" stored"), "{}", b.out);
+    (v, kube, k)
+}
+
+fn replace_etcd_member(version: EtcdVersion, name: &str, net: u8) {
+    let lab = Lab::up_with(name, net, 4, version);
+    let (v, kube, k) = backed_up(&lab, "node1");
+    let inv = lab.inventory();
     let before = kube_files(&lab, "node3");
     assert!(
         before.contains("/etc/ssl/etcd/ssl d 700 etcd root"),
@@ -287,15 +301,14 @@ fn replace_etcd_member(version: EtcdVersion, name: &str, net: u8) {
     let env = lab.exec("node3", &["cat", "/etc/etcd.env"]);
     assert!(env.contains("ETCD_INITIAL_CLUSTER_STATE=existing"), "{env}");
     assert!(env.contains("ETCD_NAME=etcd3"), "{env}");
-    // The trust store holds the cluster CAs again.
+    // The trust store holds the etcd CA again (kubespray puts only that one
+    // into /usr/local/share/ca-certificates).
     let bundle = lab.exec("node3", &["cat", "/etc/ssl/certs/ca-certificates.crt"]);
-    for ca in ["etcd-ca.pem", "kube-ca.pem"] {
-        let pem = std::fs::read_to_string(lab.dir.join("pki").join(ca)).unwrap();
-        assert!(
-            bundle.contains(pem.trim()),
-            "{ca} is not in node3's trust store"
-        );
-    }
+    let pem = std::fs::read_to_string(lab.dir.join("pki/etcd-ca.pem")).unwrap();
+    assert!(
+        bundle.contains(pem.trim()),
+        "etcd-ca.pem is not in node3's trust store"
+    );
 
     // The fact cache: the others' facts are back, node3's stale ones gone,
     // and the --limit run passes, gathering node3's facts afresh.
@@ -373,20 +386,115 @@ fn replace_refuses_to_lose_quorum_and_replaces_a_worker() {
     assert_eq!(m.len(), 3, "{m:?}");
     assert_eq!(etcd3_id(&lab), old_id, "the membership changed");
 
-    // A worker: files and trust store back, no etcd step.
+    // A worker: files back (kube's /etc/kubernetes and manifests/ with
+    // them), no etcd step; kubespray gives workers no etcd CA, so there is
+    // no trust store to update.
     lab.lab(&["wipe", "node4"]);
     let w = sv_args(&replace_args(&lab, &v, "node4", None), &["--yes"]).expect(0);
     assert!(
         w.out.contains("3. etcd: not a member (a worker)")
             && !w.out.contains("etcd: add")
-            && w.out.contains("trust store updated")
+            && w.out
+                .lines()
+                .any(|l| l.starts_with("restore the node's files") && !l.contains("trust store"))
             && w.out.contains("cluster.yml --limit node4"),
         "{}\n{}",
         w.out,
         w.err
     );
     assert_eq!(kube_files(&lab, "node4"), worker_before);
+    assert!(
+        worker_before.contains("/etc/kubernetes/manifests d 755 kube root"),
+        "{worker_before}"
+    );
     let bundle = lab.exec("node4", &["cat", "/etc/ssl/certs/ca-certificates.crt"]);
-    let pem = std::fs::read_to_string(lab.dir.join("pki/kube-ca.pem")).unwrap();
-    assert!(bundle.contains(pem.trim()));
+    let pem = std::fs::read_to_string(lab.dir.join("pki/etcd-ca.pem")).unwrap();
+    assert!(!bundle.contains(pem.trim()));
+}
+
+#[test]
+fn replace_brings_back_the_first_control_plane_and_etcd_node_on_etcd_3_5() {
+    // node1 is first in kube_control_plane and in etcd, and its admin
+    // certificate is the one the lab's own etcdctl uses.
+    let lab = Lab::up_with("rpl-first", 96, 3, EtcdVersion::V35);
+    let (v, kube, k) = backed_up(&lab, "node2");
+    let inv = lab.inventory();
+    let before = kube_files(&lab, "node1");
+    assert!(
+        before.contains("/etc/kubernetes d 755 kube root")
+            && before.contains("/etc/ssl/etcd/ssl/ca-key.pem f 600 root root"),
+        "{before}"
+    );
+    let etcd1 = |via: &str| {
+        members(&lab, via)
+            .iter()
+            .find(|m| m["name"] == "etcd1")
+            .and_then(|m| m["ID"].as_u64())
+    };
+    let old_id = etcd1("node2").expect("etcd1 is a member");
+
+    // node1 is reinstalled and the control host lost its fact cache.
+    lab.lab(&["wipe", "node1"]);
+    for entry in std::fs::read_dir(&kube.cache).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let limit = [
+        "ansible-playbook",
+        "-i",
+        &inv,
+        "assert-facts.yml",
+        "--limit",
+        "node1",
+    ];
+    let (passed, out) = kube.run(&limit);
+    assert!(!passed, "the --limit run should fail: {out}");
+    assert!(
+        out.contains("Kubespray does not support '--limit'"),
+        "{out}"
+    );
+
+    let args = replace_args(&lab, &v, "node1", None);
+    let plan = sv_args(&args, &["--ansible-dir", &k]).expect(7);
+    assert!(
+        plan.out
+            .contains(&format!("member remove {old_id:x} (etcd1)"))
+            && plan
+                .out
+                .contains("first control-plane host: node1 is first in kube_control_plane"),
+        "{}\n{}",
+        plan.out,
+        plan.err
+    );
+    let done = sv_args(&args, &["--yes", "--ansible-dir", &k]).expect(0);
+    assert!(
+        done.out.contains("replaced node1")
+            && done.out.contains("list it after node2, node3")
+            && done.out.contains("cluster-info"),
+        "{}\n{}",
+        done.out,
+        done.err
+    );
+    lab.lab(&["wait-healthy", "--timeout", "30"]);
+    // The lab's etcdctl for node1 uses node1's restored admin certificate.
+    let now = members(&lab, "node1");
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert!(now.iter().all(|m| m["isLearner"] != true), "{now:?}");
+    let new_id = etcd1("node1").expect("etcd1 is a member again");
+    assert_ne!(new_id, old_id);
+    let keys = lab.etcdctl(
+        "node1",
+        &[
+            "get",
+            "--prefix",
+            "/registry/keep/",
+            "--keys-only",
+            "--consistency=s",
+        ],
+    );
+    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 20, "{keys}");
+    assert_eq!(kube_files(&lab, "node1"), before);
+
+    // kubespray's --limit rule holds again: the others' facts are back.
+    let (passed, out) = kube.run(&limit);
+    assert!(passed, "{out}");
 }

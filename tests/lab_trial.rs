@@ -82,17 +82,14 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
         second["revision"], second["keys"]
     );
     assert!(good.out.contains(&want), "{}\n{}", good.out, good.err);
-    assert!(
-        good.out.contains(&format!(
-            "with local etcd {}",
-            match version {
-                EtcdVersion::V34 => "3.4.23 (etcdctl)",
-                EtcdVersion::V35 => "3.5.1 (etcdutl)",
-            }
-        )),
-        "{}",
-        good.out
-    );
+    let local = match version {
+        EtcdVersion::V34 => "with local etcd 3.4.23 (etcdctl)",
+        EtcdVersion::V35 => "with local etcd 3.5.",
+    };
+    assert!(good.out.contains(local), "{}", good.out);
+    if version == EtcdVersion::V35 {
+        assert!(good.out.contains(" (etcdutl)"), "{}", good.out);
+    }
     // 55 keys were written; the sample was read back; the private directory is gone.
     let table = |out: &str, check: &str| -> String {
         out.lines()
@@ -107,6 +104,19 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
     assert_eq!(
         table(&good.out, "sample keys read back"),
         "5/5",
+        "{}",
+        good.out
+    );
+    // The whole key space: the member's hashkv at backup, the throwaway
+    // etcd's at the same revision.
+    assert_eq!(
+        table(&good.out, "hashkv at the revision"),
+        "same",
+        "{}",
+        good.out
+    );
+    assert!(
+        good.out.contains("compared: the whole key space"),
         "{}",
         good.out
     );
@@ -138,31 +148,58 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
     // one's revision and key count; its chunks stay a valid later snapshot.
     let full = format!("refs/sprayvault/etcd/{second_name}");
     let index = v.git(&["cat-file", "blob", &format!("{full}:snapshot")]);
-    let forged: String = index
+    let forge = |edit: &dyn Fn(&str) -> String| {
+        let forged: String = index.lines().map(edit).collect();
+        assert_ne!(forged, index);
+        let blob_file = v.tmp.path().join("forged-index");
+        std::fs::write(&blob_file, &forged).unwrap();
+        let blob = v.git(&["hash-object", "-w", blob_file.to_str().unwrap()]);
+        let chunks = v.git(&["rev-parse", &format!("{full}:chunks")]);
+        let tree = ok(std::process::Command::new("sh").arg("-c").arg(format!(
+            "printf '040000 tree %s\\tchunks\\n100644 blob %s\\tsnapshot\\n' {} {} | git --git-dir {} mktree",
+            chunks.trim(),
+            blob.trim(),
+            v.path()
+        )));
+        let commit = v.git(&["commit-tree", tree.trim(), "-m", "forged index"]);
+        v.git(&["update-ref", &full, commit.trim()]);
+    };
+
+    // Only the recorded hashkv differs: revision, keys and sample agree,
+    // the whole key space does not.
+    assert!(index.contains("\nhashkv "), "{index}");
+    forge(&|l: &str| {
+        if l.starts_with("hashkv ") {
+            format!("hashkv {}\n", "0".repeat(64))
+        } else {
+            format!("{l}\n")
+        }
+    });
+    let bad = trial(&[]).expect(10);
+    let said: Vec<&str> = bad
+        .out
         .lines()
-        .map(|l| {
-            if l.starts_with("revision ") {
-                format!("revision {}\n", first["revision"])
-            } else if l.starts_with("keys ") {
-                format!("keys {}\n", first["keys"])
-            } else {
-                format!("{l}\n")
-            }
-        })
+        .filter(|l| l.starts_with("MISMATCH"))
         .collect();
-    assert_ne!(forged, index);
-    let blob_file = v.tmp.path().join("forged-index");
-    std::fs::write(&blob_file, &forged).unwrap();
-    let blob = v.git(&["hash-object", "-w", blob_file.to_str().unwrap()]);
-    let chunks = v.git(&["rev-parse", &format!("{full}:chunks")]);
-    let tree = ok(std::process::Command::new("sh").arg("-c").arg(format!(
-        "printf '040000 tree %s\\tchunks\\n100644 blob %s\\tsnapshot\\n' {} {} | git --git-dir {} mktree",
-        chunks.trim(),
-        blob.trim(),
-        v.path()
-    )));
-    let commit = v.git(&["commit-tree", tree.trim(), "-m", "forged index"]);
-    v.git(&["update-ref", &full, commit.trim()]);
+    assert_eq!(
+        said,
+        [format!(
+            "MISMATCH etcd snapshot {second_name}: the restored etcd's `endpoint hashkv` at revision {} differs from the member's at backup: the key space is not what was backed up",
+            second["revision"]
+        )],
+        "{}",
+        bad.out
+    );
+
+    forge(&|l: &str| {
+        if l.starts_with("revision ") {
+            format!("revision {}\n", first["revision"])
+        } else if l.starts_with("keys ") {
+            format!("keys {}\n", first["keys"])
+        } else {
+            format!("{l}\n")
+        }
+    });
 
     let bad = trial(&[]).expect(10);
     assert!(

@@ -489,7 +489,10 @@ while IFS= read -r ref <&6; do
     esac
     mkdir -p -- "$OUT/etcd"
     dest=$OUT/etcd/$name.db
-    if ! g cat-file blob "$ref:snapshot" >"$WORK/snapshot" 2>/dev/null || [ "$(head -n 1 "$WORK/snapshot")" != "sprayvault-etcd-snapshot 1" ]; then
+    # Index versions 1 and 2 (which adds the etcd and hashkv lines) list
+    # their chunks alike.
+    if ! g cat-file blob "$ref:snapshot" >"$WORK/snapshot" 2>/dev/null ||
+       ! head -n 1 "$WORK/snapshot" | grep -qx 'sprayvault-etcd-snapshot [12]'; then
         err "etcd snapshot $name: no valid snapshot index"
         continue
     fi

@@ -180,12 +180,13 @@ fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {
         return output::json(plan);
     }
     println!(
-        "etcd restore plan: snapshot {} (taken {}, revision {}, {} keys, {} bytes)",
+        "etcd restore plan: snapshot {} (taken {}, revision {}, {} keys, {} bytes, from etcd {})",
         plan.snapshot,
         rfc3339(plan.taken),
         plan.revision,
         plan.keys,
-        plan.size
+        plan.size,
+        plan.etcd.as_deref().unwrap_or("of a version not recorded")
     );
     println!(
         "members as recorded in backup {} ({}): initial cluster {}{}",

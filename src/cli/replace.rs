@@ -259,6 +259,9 @@ fn print_plan(
         "5. print what is left: kubectl delete node, cluster.yml --limit {}",
         plan.node
     );
+    for step in &plan.first_control_plane {
+        println!("   first control-plane host: {step}");
+    }
     for w in &plan.warnings {
         println!("warning: {w}");
     }

@@ -152,6 +152,21 @@ fn print_trial(t: &TrialReport) {
         num(o.served_keys),
     ]);
     tb.row(vec![
+        "hashkv at the revision".into(),
+        if r.hashkv.is_some() {
+            "recorded"
+        } else {
+            "not recorded"
+        }
+        .into(),
+        match (&r.hashkv, &o.served_hashkv) {
+            (None, _) => "-".into(),
+            (Some(a), Some(b)) if a == b => "same".into(),
+            (Some(_), Some(_)) => "differs".into(),
+            (Some(_), None) => "nothing".into(),
+        },
+    ]);
+    tb.row(vec![
         "sample keys read back".into(),
         "-".into(),
         format!(
@@ -164,6 +179,7 @@ fn print_trial(t: &TrialReport) {
     if !o.sample.is_empty() {
         println!("sample: {}", o.sample.join(" "));
     }
+    println!("compared: {}", trial::content_check(r));
     for m in &t.mismatches {
         println!("MISMATCH etcd snapshot {}: {m}", t.snapshot);
     }

@@ -8,7 +8,7 @@
 
 use super::chunker::Chunker;
 use super::env::{AdminCert, EtcdEnv};
-use super::index::SnapshotIndex;
+use super::index::{hashkv_text, SnapshotIndex};
 use super::store::ChunkWriter;
 use super::trailer::Trailer;
 use crate::source::remote::shell_quote;
@@ -40,6 +40,10 @@ pub async fn take(
 
 /// Marks the line of the command's stderr that holds `snapshot status`.
 const STATUS: &str = "sprayvault-etcd-status ";
+/// Marks the line holding the member's `endpoint hashkv` at the snapshot's
+/// revision, and the one holding its `endpoint status`.
+const HASHKV: &str = "sprayvault-etcd-hashkv ";
+const ENDPOINT: &str = "sprayvault-etcd-endpoint ";
 
 /// Like [`take`], with the member's `/etc/etcd.env` already read (a backup
 /// has just read it): then the snapshot costs one `ssh` process, the command
@@ -128,6 +132,27 @@ pub async fn take_with_env(
         num("totalKey").unwrap_or(0),
         num("totalSize"),
     );
+    // The member's version and its hash of the key space at the snapshot's
+    // revision, for the restore plan and trial restores; a member that
+    // compacted past the revision in between, or an etcdctl without
+    // hashkv, leaves them out.
+    let marked = |m: &str| {
+        finished
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(m))
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j.trim()).ok())
+    };
+    let hashkv = marked(HASHKV)
+        .and_then(|v| v[0]["HashKV"]["hash"].as_u64())
+        .map(|h| key.mac(hashkv_text(revision, h).as_bytes()));
+    let etcd = marked(ENDPOINT)
+        .and_then(|v| v[0]["Status"]["version"].as_str().map(str::to_string))
+        .filter(|v| {
+            v.len() <= 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        });
     if !trailer.valid() {
         return Err(format!("node {node}: the snapshot's sha256 trailer does not match its content (a truncated or corrupted snapshot); not stored as good"));
     }
@@ -145,6 +170,8 @@ pub async fn take_with_env(
         keys,
         size,
         chunks,
+        etcd,
+        hashkv,
     })
 }
 
@@ -174,7 +201,10 @@ fn save_command(ctl: &str, endpoint: &str, prefix: &str) -> String {
          tail -c +1 -s 0.05 --pid=$pid -f /dev/fd/3; wait $pid; rc=$?; \
          [ $rc = 0 ] || {{ cat \"$log\" >&2; exit $rc; }}; \
          st=$(etcdutl snapshot status \"$t\" -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status \"$t\" -w json) || exit 1; \
-         {{ printf '{STATUS}'; printf %s \"$st\" | tr -d '\\r\\n'; echo; }} >&2",
+         {{ printf '{STATUS}'; printf %s \"$st\" | tr -d '\\r\\n'; echo; }} >&2; \
+         rev=$(printf %s \"$st\" | sed -n 's/.*\"revision\":\\([0-9]*\\).*/\\1/p'); \
+         {{ printf '{HASHKV}'; {ctl} --dial-timeout=5s --command-timeout=60s endpoint hashkv --rev=\"$rev\" -w json 2>/dev/null | tr -d '\\r\\n'; echo; }} >&2; \
+         {{ printf '{ENDPOINT}'; {ctl} --dial-timeout=5s --command-timeout=10s endpoint status -w json 2>/dev/null | tr -d '\\r\\n'; echo; }} >&2",
         ep = shell_quote(endpoint),
         tmpl = shell_quote(&format!("/var/tmp/{prefix}XXXXXXXXXX")),
     )

@@ -32,6 +32,11 @@ impl EtcdEnv {
         EtcdEnv { vars }
     }
 
+    /// Every variable name, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars
             .get(key)

@@ -1,7 +1,11 @@
 //! The `snapshot` file of an etcd snapshot commit: plaintext metadata and
 //! the ordered list of chunks (see vault-layout, "etcd snapshots").
+//! Version 2 adds the member's etcd version and the keyed hash of its
+//! `endpoint hashkv` at the snapshot's revision; version 1 (written before)
+//! has neither and stays readable.
 
 pub const HEADER: &str = "sprayvault-etcd-snapshot 1";
+pub const HEADER_V2: &str = "sprayvault-etcd-snapshot 2";
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotIndex {
@@ -15,14 +19,53 @@ pub struct SnapshotIndex {
     pub size: u64,
     /// `(mac, size)` of each chunk, in order.
     pub chunks: Vec<(String, u64)>,
+    /// The etcd version the member served the snapshot from (`endpoint
+    /// status`); version 2 only.
+    pub etcd: Option<String>,
+    /// The keyed hash ([`hashkv_mac`]) of the member's `endpoint hashkv` at
+    /// `revision`; version 2 only.
+    pub hashkv: Option<String>,
+}
+
+/// The text whose keyed hash the index records for an `endpoint hashkv`:
+/// the hash itself would let anyone confirm a guess of the whole key space.
+pub fn hashkv_text(revision: u64, hash: u64) -> String {
+    format!("sprayvault-hashkv {revision} {hash}")
+}
+
+/// An etcd version as the index may carry it: digits and dots, a few
+/// letters for pre-releases, at most 32 bytes.
+fn plain_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 32
+        && v.starts_with(|c: char| c.is_ascii_digit())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+fn hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl SnapshotIndex {
     pub fn to_text(&self) -> String {
+        let v2 = self.etcd.is_some() || self.hashkv.is_some();
         let mut s = format!(
-            "{HEADER}\nnode {}\nmember {}\ntaken {}\nrevision {}\nkeys {}\nsize {}\n",
-            self.node, self.member, self.taken, self.revision, self.keys, self.size
+            "{}\nnode {}\nmember {}\ntaken {}\nrevision {}\nkeys {}\nsize {}\n",
+            if v2 { HEADER_V2 } else { HEADER },
+            self.node,
+            self.member,
+            self.taken,
+            self.revision,
+            self.keys,
+            self.size
         );
+        if let Some(v) = &self.etcd {
+            s.push_str(&format!("etcd {v}\n"));
+        }
+        if let Some(h) = &self.hashkv {
+            s.push_str(&format!("hashkv {h}\n"));
+        }
         for (mac, size) in &self.chunks {
             s.push_str(&format!("chunk {mac} {size}\n"));
         }
@@ -33,9 +76,15 @@ impl SnapshotIndex {
         let text =
             std::str::from_utf8(bytes).map_err(|_| "snapshot index is not UTF-8".to_string())?;
         let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(format!("snapshot index does not start with {HEADER:?}"));
-        }
+        let v2 = match lines.next() {
+            Some(HEADER) => false,
+            Some(HEADER_V2) => true,
+            _ => {
+                return Err(format!(
+                    "snapshot index does not start with {HEADER:?} or {HEADER_V2:?}"
+                ))
+            }
+        };
         let mut idx = SnapshotIndex {
             node: String::new(),
             member: String::new(),
@@ -44,6 +93,8 @@ impl SnapshotIndex {
             keys: 0,
             size: 0,
             chunks: vec![],
+            etcd: None,
+            hashkv: None,
         };
         for (i, line) in lines.enumerate() {
             let bad = || format!("snapshot index line {}: {line:?}", i + 2);
@@ -55,9 +106,11 @@ impl SnapshotIndex {
                 "revision" => idx.revision = v.parse().map_err(|_| bad())?,
                 "keys" => idx.keys = v.parse().map_err(|_| bad())?,
                 "size" => idx.size = v.parse().map_err(|_| bad())?,
+                "etcd" if v2 && plain_version(v) && idx.etcd.is_none() => idx.etcd = Some(v.into()),
+                "hashkv" if v2 && hex64(v) && idx.hashkv.is_none() => idx.hashkv = Some(v.into()),
                 "chunk" => {
                     let (mac, size) = v.split_once(' ').ok_or_else(bad)?;
-                    if mac.len() != 64 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    if !hex64(mac) {
                         return Err(bad());
                     }
                     idx.chunks
@@ -88,10 +141,44 @@ mod tests {
             keys: 7,
             size: 30,
             chunks: vec![("a".repeat(64), 10), ("b".repeat(64), 20)],
+            etcd: None,
+            hashkv: None,
         };
+        assert!(i.to_text().starts_with("sprayvault-etcd-snapshot 1\n"));
         assert_eq!(SnapshotIndex::parse(i.to_text().as_bytes()).unwrap(), i);
         assert!(
             SnapshotIndex::parse(i.to_text().replace("size 30", "size 31").as_bytes()).is_err()
         );
+    }
+
+    #[test]
+    fn version_2_carries_the_etcd_version_and_the_keyed_hashkv() {
+        let i = SnapshotIndex {
+            node: "node1".into(),
+            member: "etcd1".into(),
+            taken: 1764554400,
+            revision: 42,
+            keys: 7,
+            size: 30,
+            chunks: vec![("a".repeat(64), 30)],
+            etcd: Some("3.5.16".into()),
+            hashkv: Some("c".repeat(64)),
+        };
+        let t = i.to_text();
+        assert!(t.starts_with("sprayvault-etcd-snapshot 2\n"), "{t}");
+        assert!(t.contains("\netcd 3.5.16\nhashkv cccc"), "{t}");
+        assert_eq!(SnapshotIndex::parse(t.as_bytes()).unwrap(), i);
+        // Version 1 has neither line; hostile values are refused.
+        let v1 = t.replace("sprayvault-etcd-snapshot 2", "sprayvault-etcd-snapshot 1");
+        assert!(SnapshotIndex::parse(v1.as_bytes()).is_err());
+        for bad in [
+            "etcd 3.5.16\x1b[2J",
+            "etcd ",
+            "hashkv 1234",
+            "etcd 3.5.16\netcd 3.5.17",
+        ] {
+            let t2 = t.replace("etcd 3.5.16", bad);
+            assert!(SnapshotIndex::parse(t2.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

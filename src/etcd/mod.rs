@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod chunker;
 pub mod env;
+pub mod flags;
 pub mod index;
 pub mod member;
 pub mod prune;

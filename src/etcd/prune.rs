@@ -171,6 +171,8 @@ mod tests {
                 keys: 0,
                 size: 0,
                 chunks: vec![],
+                etcd: None,
+                hashkv: None,
             },
             chunk_blobs: Default::default(),
         }

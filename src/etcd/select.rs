@@ -93,6 +93,8 @@ mod tests {
                 keys: 1,
                 size: 0,
                 chunks: vec![],
+                etcd: None,
+                hashkv: None,
             },
             chunk_blobs: Default::default(),
         }

@@ -174,6 +174,8 @@ mod tests {
             keys: 1,
             size: 0,
             chunks: vec![],
+            etcd: None,
+            hashkv: None,
         };
         let a = commit(session.snapshot(vec![]), &index).unwrap();
         let b = commit(session.snapshot(vec![]), &index).unwrap();

@@ -15,7 +15,7 @@
 //! The plaintext database exists only in that private directory, and only
 //! for the length of the trial.
 
-use super::index::SnapshotIndex;
+use super::index::{hashkv_text, SnapshotIndex};
 use super::store::{self, StoredSnapshot};
 use super::trailer::Trailer;
 use crate::progress::Progress;
@@ -110,6 +110,9 @@ pub struct Observed {
     /// The throwaway etcd's revision and number of live keys.
     pub served_revision: Option<u64>,
     pub served_keys: Option<u64>,
+    /// The keyed hash of the throwaway etcd's `endpoint hashkv` at the
+    /// recorded revision (compared with the member's, recorded at backup).
+    pub served_hashkv: Option<String>,
     /// Keys read back one by one, and those that did not come back.
     pub sample: Vec<String>,
     pub sample_missing: Vec<String>,
@@ -196,7 +199,33 @@ pub fn compare(rec: &SnapshotIndex, o: &Observed) -> Vec<String> {
             o.sample_missing.join(", ")
         ));
     }
+    // The whole key space: the member's hash at backup against the
+    // throwaway etcd's, at the same revision (vaults written before
+    // sprayvault recorded it have none: see [`content_check`]).
+    if rec.hashkv.is_some() && o.served_hashkv != rec.hashkv {
+        m.push(match &o.served_hashkv {
+            Some(_) => format!(
+                "the restored etcd's `endpoint hashkv` at revision {} differs from the member's at backup: the key space is not what was backed up",
+                rec.revision
+            ),
+            None => format!(
+                "the restored etcd gave no `endpoint hashkv` at revision {}",
+                rec.revision
+            ),
+        });
+    }
     m
+}
+
+/// How much of the content a trial compares: the whole key space when the
+/// snapshot's index recorded the member's `endpoint hashkv`, else (snapshots
+/// written before) revision, key count and a sample of keys only.
+pub fn content_check(rec: &SnapshotIndex) -> &'static str {
+    if rec.hashkv.is_some() {
+        "the whole key space (endpoint hashkv at the snapshot's revision)"
+    } else {
+        "revision, key count and a sample of keys only (this snapshot was taken before sprayvault recorded endpoint hashkv)"
+    }
 }
 
 /// Picks up to `n` keys spread evenly over `keys` (sorted, as etcd lists them).
@@ -525,6 +554,18 @@ pub fn trial(
     .and_then(|s| json(&s, "endpoint status"))
     .map_err(failed)?;
     o.served_revision = st[0]["Status"]["header"]["revision"].as_u64();
+    if snap.index.hashkv.is_some() {
+        let rev = format!("--rev={}", snap.index.revision);
+        let key = vault.current_content_key(identity)?;
+        o.served_hashkv = output(
+            &mut ctl(&["endpoint", "hashkv", &rev, "-w", "json"]),
+            "endpoint hashkv",
+        )
+        .and_then(|s| json(&s, "endpoint hashkv"))
+        .ok()
+        .and_then(|v| v[0]["HashKV"]["hash"].as_u64())
+        .map(|h| key.mac(hashkv_text(snap.index.revision, h).as_bytes()));
+    }
     let listed = output(
         &mut ctl(&["get", "", "--prefix", "--keys-only", "-w", "json"]),
         "listing the keys",
@@ -612,6 +653,8 @@ mod tests {
             keys: 95,
             size: 20512,
             chunks: vec![],
+            etcd: None,
+            hashkv: None,
         }
     }
 
@@ -623,6 +666,7 @@ mod tests {
             status_keys: Some(95),
             status_db_size: Some(20480),
             served_revision: Some(81),
+            served_hashkv: None,
             served_keys: Some(50),
             sample: vec!["/registry/a".into()],
             sample_missing: vec![],
@@ -633,6 +677,35 @@ mod tests {
     #[test]
     fn a_snapshot_that_restores_as_recorded_matches() {
         assert_eq!(compare(&recorded(), &good()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_recorded_hashkv_is_compared_and_a_different_one_named() {
+        let rec = SnapshotIndex {
+            hashkv: Some("a".repeat(64)),
+            ..recorded()
+        };
+        let same = Observed {
+            served_hashkv: Some("a".repeat(64)),
+            ..good()
+        };
+        assert_eq!(compare(&rec, &same), Vec::<String>::new());
+        let other = Observed {
+            served_hashkv: Some("b".repeat(64)),
+            ..good()
+        };
+        let m = compare(&rec, &other);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].contains("`endpoint hashkv` at revision 81 differs from the member's at backup"),
+            "{m:?}"
+        );
+        assert_eq!(compare(&rec, &good()).len(), 1);
+        // Snapshots taken before: the other checks only, and said so.
+        assert!(
+            content_check(&recorded()).contains("taken before sprayvault recorded endpoint hashkv")
+        );
+        assert!(content_check(&rec).contains("whole key space"));
     }
 
     #[test]

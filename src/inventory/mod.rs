@@ -133,6 +133,9 @@ pub struct Inventory {
     /// The hosts of the `etcd` group in Ansible's order, which gives
     /// kubespray's default member names (`etcd1`, `etcd2`, ...).
     pub etcd_order: Vec<String>,
+    /// The hosts of `kube_control_plane` in Ansible's order: kubespray's
+    /// first one initialises the control plane.
+    pub control_plane_order: Vec<String>,
 }
 
 /// Loads an inventory file (YAML by its extension, else INI, as Ansible
@@ -227,6 +230,7 @@ fn build(mut data: data::Data, base: Option<PathBuf>) -> Result<Inventory, Inven
         groups: data.members(),
         skipped: Vec::new(),
         etcd_order: data.ordered_hosts("etcd"),
+        control_plane_order: data.ordered_hosts("kube_control_plane"),
     })
 }
 

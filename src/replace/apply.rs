@@ -457,10 +457,14 @@ pub async fn apply(c: &Context<'_>) -> ReplaceReport {
     .await;
     match result {
         Ok(()) => {
-            report.left = vec![
-                format!("kubectl get node {node} && kubectl delete node {node}   # if the cluster still lists the old {node} (sprayvault does not ask the API server)"),
-                format!("ansible-playbook -i {} cluster.yml --limit {node}", c.inventory),
-            ];
+            report.left = vec![format!("kubectl get node {node} && kubectl delete node {node}   # if the cluster still lists the old {node} (sprayvault does not ask the API server)")];
+            report
+                .left
+                .extend(c.plan.first_control_plane.iter().cloned());
+            report.left.push(format!(
+                "ansible-playbook -i {} cluster.yml --limit {node}",
+                c.inventory
+            ));
         }
         Err(Failed(why)) => {
             c.progress.warn(&why);

@@ -5,6 +5,7 @@
 use super::plan::{EtcdSeen, NodeSeen, Observed, OtherMember, RecordedMember};
 use super::ReplaceError;
 use crate::etcd::env::EtcdEnv;
+use crate::etcd::flags;
 use crate::etcd::member::{self, Etcdctl};
 use crate::inventory::Inventory;
 use crate::restore;
@@ -176,6 +177,20 @@ pub async fn gather(
             },
             Err(_) => false,
         };
+        // The node's etcd must start on the etcd.env the replacement writes
+        // (the vault's, with the new cluster's settings: same keys).
+        let env_check = match (node_remote, &recorded_env) {
+            (Ok(r), Some((_, text))) => r
+                .run_privileged(flags::PROBE, "reading etcd's version and flags")
+                .await
+                .ok()
+                .map(|out| {
+                    let bin = flags::Binary::parse(&out);
+                    let v = flags::check(&EtcdEnv::parse(&String::from_utf8_lossy(text)), &bin);
+                    (bin, v)
+                }),
+            _ => None,
+        };
         Some(EtcdSeen {
             inventory_name: inventory
                 .etcd_member_name(node)
@@ -183,6 +198,7 @@ pub async fn gather(
             recorded,
             others: list,
             own_healthy,
+            env_check,
         })
     } else {
         None
@@ -200,6 +216,7 @@ pub async fn gather(
             target,
             etcd,
             force,
+            control_plane: inventory.control_plane_order.clone(),
         },
         restore: restore_plan,
         recorded_env,

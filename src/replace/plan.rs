@@ -38,6 +38,9 @@ pub struct EtcdSeen {
     pub others: Vec<OtherMember>,
     /// The node's own etcd answers `endpoint health` with its own certificate.
     pub own_healthy: bool,
+    /// The node's `etcd` (version and flags) and whether it starts on the
+    /// vault's `etcd.env`; `None` when it was not read.
+    pub env_check: Option<(crate::etcd::flags::Binary, crate::etcd::flags::Verdict)>,
 }
 
 /// The node to replace, as the restore plan sees it.
@@ -61,6 +64,8 @@ pub struct Observed {
     /// `Some` when the node is in the inventory's etcd group.
     pub etcd: Option<EtcdSeen>,
     pub force: bool,
+    /// The hosts of `kube_control_plane` in the inventory's order.
+    pub control_plane: Vec<String>,
 }
 
 /// A reason not to go ahead. Nothing has been changed when one is found.
@@ -112,6 +117,11 @@ pub enum Refusal {
         needed: usize,
         down: Vec<String>,
     },
+    /// The node's etcd would not start on the `etcd.env` the replacement
+    /// writes (the sentence names the settings).
+    EtcdWillNotStart {
+        why: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -159,6 +169,7 @@ impl fmt::Display for Refusal {
                 "replacing node {node} changes the membership of a {voters}-member cluster, which needs {needed} healthy voting members besides it, and {healthy} are ({} not healthy); removing it would lose quorum: bring those members back first, or restore the whole cluster with `sprayvault etcd restore`",
                 down.join(", ")
             ),
+            Refusal::EtcdWillNotStart { why } => write!(f, "{why}"),
         }
     }
 }
@@ -196,6 +207,34 @@ pub struct ReplacePlan {
     pub etcd: Option<EtcdPlan>,
     pub refusals: Vec<Refusal>,
     pub warnings: Vec<String>,
+    /// What kubespray needs besides `cluster.yml --limit NODE` when the
+    /// node is its first control-plane host.
+    pub first_control_plane: Vec<String>,
+}
+
+/// What kubespray needs when `node` is the first host of
+/// `kube_control_plane` (kubespray's docs, "Replacing a first control plane
+/// node"): its first host is the one that initialises the control plane,
+/// and joining nodes find it through the `cluster-info` ConfigMap.
+pub fn first_control_plane(node: &str, control_plane: &[String]) -> Vec<String> {
+    if control_plane.first().map(String::as_str) != Some(node) {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    if let Some(other) = control_plane.get(1) {
+        out.push(format!(
+            "{node} is first in kube_control_plane: for this run, list it after {} in the inventory's kube_control_plane (and etcd) groups, so that kubespray does not treat the new machine as the one that initialises the control plane",
+            control_plane[1..].join(", ")
+        ));
+        out.push(format!(
+            "kubectl -n kube-public get configmap cluster-info -o yaml   # its server must be a live control-plane host ({other}), its certificate-authority-data the CA in /etc/kubernetes/ssl/ca.crt (restored unchanged)"
+        ));
+    } else {
+        out.push(format!(
+            "{node} is the only host of kube_control_plane: run cluster.yml without --limit once the node is back"
+        ));
+    }
+    out
 }
 
 /// Majority of `n` voters.
@@ -259,6 +298,7 @@ pub fn decide(o: &Observed) -> ReplacePlan {
         etcd,
         refusals,
         warnings,
+        first_control_plane: first_control_plane(node, &o.control_plane),
     }
 }
 
@@ -272,6 +312,15 @@ fn decide_etcd(
     if o.deployment_type.as_deref() == Some("kubeadm") {
         refusals.push(Refusal::KubeadmEtcd { node: node.clone() });
         return None;
+    }
+    if let Some((bin, v)) = &e.env_check {
+        let path = "/etc/etcd.env";
+        if let Some(why) = crate::etcd::flags::sentence(node, path, bin, v) {
+            match v {
+                crate::etcd::flags::Verdict::Ignored(_) => warnings.push(why),
+                _ => refusals.push(Refusal::EtcdWillNotStart { why }),
+            }
+        }
     }
     let rec = match &e.recorded {
         Ok(r) => r,
@@ -447,13 +496,67 @@ mod tests {
                     other("node2", "etcd2", true, &c),
                 ],
                 own_healthy: false,
+                env_check: None,
             }),
             force: false,
+            control_plane: vec!["node1".into(), "node2".into(), "node3".into()],
         }
     }
 
     fn etcd(o: &mut Observed) -> &mut EtcdSeen {
         o.etcd.as_mut().unwrap()
+    }
+
+    #[test]
+    fn an_etcd_that_would_not_start_on_the_recorded_etcd_env_is_refused_by_name() {
+        use crate::etcd::flags::{Binary, Verdict};
+        let mut o = seen();
+        let bin = Binary {
+            version: Some("3.7.0".into()),
+            flags: ["name".to_string()].into_iter().collect(),
+        };
+        etcd(&mut o).env_check = Some((
+            bin.clone(),
+            Verdict::Refused(vec!["ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK".into()]),
+        ));
+        let p = decide(&o);
+        assert!(
+            matches!(&p.refusals[..], [Refusal::EtcdWillNotStart { why }] if why.contains("ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK which etcd 3.7.0 does not have")),
+            "{:?}",
+            p.refusals
+        );
+        // Settings an older etcd only logs are a warning.
+        etcd(&mut o).env_check = Some((
+            Binary {
+                version: Some("3.5.16".into()),
+                ..bin
+            },
+            Verdict::Ignored(vec!["ETCD_PROXY".into()]),
+        ));
+        let p = decide(&o);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert!(
+            p.warnings.iter().any(|w| w.contains("ETCD_PROXY")),
+            "{:?}",
+            p.warnings
+        );
+    }
+
+    #[test]
+    fn the_first_control_plane_host_gets_kubesprays_extra_steps_and_the_others_none() {
+        let cp: Vec<String> = ["node1", "node2", "node3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(first_control_plane("node3", &cp).is_empty());
+        let steps = first_control_plane("node1", &cp);
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(steps[0].contains("list it after node2, node3"), "{steps:?}");
+        assert!(steps[1].contains("cluster-info"), "{steps:?}");
+        let mut o = seen();
+        o.node = "node1".into();
+        assert_eq!(decide(&o).first_control_plane, steps);
+        assert!(first_control_plane("node1", &cp[..1]).len() == 1);
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! Carrying out a restore plan on the target.
 
+use super::hold::{decide, Hold};
 use super::plan::{owner_ids, sha256, Action, Plan};
 use super::RestoreError;
 use crate::paths::parent;
 use crate::progress::Progress;
 use crate::source::accounts::Accounts;
-use crate::source::remote::Attrs;
+use crate::source::remote::{components, root_only, Attrs};
 use crate::source::NodeFs;
 use crate::vault::manifest::{Entry, Kind};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 #[derive(Debug, Serialize)]
@@ -92,6 +93,64 @@ pub fn new_dir_meta(entries: &[Entry], dir: &str, accounts: &Accounts) -> (u32, 
     }
 }
 
+/// The entry the backup recorded for directory `dir`, if any.
+fn recorded_dir<'a>(entries: &'a [Entry], dir: &str) -> Option<&'a Entry> {
+    entries
+        .iter()
+        .find(|e| e.path == dir && e.kind == Kind::Dir)
+}
+
+/// Directories held under root for this restore (see [`super::hold`]),
+/// each with the entry whose owner and mode it gets back at the end.
+#[derive(Default)]
+pub(crate) struct Held(BTreeMap<String, Entry>);
+
+/// Does a directory recorded as `e` need holding while the restore writes
+/// below it (its owner is not root, or group or other may write)?
+fn needs_holding(e: &Entry, accounts: &Accounts) -> bool {
+    owner_ids(e, accounts).0 != 0 || e.mode & 0o022 != 0
+}
+
+/// Takes, top-down, each existing directory above `path` that the backup
+/// recorded and that its recorded account owns (see [`super::hold`]), so that
+/// only root can change anything between `/` and `path`'s directory. Stops at
+/// the first directory that does not exist yet ([`ensure_dir`] makes it held).
+async fn hold_above<N: NodeFs>(
+    remote: &N,
+    entries: &[Entry],
+    path: &str,
+    held: &mut Held,
+) -> Result<(), RestoreError> {
+    for dir in components(parent(path)) {
+        if held.0.contains_key(&dir) {
+            continue;
+        }
+        let Some(rec) = recorded_dir(entries, &dir) else {
+            continue;
+        };
+        let Some(now) = remote.lstat(&dir).await? else {
+            return Ok(());
+        };
+        let Hold::Take { mode, gid } = decide(&now, Some(owner_ids(rec, remote.accounts()).0))
+        else {
+            continue;
+        };
+        // Recorded before it is taken: whatever happens next, the end of the
+        // restore gives it back.
+        held.0.insert(dir.clone(), rec.clone());
+        remote.set_meta(&dir, mode, 0, gid, None).await?;
+        if !remote.lstat(&dir).await?.as_ref().is_some_and(root_only) {
+            return Err(RestoreError::Refused {
+                node: remote.node().to_string(),
+                path: dir,
+                why: "is not root-only after taking it for the restore; refusing to write below it"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Makes sure `dir` and its parents exist, creating missing ones with the
 /// mode and owner the backup recorded for them (root:root 0755 for
 /// directories it did not record), so that nothing is ever written into a
@@ -101,6 +160,7 @@ async fn ensure_dir<N: NodeFs>(
     entries: &[Entry],
     dir: &str,
     made: &mut BTreeSet<String>,
+    held: &mut Held,
 ) -> Result<(), RestoreError> {
     if dir == "/" || made.contains(dir) {
         return Ok(());
@@ -115,17 +175,29 @@ async fn ensure_dir<N: NodeFs>(
             })
         }
         None => {
-            Box::pin(ensure_dir(remote, entries, parent(dir), made)).await?;
-            make_dir(remote, entries, dir).await?;
+            Box::pin(ensure_dir(remote, entries, parent(dir), made, held)).await?;
+            make_dir(remote, entries, dir, held).await?;
         }
     }
     made.insert(dir.to_string());
     Ok(())
 }
 
-async fn make_dir<N: NodeFs>(remote: &N, entries: &[Entry], dir: &str) -> Result<(), RestoreError> {
-    let (mode, uid, gid) = new_dir_meta(entries, dir, remote.accounts());
+/// Creates `dir`. One the backup recorded as another account's (or open to
+/// group or other) stays root's and private, held until the end of the
+/// restore gives it its recorded owner and mode.
+async fn make_dir<N: NodeFs>(
+    remote: &N,
+    entries: &[Entry],
+    dir: &str,
+    held: &mut Held,
+) -> Result<(), RestoreError> {
     remote.mkdir(dir).await?;
+    if let Some(rec) = recorded_dir(entries, dir).filter(|e| needs_holding(e, remote.accounts())) {
+        held.0.insert(dir.to_string(), rec.clone());
+        return Ok(remote.set_meta(dir, 0o700, 0, 0, None).await?);
+    }
+    let (mode, uid, gid) = new_dir_meta(entries, dir, remote.accounts());
     remote.set_meta(dir, mode, uid, gid, None).await?;
     Ok(())
 }
@@ -198,15 +270,17 @@ async fn restore_entry<N: NodeFs>(
     plan: &Plan,
     idx: usize,
     made: &mut BTreeSet<String>,
+    held: &mut Held,
 ) -> Result<bool, RestoreError> {
     let e = &plan.entries[idx];
     let item = &plan.items[idx];
-    ensure_dir(remote, &plan.entries, parent(&e.path), made).await?;
+    hold_above(remote, &plan.entries, &e.path, held).await?;
+    ensure_dir(remote, &plan.entries, parent(&e.path), made, held).await?;
     check_ancestors(remote, plan, &e.path).await?;
     match e.kind {
         Kind::Dir => {
             if item.action == Action::Create {
-                make_dir(remote, &plan.entries, &e.path).await?;
+                make_dir(remote, &plan.entries, &e.path, held).await?;
             }
             made.insert(e.path.clone());
             // Times of directories are set after their content.
@@ -280,17 +354,19 @@ pub async fn apply_within<N: NodeFs>(
         cut_off: None,
     };
     let mut made = BTreeSet::new();
+    let mut held = Held::default();
     for (idx, item) in plan.items.iter().enumerate() {
         if item.action == Action::Leave {
             report.left += 1;
             continue;
         }
-        let work = restore_entry(remote, plan, idx, &mut made);
+        let work = restore_entry(remote, plan, idx, &mut made, &mut held);
         let Ok(done) = tokio::time::timeout(step, work).await else {
             let why = past(node, &format!("restoring {}", item.path), step);
             progress.warn(&why);
             report.errors.push((item.path.clone(), why.clone()));
             report.cut_off = Some(why);
+            left_held(&mut report, &held);
             return Ok(report);
         };
         match done {
@@ -310,23 +386,36 @@ pub async fn apply_within<N: NodeFs>(
             }
         }
     }
-    for (idx, e) in plan.entries.iter().enumerate().rev() {
+    // Directory metadata last, deepest first: the directories the plan
+    // changes, and those held for the restore (given back through parents
+    // still held).
+    let mut last: BTreeMap<String, Entry> = held.0.clone();
+    for (idx, e) in plan.entries.iter().enumerate() {
         if e.kind == Kind::Dir
             && plan.items[idx].action != Action::Leave
             && !report.errors.iter().any(|(p, _)| p == &e.path)
         {
-            let (uid, gid) = owner_ids(e, remote.accounts());
-            let set = remote.set_meta(&e.path, e.mode, uid, gid, Some(e.mtime));
-            match tokio::time::timeout(step, set).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => report.errors.push((e.path.clone(), err.to_string())),
-                Err(_) => {
-                    let why = past(node, &format!("setting the metadata of {}", e.path), step);
-                    progress.warn(&why);
-                    report.errors.push((e.path.clone(), why.clone()));
-                    report.cut_off = Some(why);
-                    return Ok(report);
-                }
+            last.insert(e.path.clone(), e.clone());
+        }
+    }
+    let mut given = BTreeSet::new();
+    for (path, e) in last.iter().rev() {
+        let path = path.as_str();
+        let (uid, gid) = owner_ids(e, remote.accounts());
+        let set = remote.set_meta(path, e.mode, uid, gid, Some(e.mtime));
+        match tokio::time::timeout(step, set).await {
+            Ok(Ok(())) => {
+                given.insert(path.to_string());
+            }
+            Ok(Err(err)) => report.errors.push((path.to_string(), err.to_string())),
+            Err(_) => {
+                let why = past(node, &format!("setting the metadata of {path}"), step);
+                progress.warn(&why);
+                report.errors.push((path.to_string(), why.clone()));
+                report.cut_off = Some(why);
+                held.0.retain(|p, _| !given.contains(p) && p != path);
+                left_held(&mut report, &held);
+                return Ok(report);
             }
         }
     }
@@ -348,6 +437,22 @@ pub async fn apply_within<N: NodeFs>(
         report.trust_store = Some(t);
     }
     Ok(report)
+}
+
+/// A restore cut off before it gave held directories back leaves them
+/// root-owned: each is named, with what sets its owner again.
+fn left_held(report: &mut RestoreReport, held: &Held) {
+    for (path, e) in held.0.iter().rev() {
+        report.errors.push((
+            path.clone(),
+            format!(
+                "left root-owned (held for the restore, recorded {}:{} {:04o}); the next restore or kubespray's next run sets its owner",
+                e.owner.as_deref().unwrap_or("?"),
+                e.group.as_deref().unwrap_or("?"),
+                e.mode & 0o7777
+            ),
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! ends the restore at the deadline, with the step named, instead of hanging it.
 
 pub mod apply;
+mod hold;
 pub mod plan;
 #[cfg(test)]
 mod tests;

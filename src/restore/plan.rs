@@ -190,7 +190,7 @@ pub fn decide_owner(e: &Entry, accounts: &Accounts, owners: Owners) -> Owner {
         let verb = if missing.contains(" and ") { "are" } else { "is" };
         match owners {
             Owners::RootForMissing => format!(
-                "{missing} {verb} not on the target: root applied (--numeric-ids: the recorded {recorded})"
+                "{missing} {verb} not on the target: root applied until kubespray's next run sets the owner (--numeric-ids: the recorded {recorded})"
             ),
             Owners::NumericIds => format!(
                 "{missing} {verb} not on the target: the recorded {recorded} applied (--numeric-ids)"
@@ -485,7 +485,7 @@ mod tests {
         assert_eq!(o.shown, "root:kube-cert");
         assert_eq!(
             o.note.as_deref(),
-            Some("user etcd is not on the target: root applied (--numeric-ids: the recorded uid 997)")
+            Some("user etcd is not on the target: root applied until kubespray's next run sets the owner (--numeric-ids: the recorded uid 997)")
         );
         assert_eq!(applied(&e, &a, &o), (0, 20996));
 
@@ -494,7 +494,7 @@ mod tests {
         assert_eq!((o.uid, o.gid, o.shown.as_str()), (0, 0, "root:root"));
         assert_eq!(
             o.note.as_deref(),
-            Some("user etcd and group etcd are not on the target: root applied (--numeric-ids: the recorded uid 997, gid 995)")
+            Some("user etcd and group etcd are not on the target: root applied until kubespray's next run sets the owner (--numeric-ids: the recorded uid 997, gid 995)")
         );
         assert_eq!(applied(&e, &a, &o), (0, 0));
     }

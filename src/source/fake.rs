@@ -7,7 +7,7 @@
 
 use super::accounts::Accounts;
 use super::node::NodeFs;
-use super::remote::{Attrs, Meta};
+use super::remote::{chain_of, components, Attrs, Chain, Meta};
 use super::SourceError;
 use crate::paths::parent;
 use crate::vault::manifest::Kind;
@@ -129,6 +129,16 @@ impl FakeNode {
         }
     }
 
+    /// How far down `dir` only root can change things, as the SSH remote
+    /// decides it.
+    fn chain(&self, fs: &BTreeMap<String, FakeEntry>, dir: &str) -> Chain {
+        let metas: Vec<Option<Meta>> = components(dir)
+            .iter()
+            .map(|c| fs.get(c).map(|e| e.meta.clone()))
+            .collect();
+        chain_of(dir, fs.get("/").map(|e| &e.meta), &metas)
+    }
+
     /// The parent of `path` must exist and be a directory (not a link to one).
     fn check_parent(
         &self,
@@ -204,6 +214,13 @@ impl NodeFs for FakeNode {
     ) -> Result<(), SourceError> {
         let mut fs = self.fs.lock().unwrap();
         self.check_parent(&fs, path)?;
+        // As the remote: the file's own directory may be open (the file is
+        // staged elsewhere), nothing above it.
+        if let Chain::OpenAt { first, .. } = self.chain(&fs, parent(path)) {
+            if first != parent(path) {
+                return Err(self.err(path, &format!("{first} can be changed by an account other than root, above the file's directory; refusing to write through it")));
+            }
+        }
         if fs.get(path).and_then(|e| e.meta.kind) == Some(Kind::Dir) {
             return Err(self.err(path, "Is a directory"));
         }
@@ -249,6 +266,9 @@ impl NodeFs for FakeNode {
         mtime: Option<i64>,
     ) -> Result<(), SourceError> {
         let mut fs = self.fs.lock().unwrap();
+        if let Chain::OpenAt { first, .. } = self.chain(&fs, parent(path)) {
+            return Err(self.err(path, &format!("{first} can be changed by an account other than root; refusing to set owner and mode through it")));
+        }
         let e = fs
             .get_mut(path)
             .ok_or_else(|| self.err(path, "No such file"))?;

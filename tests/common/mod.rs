@@ -104,7 +104,8 @@ pub fn age_key(dir: &Path, name: &str) -> AgeKey {
     }
 }
 
-/// The etcd a lab runs: Debian's 3.4 in /usr/bin, or 3.5.1 in each node's
+/// The etcd a lab runs: Debian's 3.4 in /usr/bin, or Debian trixie's 3.5.x
+/// (whose etcdutl bumps the revision on restore) in each node's
 /// own /usr/local/bin as kubespray installs it (`scripts/lab up --etcd-version`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EtcdVersion {
@@ -126,7 +127,7 @@ impl EtcdVersion {
     pub fn etcd35_dir() -> PathBuf {
         std::env::var_os("SPRAYVAULT_ETCD35")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/cache/sprayvault/etcd-v3.5.1"))
+            .unwrap_or_else(|| PathBuf::from("/var/cache/sprayvault/etcd-debian-3.5"))
     }
 
     /// The host-side directory holding this version's etcd, etcdctl (and

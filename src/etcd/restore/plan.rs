@@ -6,6 +6,7 @@ use super::tool::{too_old, ToolInfo, PROBE};
 use super::{Commands, EtcdRestoreError};
 use crate::etcd::capture::etcdctl;
 use crate::etcd::env::{parse_cluster, AdminCert, EtcdEnv};
+use crate::etcd::flags;
 use crate::etcd::store::{StoredSnapshot, PREFIX};
 use crate::source::remote::shell_quote;
 use crate::source::Remote;
@@ -58,6 +59,8 @@ pub struct RestorePlan {
     pub keys: u64,
     pub size: u64,
     pub taken: i64,
+    /// The etcd version the snapshot was served by, where it was recorded.
+    pub etcd: Option<String>,
     /// The backup whose copies of `/etc/etcd.env` give names and URLs.
     pub backup: String,
     pub backup_time: i64,
@@ -184,6 +187,9 @@ pub struct Found {
     pub data_avail_kib: Option<u64>,
     pub tmp_avail_kib: Option<u64>,
     pub answering: bool,
+    /// The member's `etcd` (version and flags), for the check of the
+    /// `etcd.env` it will start on.
+    pub binary: Option<crate::etcd::flags::Binary>,
 }
 
 async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreError> {
@@ -213,6 +219,11 @@ async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreErro
         )
         .await?;
     f.tool = ToolInfo::parse(&facts);
+    f.binary = remote
+        .run_privileged(flags::PROBE, "reading etcd's version and flags")
+        .await
+        .ok()
+        .map(|t| flags::Binary::parse(&t));
     for line in facts.lines() {
         match line.split_once(' ') {
             Some(("member", _)) => f.has_data = true,
@@ -381,11 +392,46 @@ pub fn decide(
                 }
             }
         }
+        // The member starts on its own etcd.env: will its etcd take it?
+        if let (Some(live), Some(bin)) = (&f.live_env, &f.binary) {
+            let v = flags::check(live, bin);
+            if let Some(s) = flags::sentence(node, ENV_PATH, bin, &v) {
+                match v {
+                    flags::Verdict::Ignored(_) => warnings.push(s),
+                    _ => problems.push(s),
+                }
+            }
+        }
         let admin = f.admin.clone().unwrap_or_else(|| rec.env.admin(node));
         if !f.admin_cert {
             problems.push(format!(
                 "node {node} has no admin certificate {} and key {} (ETCDCTL_CERT and ETCDCTL_KEY of its /etc/etcd.env, else kubespray's names) to check etcd's health with; {restore_again}",
                 admin.cert, admin.key
+            ));
+        }
+        // An older etcd does not start on a newer data directory, and 3.6
+        // removed `etcdctl snapshot restore`.
+        let member_version = f.binary.as_ref().and_then(|b| b.version.clone());
+        if let (Some(from), Some(to)) = (&snap.index.etcd, &member_version) {
+            if flags::minor_of(from)
+                .zip(flags::minor_of(to))
+                .is_some_and(|(a, b)| a > b)
+            {
+                problems.push(format!(
+                    "node {node}: snapshot {} came from etcd {from} and node {node} runs etcd {to}; an older etcd does not start on a newer data directory: upgrade etcd on {node} to {from} or later first (kubespray's etcd_version), then run again",
+                    snap.name
+                ));
+            }
+        }
+        if member_version
+            .as_deref()
+            .and_then(flags::minor_of)
+            .is_some_and(|v| v >= (3, 6))
+            && f.tool.tool != "etcdutl"
+        {
+            problems.push(format!(
+                "node {node} runs etcd {} but has no etcdutl; etcd 3.6 removed `etcdctl snapshot restore`: install etcdutl beside etcd (kubespray puts it in /usr/local/bin)",
+                member_version.as_deref().unwrap_or_default()
             ));
         }
         let tool = f.tool.clone();
@@ -534,6 +580,7 @@ pub fn decide(
         keys: snap.index.keys,
         size: snap.index.size,
         taken: snap.index.taken,
+        etcd: snap.index.etcd.clone(),
         backup: short,
         backup_time,
         initial_cluster,

@@ -36,6 +36,8 @@ fn snap() -> StoredSnapshot {
             keys: 30,
             size: 10 << 20,
             chunks: vec![],
+            etcd: None,
+            hashkv: None,
         },
         chunk_blobs: Default::default(),
     }
@@ -61,6 +63,7 @@ fn member(i: u8) -> MemberInput {
             data_avail_kib: Some(1 << 20),
             tmp_avail_kib: Some(1 << 20),
             answering: false,
+            binary: None,
         },
         target: format!("root@10.0.0.{i}"),
         upload: format!("/var/tmp/sprayvault-etcd-restore-{i:032x}/snapshot.db"),
@@ -363,5 +366,89 @@ fn refused_when_the_data_dir_climbs_with_dot_dot() {
     only_problem(
         &plan(m, false),
         "ETCD_DATA_DIR \"/var/../etc\" in the vault's /etc/etcd.env is not an absolute path",
+    );
+}
+
+#[test]
+fn refused_when_a_member_s_etcd_would_not_start_on_its_etcd_env() {
+    use crate::etcd::flags::Binary;
+    let mut m = three();
+    let mut text = env_text(2);
+    text.push_str("ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK=True\n");
+    m[1].found.live_env = Some(EtcdEnv::parse(&text));
+    let bin = Binary::parse(&format!(
+        "etcd Version: 3.7.0\n--help\n{}",
+        include_str!("../../../tests/fixtures/etcd-help/etcd-3.7-style.txt")
+    ));
+    for x in m.iter_mut() {
+        x.found.binary = Some(bin.clone());
+    }
+    only_problem(
+        &plan(m, false),
+        "node node2: /etc/etcd.env sets ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK which etcd 3.7.0 does not have, and it will not start",
+    );
+}
+
+/// An etcd of `version` with the flags the members' etcd.env set.
+fn etcd_binary(version: &str) -> crate::etcd::flags::Binary {
+    crate::etcd::flags::Binary {
+        version: Some(version.into()),
+        flags: [
+            "name",
+            "data-dir",
+            "initial-advertise-peer-urls",
+            "advertise-client-urls",
+            "initial-cluster",
+            "initial-cluster-state",
+            "initial-cluster-token",
+        ]
+        .iter()
+        .map(|f| f.to_string())
+        .collect(),
+    }
+}
+
+#[test]
+fn refused_when_the_snapshot_came_from_a_newer_etcd_than_a_member_runs() {
+    let mut m = three();
+    for (i, x) in m.iter_mut().enumerate() {
+        x.found.binary = Some(etcd_binary(if i == 2 { "3.5.16" } else { "3.6.10" }));
+    }
+    let mut s = snap();
+    s.index.etcd = Some("3.6.10".into());
+    let p = decide(
+        &s,
+        ("abc1234567".into(), 0),
+        vec![],
+        m,
+        &Commands::default(),
+        false,
+        "20261202T060000Z",
+    );
+    assert_eq!(p.problems.len(), 1, "{:#?}", p.problems);
+    assert!(
+        p.problems[0].contains("came from etcd 3.6.10 and node node3 runs etcd 3.5.16; an older etcd does not start on a newer data directory"),
+        "{:#?}",
+        p.problems
+    );
+    assert_eq!(p.etcd.as_deref(), Some("3.6.10"));
+}
+
+#[test]
+fn refused_when_a_member_runs_etcd_3_6_without_etcdutl() {
+    let mut m = three();
+    m[0].found.tool = ToolInfo {
+        tool: "etcdctl".into(),
+        version: Some("3.6.10".into()),
+        bump: false,
+    };
+    m[0].found.binary = Some(etcd_binary("3.6.10"));
+    let p = plan(m, false);
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| x.contains("node node1 runs etcd 3.6.10 but has no etcdutl")),
+        "{:#?}",
+        p.problems
     );
 }

@@ -24,7 +24,7 @@ mod ssh;
 mod stream;
 mod watch;
 pub use commands::{Commands, Finished};
-pub use private::{Attrs, Chain, STAGE_PREFIX};
+pub use private::{chain_of, components, root_only, Attrs, Chain, STAGE_PREFIX};
 pub use stream::Upload;
 pub use watch::Watch;
 

@@ -48,7 +48,7 @@ pub enum Chain {
 }
 
 /// The directories from `/` down to `dir` itself (`/` excluded).
-fn components(dir: &str) -> Vec<String> {
+pub fn components(dir: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     for part in dir.split('/').filter(|p| !p.is_empty()) {
