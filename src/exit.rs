@@ -32,6 +32,8 @@ pub enum Exit {
     /// The vault's history is unsigned, signed by another key, or re-keyed
     /// (not the pinned fingerprint); `--accept-new-key` accepts a new one.
     Untrusted,
+    /// `preflight`: a check failed; kubespray's `--limit` run would stop there.
+    PreflightFailed,
 }
 
 /// An error that knows which exit status it means.

@@ -26,7 +26,7 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct ShowArgs {
-    /// Which backup (commit id, tag, latest, latest~N, or a date); default latest.
+    /// Which backup (commit id, latest, latest~N, or a date); default latest.
     at: Option<String>,
     /// Print the recorded local modifications of the checkout (a patch for `git apply`); needs --identity.
     #[arg(long, requires = "identity")]
@@ -42,7 +42,7 @@ pub struct RestoreArgs {
     /// The directory to write into; it stands for the kubespray directory.
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
-    /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
+    /// Which backup: a commit id, latest, latest~N, or a date (the last backup at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
     /// Show the plan and change nothing.

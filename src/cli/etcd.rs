@@ -22,7 +22,7 @@ pub enum Command {
 #[derive(clap::Args)]
 pub struct ExportArgs {
     /// Which snapshot: latest (default), its name, an etcd revision, a backup
-    /// (commit, tag, latest~N), or a date (the last taken at or before it).
+    /// (commit id, latest~N), or a date (the last taken at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
     /// Where to write the snapshot file; - for standard output (then a

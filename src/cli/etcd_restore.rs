@@ -13,7 +13,7 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct Args {
     /// Which snapshot: latest (default), its name, an etcd revision, a backup
-    /// (commit, tag, latest~N), or a date (the last taken at or before it).
+    /// (commit id, latest~N), or a date (the last taken at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
     #[command(flatten)]

@@ -12,7 +12,7 @@ pub trait Numbered {
 }
 
 /// Every exit status, in table order (the README and `--help` list them).
-pub const ALL: [Exit; 12] = [
+pub const ALL: [Exit; 13] = [
     Exit::Success,
     Exit::Failure,
     Exit::Usage,
@@ -25,6 +25,7 @@ pub const ALL: [Exit; 12] = [
     Exit::PushFailed,
     Exit::Damaged,
     Exit::Untrusted,
+    Exit::PreflightFailed,
 ];
 
 impl Numbered for Exit {
@@ -42,6 +43,7 @@ impl Numbered for Exit {
             Exit::PushFailed => 9,
             Exit::Damaged => 10,
             Exit::Untrusted => 11,
+            Exit::PreflightFailed => 12,
         }
     }
 
@@ -64,6 +66,9 @@ impl Numbered for Exit {
             }
             Exit::Untrusted => {
                 "history not signed by the vault's pinned key, or re-keyed (see `trust`, --accept-new-key)"
+            }
+            Exit::PreflightFailed => {
+                "preflight: a check failed; kubespray's --limit run would stop (the fix is named)"
             }
         }
     }

@@ -20,7 +20,7 @@ pub struct Args {
     /// The archive to write (mode 0600; gzip-compressed when it ends in .gz), or - for stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
-    /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
+    /// Which backup: a commit id, latest, latest~N, or a date (the last backup at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
 }

@@ -18,7 +18,7 @@ pub enum Command {
 pub struct RestoreArgs {
     /// Hosts whose facts to restore; default every host the backup has facts for.
     hosts: Vec<String>,
-    /// Which backup (commit id, tag, latest, latest~N, or a date).
+    /// Which backup (commit id, latest, latest~N, or a date).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
     #[command(flatten)]

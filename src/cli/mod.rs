@@ -16,6 +16,7 @@ mod init;
 mod inventory;
 mod log;
 mod output;
+mod preflight;
 mod progress;
 mod replace;
 mod replicate;
@@ -66,6 +67,8 @@ enum Command {
     Restore(restore::Args),
     /// Replace a dead or reinstalled node: its files, its etcd member, the fact cache.
     Replace(replace::Args),
+    /// Check, read-only, what `cluster.yml --limit NODE...` needs: facts, the nodes, certificates, etcd.
+    Preflight(preflight::Args),
     /// One line per backup: time, nodes, changes, failures.
     Log(log::Args),
     /// The files of a node (or all nodes) in one backup.
@@ -167,6 +170,7 @@ pub fn main() -> Exit {
         Command::Backup(a) => backup::run(&global, a),
         Command::Restore(a) => restore::run(&global, a),
         Command::Replace(a) => replace::run(&global, a),
+        Command::Preflight(a) => preflight::run(&global, a),
         Command::Log(a) => log::run(&global, a),
         Command::Show(a) => show::run(&global, a),
         Command::Diff(a) => diff::run(&global, a),

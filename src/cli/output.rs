@@ -20,8 +20,15 @@ impl Table {
         }
     }
 
+    /// Adds a row; what a cell holds from a node or the git host is made
+    /// inert for the terminal here (see [`sprayvault::term`]).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| sprayvault::term::escape(&c).into_owned())
+                .collect(),
+        );
     }
 
     pub fn render(&self) -> String {
@@ -63,7 +70,7 @@ impl Table {
 /// as it is, without de-duplication.
 pub fn error_chain(e: &anyhow::Error) -> String {
     e.chain()
-        .map(|c| c.to_string())
+        .map(|c| sprayvault::term::escape_lines(&c.to_string()))
         .collect::<Vec<_>>()
         .join("\n  caused by: ")
 }

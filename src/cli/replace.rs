@@ -19,7 +19,7 @@ pub struct Args {
     inventory: args::Inventory,
     #[command(flatten)]
     identity: args::Identity,
-    /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
+    /// Which backup: a commit id, latest, latest~N, or a date (the last backup at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
     /// Carry the plan out (without it, the plan is shown and nothing changes).

@@ -15,7 +15,7 @@ pub struct Args {
     inventory: args::InventoryOpt,
     #[command(flatten)]
     identity: args::Identity,
-    /// Which backup: a commit id, tag, latest, latest~N, or a date (the last backup at or before it).
+    /// Which backup: a commit id, latest, latest~N, or a date (the last backup at or before it).
     #[arg(long, value_name = "REV|DATE")]
     at: Option<String>,
     /// Restore onto this address instead of the inventory's.

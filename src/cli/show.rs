@@ -9,7 +9,7 @@ use sprayvault::vault::{rfc3339, Vault};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which backup (commit id, tag, latest, latest~N, or a date); default latest.
+    /// Which backup (commit id, latest, latest~N, or a date); default latest.
     at: Option<String>,
     /// Only this node.
     #[arg(long)]

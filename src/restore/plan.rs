@@ -253,7 +253,7 @@ pub async fn make_plan_with<N: NodeFs>(
     }
     let entries: Vec<Entry> = state.manifest.entries.values().cloned().collect();
     let observed = observe(remote, &entries).await?;
-    Ok(decide(
+    let mut plan = decide(
         Recorded {
             node: node.to_string(),
             commit: backup.commit.to_string(),
@@ -265,7 +265,47 @@ pub async fn make_plan_with<N: NodeFs>(
         &observed,
         remote.accounts(),
         owners,
-    ))
+    );
+    note_etcd_flags(&mut plan, remote).await;
+    Ok(plan)
+}
+
+/// When the plan writes `/etc/etcd.env` and the target has an etcd, says in
+/// that item's note whether this etcd starts on it (see
+/// [`crate::etcd::flags`]). A plain restore starts no etcd and kubespray's
+/// etcd role writes the file again, so this is a note, not a refusal; a
+/// target without etcd yet gets none.
+async fn note_etcd_flags<N: NodeFs>(plan: &mut Plan, remote: &N) {
+    use crate::etcd::{env::EtcdEnv, flags};
+    const ENV: &str = "/etc/etcd.env";
+    let Some(i) = plan
+        .items
+        .iter()
+        .position(|i| i.path == ENV && i.action != Action::Leave)
+    else {
+        return;
+    };
+    let Some(text) = plan.contents.get(ENV) else {
+        return;
+    };
+    let Ok(out) = remote
+        .run_privileged(flags::PROBE, "reading etcd's version and flags")
+        .await
+    else {
+        return;
+    };
+    let bin = flags::Binary::parse(&out);
+    let v = flags::check(&EtcdEnv::parse(&String::from_utf8_lossy(text)), &bin);
+    if v == flags::Verdict::NoEtcd {
+        return;
+    }
+    if let Some(s) = flags::sentence(&plan.node, ENV, &bin, &v) {
+        let item = &mut plan.items[i];
+        item.detail = Some(match item.detail.take() {
+            Some(d) => format!("{d}; {s}"),
+            None => s,
+        });
+    }
 }
 
 /// What the target has at one recorded path.

@@ -15,6 +15,20 @@ pub struct Accounts {
     group_ids: HashMap<String, u32>,
 }
 
+/// Whether `name` is a plain account name, one that can be written into the
+/// vault's formats and shown on a terminal as it is: at most 32 bytes, not
+/// `-` (the manifest's "none") or starting with `+`/`-`, without control or
+/// format characters, whitespace, `:` or `/`. A node's hostile or broken
+/// account with another name has its files recorded by id only.
+pub fn plain_account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with(['+', '-'])
+        && !name
+            .chars()
+            .any(|c| crate::term::is_unsafe(c) || c.is_whitespace() || c == ':' || c == '/')
+}
+
 fn parse(text: &str) -> Vec<(String, u32)> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -23,7 +37,7 @@ fn parse(text: &str) -> Vec<(String, u32)> {
             let name = f.next()?;
             let _pw = f.next()?;
             let id = f.next()?.parse::<u32>().ok()?;
-            (!name.is_empty() && !name.starts_with(['+', '-'])).then(|| (name.to_string(), id))
+            plain_account_name(name).then(|| (name.to_string(), id))
         })
         .collect()
 }
@@ -71,5 +85,24 @@ mod tests {
         assert_eq!(a.group_name(996), Some("kube-cert"));
         assert_eq!(a.gid("kube-cert"), Some(996));
         assert_eq!(a.user_name(5), None);
+    }
+
+    #[test]
+    fn hostile_account_names_are_not_used_and_their_ids_stay_nameless() {
+        let a = Accounts::from_files(
+            "root:x:0:0::/:/bin/sh\nev\til:x:1001:1001::/:/bin/sh\nesc\u{1b}[2J:x:1002:1002::/:/bin/sh\n\
+             abcdefghijklmnopqrstuvwxyz0123456:x:1003:1::/:/bin/sh\n-:x:1004:1::/:/bin/sh\nkube:x:998:996::/:/bin/sh\n",
+            "root:x:0:\nbad\u{202e}grp:x:1001:\nkube-cert:x:996:\n",
+        );
+        for uid in [1001, 1002, 1003, 1004] {
+            assert_eq!(a.user_name(uid), None, "{uid}");
+        }
+        assert_eq!(a.group_name(1001), None);
+        assert_eq!(a.user_name(998), Some("kube"));
+        assert_eq!(a.group_name(996), Some("kube-cert"));
+        assert!(plain_account_name("kube-cert") && plain_account_name("systemd-timesync"));
+        for bad in ["a b", "a:b", "a/b", "", "-", "+nis"] {
+            assert!(!plain_account_name(bad), "{bad:?}");
+        }
     }
 }

@@ -331,7 +331,16 @@ impl Vault {
             } => {
                 spec.blob(
                     &format!("{DIR}/manifest"),
-                    self.write_blob(manifest.to_text().as_bytes())?,
+                    self.write_blob(
+                        manifest
+                            .to_checked_text()
+                            .map_err(|error| VaultError::Manifest {
+                                node: "control".into(),
+                                rev: "the commit being written".into(),
+                                error,
+                            })?
+                            .as_bytes(),
+                    )?,
                 );
                 spec.blob(
                     &format!("{DIR}/kubespray"),

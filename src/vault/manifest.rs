@@ -118,6 +118,21 @@ impl Manifest {
 
     /// Serializes in the canonical form: identical manifests give identical
     /// bytes, so an unchanged node reuses its manifest blob.
+    /// The canonical text, only when it reads back as this very manifest:
+    /// a writer never stores a line that the next run could not parse (an
+    /// owner name with a TAB, a path with a newline).
+    pub fn to_checked_text(&self) -> Result<String, ManifestError> {
+        let text = self.to_text();
+        match Manifest::parse(text.as_bytes()) {
+            Ok(back) if back == *self => Ok(text),
+            Ok(_) => Err(ManifestError::Line {
+                line: 0,
+                why: "the manifest does not read back as written; not stored".into(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn to_text(&self) -> String {
         let mut out = String::with_capacity(64 + self.entries.len() * 160);
         out.push_str(HEADER);
@@ -200,6 +215,14 @@ impl Manifest {
             let mtime = f[7]
                 .parse::<i64>()
                 .map_err(|_| err(format!("mtime {:?} is not a number", f[7])))?;
+            for (what, name) in [("owner", f[4]), ("group", f[5])] {
+                if name != "-" && !crate::source::accounts::plain_account_name(name) {
+                    return Err(err(format!(
+                        "{what} {} is not a plain account name",
+                        crate::term::escape(name)
+                    )));
+                }
+            }
             let mac = name_field(f[8]);
             match (kind, &mac) {
                 (Kind::File, Some(m))

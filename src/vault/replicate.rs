@@ -346,7 +346,7 @@ pub fn pull(
     let mut out = String::new();
     if !refspecs.is_empty() {
         let mut cmd = git(dir, ssh_config);
-        cmd.args(["fetch", "--no-write-fetch-head", REMOTE])
+        cmd.args(["fetch", "--no-tags", "--no-write-fetch-head", REMOTE])
             .args(&refspecs);
         out = run(cmd, "fetch", &url)?;
     }

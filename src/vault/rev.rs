@@ -1,6 +1,10 @@
-//! Turning what an operator types for a point in time (`--at`) into a commit:
-//! a commit id, a tag, `latest`, `latest~N`, any git revision, or a date or
-//! date-time meaning the last backup at or before it.
+//! Turning what an operator types for a point in time (`--at`) into a
+//! backup: `latest`, `latest~N`, a date or date-time (the last backup at or
+//! before it), or a commit id or its prefix. Only backups are named: the
+//! commit is looked up on the branch's first-parent line (the history the
+//! vault's signatures authenticate), never through git's revision syntax,
+//! so a tag or ref that a git host adds (one named like a short id) cannot
+//! stand for a backup.
 
 use git2::{Oid, Repository};
 use time::{
@@ -37,44 +41,90 @@ pub fn parse_date(text: &str) -> Option<i64> {
     None
 }
 
-/// Resolves `rev` against the vault's branch `branch`. Errors are plain
-/// sentences naming the revision.
-pub fn resolve(repo: &Repository, branch: &str, rev: &str) -> Result<Oid, String> {
+/// The backups on `branch`, newest first (its first-parent line).
+fn backups(repo: &Repository, branch: &str) -> Result<Vec<Oid>, String> {
+    let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
+    walk.push_ref(branch)
+        .map_err(|e| format!("the vault has no backups yet ({e})"))?;
+    walk.simplify_first_parent().map_err(|e| e.to_string())?;
+    walk.map(|o| o.map_err(|e| e.to_string())).collect()
+}
+
+/// What `rev` asks for, before the history is read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// `latest` (0) or `latest~N`.
+    Back(usize),
+    /// The last backup at or before this time (Unix seconds).
+    AtOrBefore(i64),
+    /// A commit id or a prefix of at least 4 hex digits.
+    Id(String),
+}
+
+/// Reads what an operator typed for a backup; `None` for anything else (a
+/// tag, a ref, `HEAD~2`, `main`).
+pub fn wanted(rev: &str) -> Option<Wanted> {
     let rev = rev.trim();
-    let spec = if rev == "latest" || rev.is_empty() {
-        branch.to_string()
-    } else if let Some(rest) = rev.strip_prefix("latest") {
-        if rest.starts_with('~') || rest.starts_with('^') {
-            format!("{branch}{rest}")
-        } else {
-            rev.to_string()
-        }
-    } else {
-        rev.to_string()
+    if rev.is_empty() || rev == "latest" {
+        return Some(Wanted::Back(0));
+    }
+    if let Some(n) = rev.strip_prefix("latest~") {
+        return (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| n.parse().ok().map(Wanted::Back))
+            .flatten();
+    }
+    if let Some(t) = parse_date(rev) {
+        return Some(Wanted::AtOrBefore(t));
+    }
+    (rev.len() >= 4 && rev.len() <= 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| Wanted::Id(rev.to_ascii_lowercase()))
+}
+
+/// Resolves `rev` to a backup on the vault's branch `branch` (see the
+/// module). Errors are plain sentences naming the revision.
+pub fn resolve(repo: &Repository, branch: &str, rev: &str) -> Result<Oid, String> {
+    let shown = crate::term::escape(rev.trim()).into_owned();
+    let Some(want) = wanted(rev) else {
+        return Err(format!(
+            "revision {shown:?} does not name a backup; give latest, latest~N, a date such as 2026-11-20, or a backup's commit id (see `sprayvault log`); tags and refs are not backups"
+        ));
     };
-    if let Some(limit) = parse_date(rev) {
-        let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
-        walk.push_ref(branch)
-            .map_err(|e| format!("the vault has no backups yet ({e})"))?;
-        walk.simplify_first_parent().map_err(|e| e.to_string())?;
-        for oid in walk {
-            let oid = oid.map_err(|e| e.to_string())?;
-            let c = repo.find_commit(oid).map_err(|e| e.to_string())?;
-            if c.time().seconds() <= limit {
-                return Ok(oid);
+    let history = backups(repo, branch)?;
+    match want {
+        Wanted::Back(n) => history.get(n).copied().ok_or_else(|| {
+            format!(
+                "revision {shown:?}: the vault has {} backups; see `sprayvault log`",
+                history.len()
+            )
+        }),
+        Wanted::AtOrBefore(limit) => {
+            for oid in history {
+                let c = repo.find_commit(oid).map_err(|e| e.to_string())?;
+                if c.time().seconds() <= limit {
+                    return Ok(oid);
+                }
+            }
+            Err(format!(
+                "no backup at or before {shown}; run `sprayvault log` to see the backups there are"
+            ))
+        }
+        Wanted::Id(prefix) => {
+            let found: Vec<Oid> = history
+                .into_iter()
+                .filter(|o| o.to_string().starts_with(&prefix))
+                .collect();
+            match found[..] {
+                [one] => Ok(one),
+                [] => Err(format!(
+                    "revision {shown:?} is not a backup of this vault; give a commit id that `sprayvault log` shows, latest, latest~N or a date such as 2026-11-20"
+                )),
+                _ => Err(format!(
+                    "revision {shown:?} names {} backups; give more of its digits",
+                    found.len()
+                )),
             }
         }
-        return Err(format!(
-            "no backup at or before {rev}; run `sprayvault log` to see the backups there are"
-        ));
     }
-    let obj = repo
-        .revparse_single(&spec)
-        .map_err(|_| format!("revision {rev:?} not found; give a commit id, a tag, latest, latest~N or a date such as 2026-11-20 (see `sprayvault log`)"))?;
-    let commit = obj
-        .peel_to_commit()
-        .map_err(|_| format!("revision {rev:?} is not a backup commit"))?;
-    Ok(commit.id())
 }
 
 #[cfg(test)]
@@ -89,5 +139,105 @@ mod tests {
         assert_eq!(parse_date("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_date("latest"), None);
         assert_eq!(parse_date("abc123"), None);
+    }
+
+    /// A repository with backups at times 100 and 200 on `main`; their ids.
+    fn two_backups(dir: &std::path::Path) -> (Repository, Oid, Oid) {
+        let repo = Repository::init_bare(dir).unwrap();
+        let (a, b) = {
+            let tree = repo.treebuilder(None).unwrap().write().unwrap();
+            let tree = repo.find_tree(tree).unwrap();
+            let sig = |t| git2::Signature::new("t", "t@t", &git2::Time::new(t, 0)).unwrap();
+            let a = repo
+                .commit(
+                    Some("refs/heads/main"),
+                    &sig(100),
+                    &sig(100),
+                    "one",
+                    &tree,
+                    &[],
+                )
+                .unwrap();
+            let parent = repo.find_commit(a).unwrap();
+            let b = repo
+                .commit(
+                    Some("refs/heads/main"),
+                    &sig(200),
+                    &sig(200),
+                    "two",
+                    &tree,
+                    &[&parent],
+                )
+                .unwrap();
+            (a, b)
+        };
+        (repo, a, b)
+    }
+
+    #[test]
+    fn a_tag_named_like_a_short_id_never_stands_for_a_backup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, old, new) = two_backups(tmp.path());
+        // The git host's tag: named like the newest backup's short id, on
+        // the older backup (git's own rev-parse prefers it).
+        let short = new.to_string()[..10].to_string();
+        repo.tag_lightweight(&short, &repo.find_object(old, None).unwrap(), false)
+            .unwrap();
+        assert_eq!(repo.revparse_single(&short).unwrap().id(), old);
+        assert_eq!(resolve(&repo, "refs/heads/main", &short), Ok(new));
+        assert_eq!(resolve(&repo, "refs/heads/main", "latest~1"), Ok(old));
+        assert_eq!(resolve(&repo, "refs/heads/main", "latest"), Ok(new));
+        assert_eq!(
+            resolve(&repo, "refs/heads/main", "1970-01-01T00:02:30Z"),
+            Ok(old)
+        );
+        // A commit off the branch is no backup, whatever names it.
+        let stray = repo
+            .commit(
+                None,
+                &git2::Signature::now("x", "x@x").unwrap(),
+                &git2::Signature::now("x", "x@x").unwrap(),
+                "stray",
+                &repo.find_commit(old).unwrap().tree().unwrap(),
+                &[],
+            )
+            .unwrap();
+        repo.tag_lightweight("v1", &repo.find_object(stray, None).unwrap(), false)
+            .unwrap();
+        assert!(resolve(&repo, "refs/heads/main", &stray.to_string())
+            .unwrap_err()
+            .contains("is not a backup of this vault"));
+        assert!(resolve(&repo, "refs/heads/main", "v1")
+            .unwrap_err()
+            .contains("does not name a backup"));
+        assert!(resolve(&repo, "refs/heads/main", "latest~2")
+            .unwrap_err()
+            .contains("the vault has 2 backups"));
+    }
+
+    #[test]
+    fn only_backups_are_named_never_tags_refs_or_git_syntax() {
+        assert_eq!(wanted("latest"), Some(Wanted::Back(0)));
+        assert_eq!(wanted(""), Some(Wanted::Back(0)));
+        assert_eq!(wanted("latest~3"), Some(Wanted::Back(3)));
+        assert_eq!(
+            wanted("2026-11-20").map(|w| matches!(w, Wanted::AtOrBefore(_))),
+            Some(true)
+        );
+        assert_eq!(wanted("1A2b3c4d5e"), Some(Wanted::Id("1a2b3c4d5e".into())));
+        for not in [
+            "main",
+            "HEAD~1",
+            "latest^",
+            "latest~",
+            "latest~x",
+            "v1.0",
+            "abc",
+            "refs/tags/x",
+            "1a2b3c4d5e~1",
+            &"a".repeat(41),
+        ] {
+            assert_eq!(wanted(not), None, "{not}");
+        }
     }
 }

@@ -86,7 +86,16 @@ impl Vault {
                 NodeWrite::New { manifest, blobs } => {
                     spec.blob(
                         &format!("nodes/{node}/manifest"),
-                        self.write_blob(manifest.to_text().as_bytes())?,
+                        self.write_blob(
+                            manifest
+                                .to_checked_text()
+                                .map_err(|error| VaultError::Manifest {
+                                    node: node.to_string(),
+                                    rev: "the commit being written".into(),
+                                    error,
+                                })?
+                                .as_bytes(),
+                        )?,
                     );
                     for (path, oid) in blobs {
                         spec.blob(&format!("nodes/{node}/files{path}"), oid);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod kubespray;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -76,19 +76,41 @@ impl Commands {
         }
     }
 
-    /// Runs `cmd` as it is (the connecting user's rights); its stdout.
+    /// Runs `cmd` as it is (the connecting user's rights); its stdout, at
+    /// most [`OUTPUT_LIMIT`] bytes (more is an error: a node cannot make the
+    /// backup host hold what it likes), its stderr kept to [`STDERR_LIMIT`].
     pub async fn run(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
-        let out = self
+        let mut child = self
             .command(cmd)
             .stdin(Stdio::null())
-            .output()
-            .await
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| self.failed(what, format!("cannot start ssh: {e}")))?;
-        if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let mut out = child.stdout.take().expect("stdout was piped");
+        let mut err = child.stderr.take().expect("stderr was piped");
+        let ((stdout, too_much), (stderr, _)) = tokio::join!(
+            read_capped(&mut out, OUTPUT_LIMIT),
+            read_capped(&mut err, STDERR_LIMIT)
+        );
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| self.failed(what, e.to_string()))?;
+        if too_much {
+            return Err(self.failed(
+                what,
+                format!(
+                    "it printed more than {} KiB, more than any command sprayvault runs prints; not read (check the node)",
+                    OUTPUT_LIMIT >> 10
+                ),
+            ));
+        }
+        if !status.success() {
+            let why = String::from_utf8_lossy(&stderr).trim().to_string();
             return Err(self.failed(what, why));
         }
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        Ok(String::from_utf8_lossy(&stdout).to_string())
     }
 
     /// Runs a fixed command line with root's rights; its stdout. Callers
@@ -119,11 +141,7 @@ impl Commands {
             .map_err(|e| self.failed(what, format!("cannot start ssh: {e}")))?;
         let mut out = child.stdout.take().expect("stdout was piped");
         let mut err = child.stderr.take().expect("stderr was piped");
-        let errors = async {
-            let mut text = Vec::new();
-            let _ = err.read_to_end(&mut text).await;
-            text
-        };
+        let errors = async { read_capped(&mut err, STDERR_LIMIT).await.0 };
         let reading = async {
             // Wiped when done: it holds what the command printed (a snapshot).
             let mut buf = zeroize::Zeroizing::new(vec![0u8; piece]);
@@ -168,6 +186,30 @@ impl Commands {
     }
 }
 
+/// The most of a command's standard output [`Commands::run`] keeps.
+pub const OUTPUT_LIMIT: usize = 256 << 10;
+/// The most of a command's standard error kept (the rest is read and
+/// dropped, so the command is never blocked on a full pipe).
+pub const STDERR_LIMIT: usize = 16 << 10;
+
+/// Reads `r` to its end, keeping its first `cap` bytes; whether there was
+/// more.
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: &mut R, cap: usize) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut more = false;
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return (kept, more),
+            Ok(n) => {
+                let room = cap - kept.len();
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                more |= n > room;
+            }
+        }
+    }
+}
+
 fn privileged(sudo: Sudo, cmd: &str) -> String {
     match sudo {
         Sudo::Never => cmd.to_string(),
@@ -182,6 +224,18 @@ fn privileged(sudo: Sudo, cmd: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_is_kept_up_to_its_cap_and_the_rest_drained() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let data = vec![7u8; 100_000];
+        let (kept, more) = rt.block_on(read_capped(&mut &data[..], 16 << 10));
+        assert_eq!((kept.len(), more), (16 << 10, true));
+        let (kept, more) = rt.block_on(read_capped(&mut &data[..1000], 16 << 10));
+        assert_eq!((kept.len(), more), (1000, false));
+    }
 
     #[test]
     fn privileged_quotes_the_command_once_for_sudo() {

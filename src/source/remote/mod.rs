@@ -220,7 +220,8 @@ impl Remote {
         }
     }
 
-    /// The node's hostname (`uname -n`), read over SFTP where Linux keeps it.
+    /// The node's hostname (`uname -n`), read over SFTP where Linux keeps it;
+    /// control and format characters escaped (it reaches terminals).
     pub async fn hostname(&self) -> Result<String, SourceError> {
         let name = match self.read_optional("/proc/sys/kernel/hostname").await? {
             Some(b) if !b.is_empty() => String::from_utf8_lossy(&b).to_string(),
@@ -230,7 +231,7 @@ impl Remote {
                     .await?
             }
         };
-        Ok(name.trim().to_string())
+        Ok(crate::term::escape(name.trim()).into_owned())
     }
 
     /// Runs a fixed command line on the node (through `sudo -n` when the
@@ -316,12 +317,40 @@ impl Remote {
         Ok(b.to_vec())
     }
 
+    /// Reads a small file of the node (its accounts, its hostname), at most
+    /// [`SMALL_FILE_LIMIT`] bytes: a node serving a huge or endless one is
+    /// refused by name, in bounded memory. `None` when it does not exist.
     async fn read_optional(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
-        match self.sftp.fs().read(path).await {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(e) if is_missing(&e) => Ok(None),
-            Err(e) => Err(self.io(path, e)),
-        }
+        let mut f = match self.sftp.options().read(true).open(path).await {
+            Ok(f) => f,
+            Err(e) if is_missing(&e) => return Ok(None),
+            Err(e) => return Err(self.io(path, e)),
+        };
+        let mut out = Vec::new();
+        let mut buf = bytes::BytesMut::with_capacity(64 << 10);
+        let read = loop {
+            match f.read(64 << 10, buf).await {
+                Ok(Some(piece)) => {
+                    if out.len() + piece.len() > SMALL_FILE_LIMIT {
+                        break Err(SourceError::Io {
+                            node: self.target.node.clone(),
+                            path: path.to_string(),
+                            why: format!(
+                                "is larger than {} KiB, which no such file of a real node is; not read (check the node)",
+                                SMALL_FILE_LIMIT >> 10
+                            ),
+                        });
+                    }
+                    out.extend_from_slice(&piece);
+                    buf = piece;
+                    buf.clear();
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(self.io(path, e)),
+            }
+        };
+        let _ = f.close().await;
+        read.map(|()| Some(out))
     }
 
     /// Creates the directory `path`, private (0700 in the request itself):
@@ -390,6 +419,9 @@ impl std::fmt::Debug for Remote {
 }
 
 /// Quotes a string for a POSIX shell.
+/// The most a small file of a node ([`Remote::read_optional`]) may hold.
+pub const SMALL_FILE_LIMIT: usize = 4 << 20;
+
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
