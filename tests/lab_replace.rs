@@ -287,7 +287,16 @@ fn replace_brings_a_wiped_etcd_member_back_on_etcd_3_5() {
 
 #[test]
 fn replace_refuses_to_lose_quorum_and_replaces_a_worker() {
-    let lab = Lab::up("rpl-worker", 95, 4);
+    quorum_and_worker(EtcdVersion::V34, "rpl-worker", 95);
+}
+
+#[test]
+fn replace_refuses_to_lose_quorum_and_replaces_a_worker_on_etcd_3_5() {
+    quorum_and_worker(EtcdVersion::V35, "rpl-worker35", 97);
+}
+
+fn quorum_and_worker(version: EtcdVersion, name: &str, net: u8) {
+    let lab = Lab::up_with(name, net, 4, version);
     let v = TestVault::new();
     v.backup(&lab, &["--no-facts"]).expect(0);
     let worker_before = kube_files(&lab, "node4");

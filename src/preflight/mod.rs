@@ -211,6 +211,9 @@ pub fn node_checks(node: &str, seen: &NodeSeen, restore_fix: &str) -> Vec<Check>
     out
 }
 
+/// A certificate expiring within this many days is a warning.
+pub const EXPIRY_DAYS: i64 = 30;
+
 /// The node's certificates against its latest backup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CertsSeen {
@@ -222,6 +225,9 @@ pub enum CertsSeen {
         missing: Vec<String>,
         /// The cluster CAs (and the etcd CA key) that differ from the backup's.
         differ: Vec<String>,
+        /// Certificates on the node that expire within 30 days: path and
+        /// days left (negative: expired).
+        expiring: Vec<(String, i64)>,
         /// How many it compared.
         compared: usize,
     },
@@ -240,9 +246,29 @@ pub fn cert_checks(node: &str, seen: &CertsSeen, restore_fix: &str) -> Vec<Check
             backup,
             missing,
             differ,
+            expiring,
             compared,
         } => {
             let mut out = Vec::new();
+            if !expiring.is_empty() {
+                let shown: Vec<String> = expiring
+                    .iter()
+                    .map(|(p, d)| {
+                        if *d < 0 {
+                            format!("{p} (expired)")
+                        } else {
+                            format!("{p} ({d} days)")
+                        }
+                    })
+                    .collect();
+                out.push(check(
+                    "certs",
+                    node,
+                    Status::Warn,
+                    format!("expiring within {EXPIRY_DAYS} days: {}", list(&shown)),
+                    Some("kubespray re-issues leaf certificates on its runs; a CA needs renewing by hand".into()),
+                ));
+            }
             if !missing.is_empty() {
                 out.push(check(
                     "certs",
@@ -270,7 +296,7 @@ pub fn cert_checks(node: &str, seen: &CertsSeen, restore_fix: &str) -> Vec<Check
                     )),
                 ));
             }
-            if out.is_empty() {
+            if missing.is_empty() && differ.is_empty() {
                 out.push(check(
                     "certs",
                     node,

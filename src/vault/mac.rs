@@ -8,9 +8,17 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The per-vault keyed-hash key. It cannot decrypt anything.
+/// The per-vault keyed-hash key. It cannot decrypt anything, but it names
+/// content: every copy's bytes are wiped when it is dropped (the stages of
+/// a backup each hold one).
 #[derive(Clone)]
 pub struct MacKey([u8; 32]);
+
+impl Drop for MacKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl MacKey {
     pub fn generate() -> MacKey {

@@ -109,6 +109,18 @@ fn read_pins(path: &Path) -> Result<Vec<(String, Fingerprint)>, TrustError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(bad(e.to_string())),
     };
+    // Whoever can write the pins decides which vaults are trusted.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(path)
+            .map_err(|e| bad(e.to_string()))?
+            .permissions(),
+    );
+    if mode & 0o022 != 0 {
+        return Err(bad(format!(
+            "it is writable by group or others (mode {:04o}), so anyone could pin a vault: chmod 600 it and check its lines",
+            mode & 0o7777
+        )));
+    }
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         let f: Vec<&str> = line.split('\t').collect();
@@ -145,9 +157,25 @@ fn write_pin(path: &Path, dir: &str, fp: &Fingerprint) -> Result<(), TrustError>
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| bad(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| bad(e.to_string()))
+    // A fresh file of a random name, 0600 from its creation, renamed over.
+    let nonce: u64 = rand::random();
+    let tmp = path.with_extension(format!("tmp-{nonce:016x}"));
+    let written = (|| {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| bad(e.to_string()))
 }
 
 impl Vault {
@@ -283,5 +311,36 @@ impl Vault {
             pinned_now,
             checked,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn fp() -> Fingerprint {
+        Fingerprint {
+            signer: PublicKey::from_openssh(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILu30MAHzzupxmCZKmMG2A4R+AxPZgzbNQYJz3OUzyzf",
+            )
+            .unwrap(),
+            mac_key: Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_pin_file_is_private_from_its_creation_and_refused_when_others_can_write_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pins = tmp.path().join("pins");
+        write_pin(&pins, "/srv/vault", &fp()).unwrap();
+        let mode = std::fs::metadata(&pins).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(read_pins(&pins).unwrap().len(), 1);
+        // No temporary file is left beside it.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        std::fs::set_permissions(&pins, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = read_pins(&pins).unwrap_err().to_string();
+        assert!(e.contains("writable by group or others (mode 0666)"), "{e}");
     }
 }

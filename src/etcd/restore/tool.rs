@@ -42,9 +42,12 @@ impl ToolInfo {
         let mut t = ToolInfo::default();
         for line in text.lines() {
             match line.trim().split_once(' ') {
-                Some(("tool", v)) => t.tool = v.trim().to_string(),
+                // Only the two names it can be: it goes into a root shell line.
+                Some(("tool", v)) if matches!(v.trim(), "etcdutl" | "etcdctl") => {
+                    t.tool = v.trim().to_string()
+                }
                 Some(("version", v)) if !v.trim().is_empty() => {
-                    t.version = Some(v.trim().to_string())
+                    t.version = Some(crate::term::escape(v.trim()).into_owned())
                 }
                 Some(("bump", "yes")) => t.bump = true,
                 _ => {}
@@ -147,6 +150,14 @@ mod tests {
             "{why:?}"
         );
         assert!(why[0].contains("3.5.10 and later"), "{why:?}");
+    }
+
+    #[test]
+    fn a_node_cannot_name_another_tool_for_the_root_shell() {
+        let t = ToolInfo::parse("tool rm -rf /; etcdutl\nversion 3.5.16\u{1b}[2J\nbump yes\n");
+        assert_eq!(t.tool, "");
+        assert_eq!(t.command(), "");
+        assert_eq!(t.version.as_deref(), Some("3.5.16\\x1b[2J"));
     }
 
     #[test]
