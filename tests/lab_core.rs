@@ -550,7 +550,11 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         "nosuchrev",
     ])
     .expect(1);
-    assert!(r.err.contains("\"nosuchrev\" does not name a backup"), "{}", r.err);
+    assert!(
+        r.err.contains("\"nosuchrev\" does not name a backup"),
+        "{}",
+        r.err
+    );
 
     // Locked vault.
     let lock = v.dir.join("sprayvault/lock");

@@ -166,10 +166,18 @@ async fn certs_seen(
     // What the node has now: certificates expiring soon.
     let soon = now() + EXPIRY_DAYS * 86400;
     let mut expiring = Vec::new();
-    for p in paths.iter().filter(|p| !missing.contains(p) && !p.ends_with("-key.pem") && !p.ends_with(".key")) {
+    for p in paths
+        .iter()
+        .filter(|p| !missing.contains(p) && !p.ends_with("-key.pem") && !p.ends_with(".key"))
+    {
         if let Ok(data) = remote.read(p).await {
             if let crate::certs::Content::Certificates(certs) = crate::certs::classify(&data) {
-                if let Some(end) = certs.iter().map(|c| c.not_after).min().filter(|end| *end <= soon) {
+                if let Some(end) = certs
+                    .iter()
+                    .map(|c| c.not_after)
+                    .min()
+                    .filter(|end| *end <= soon)
+                {
                     expiring.push((p.clone(), (end - now()).div_euclid(86400)));
                 }
             }

@@ -135,12 +135,22 @@ fn missing_or_different_certificates_name_the_restore() {
         backup: "1a2b3c4d5e".into(),
         missing: vec![],
         differ: vec![],
-        expiring: vec![("/etc/kubernetes/ssl/apiserver.crt".into(), 12), ("/etc/ssl/etcd/ssl/node-node3.pem".into(), -1)],
+        expiring: vec![
+            ("/etc/kubernetes/ssl/apiserver.crt".into(), 12),
+            ("/etc/ssl/etcd/ssl/node-node3.pem".into(), -1),
+        ],
         compared: 20,
     };
     let c = cert_checks("node3", &soon, fix);
-    assert_eq!(c.iter().map(|c| c.status).collect::<Vec<_>>(), [Status::Warn, Status::Ok]);
-    assert!(c[0].detail.contains("apiserver.crt (12 days), /etc/ssl/etcd/ssl/node-node3.pem (expired)"), "{c:?}");
+    assert_eq!(
+        c.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [Status::Warn, Status::Ok]
+    );
+    assert!(
+        c[0].detail
+            .contains("apiserver.crt (12 days), /etc/ssl/etcd/ssl/node-node3.pem (expired)"),
+        "{c:?}"
+    );
     assert_eq!(
         cert_checks("node3", &CertsSeen::NotChecked("no vault".into()), fix)[0].status,
         Status::Warn
