@@ -39,6 +39,86 @@ fn verify_trial(path: &str, vault: &str, identity: &str, extra: &[&str]) -> Sv {
     }
 }
 
+/// Another local user (`nobody`) tries to reach a running trial's etcd:
+/// its directory cannot be entered, and etcd has no TCP listener at all.
+fn probed_by_another_user(path: &str, vault: &str, identity: &str) {
+    let mut child = sv()
+        .env("PATH", path)
+        .args([
+            "verify",
+            "--vault",
+            vault,
+            "--trial",
+            "--identity",
+            identity,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = std::path::PathBuf::from(
+        std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_else(|| "/dev/shm".into()),
+    );
+    let started = std::time::Instant::now();
+    let mut probed = false;
+    while started.elapsed() < std::time::Duration::from_secs(60) && !probed {
+        let dirs: Vec<_> = std::fs::read_dir(&base)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("sprayvault-trial-")
+            })
+            .map(|e| e.path())
+            .collect();
+        for d in dirs {
+            let Some(sock) = std::fs::read_dir(&d).ok().and_then(|r| {
+                r.filter_map(Result::ok)
+                    .find(|e| e.file_name().to_string_lossy().starts_with("localhost:"))
+            }) else {
+                continue;
+            };
+            let probe = run(std::process::Command::new("setpriv")
+                .args([
+                    "--reuid=nobody",
+                    "--regid=nogroup",
+                    "--clear-groups",
+                    "sh",
+                    "-c",
+                ])
+                .arg(format!("cd {} && echo entered", d.display())));
+            let said = String::from_utf8_lossy(&probe.stderr).to_string();
+            // dash says "can't cd", bash "Permission denied".
+            assert!(
+                !probe.status.success()
+                    && (said.contains("can't cd") || said.contains("ermission denied")),
+                "{said}"
+            );
+            // (Another test's trial may have ended in between: look again.)
+            let Ok(meta) = std::fs::metadata(&d) else {
+                continue;
+            };
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+            // No etcd of this machine's user listens on TCP for it.
+            let tcp = ok(std::process::Command::new("ss").args(["-ltnpH"]));
+            assert!(!tcp.contains(&format!("pid={},", child.id())), "{tcp}");
+            println!(
+                "probed {} ({}): refused",
+                d.display(),
+                sock.file_name().to_string_lossy()
+            );
+            probed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let st = child.wait().unwrap();
+    assert!(probed, "no running trial was seen");
+    assert_eq!(st.code(), Some(0));
+}
+
 fn snapshots(v: &TestVault) -> Vec<Value> {
     let ls: Value = serde_json::from_str(
         &sv_run(&["etcd", "ls", "--vault", v.path(), "--json"])
@@ -90,6 +170,21 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
     if version == EtcdVersion::V35 {
         assert!(good.out.contains(" (etcdutl)"), "{}", good.out);
     }
+    // The throwaway etcd listens on unix sockets only, in a 0700 directory
+    // in memory-backed storage.
+    assert!(
+        good.err.contains("starting a throwaway etcd")
+            && good.err.contains(" on unix://localhost:"),
+        "{}",
+        good.err
+    );
+    assert!(
+        good.out.contains(", in /dev/shm/sprayvault-trial-")
+            || std::env::var_os("XDG_RUNTIME_DIR").is_some(),
+        "{}",
+        good.out
+    );
+    probed_by_another_user(&path, v.path(), id);
     // 55 keys were written; the sample was read back; the private directory is gone.
     let table = |out: &str, check: &str| -> String {
         out.lines()

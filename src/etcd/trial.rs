@@ -1,14 +1,16 @@
 //! Trial restore: does a stored etcd snapshot really restore to what its
 //! backup recorded? On the machine that holds the identity (never a node):
 //!
-//! 1. a private directory (0700, a new name under the system's temporary
-//!    directory) receives the reassembled, decrypted snapshot (0600), its
-//!    sha256 trailer checked on the way;
+//! 1. a private directory (0700, a new name in memory-backed storage:
+//!    `$XDG_RUNTIME_DIR`, else `/dev/shm`, else the temporary directory)
+//!    receives the reassembled, decrypted snapshot (0600), its sha256
+//!    trailer checked on the way;
 //! 2. the local `etcdutl` (etcd 3.5) or `etcdctl` (3.4) reads its
 //!    `snapshot status` and restores it into that directory;
-//! 3. a throwaway single-member etcd serves it on free loopback ports,
-//!    plain HTTP (nothing leaves 127.0.0.1); its revision, key count and a
-//!    sample of keys are read back through `etcdctl`;
+//! 3. a throwaway single-member etcd serves it on unix sockets inside that
+//!    directory (no TCP port: only this user can connect); its revision,
+//!    key count, `endpoint hashkv` and a sample of keys are read back
+//!    through `etcdctl`;
 //! 4. etcd is stopped and the directory removed, whatever happened.
 //!
 //! [`compare`] (pure) then says what disagrees with the vault's index.
@@ -238,6 +240,27 @@ pub fn spread(keys: &[String], n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Where the decrypted database may live in memory, not on disk:
+/// `$XDG_RUNTIME_DIR` (the user's own tmpfs, 0700) when it is a directory
+/// only its owner can enter, else `/dev/shm` (a tmpfs on Linux).
+fn memory_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let own = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| {
+            m.is_dir() && m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o077 == 0
+        })
+    };
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        if own(&x) {
+            return Some(x);
+        }
+    }
+    let shm = Path::new("/dev/shm");
+    std::fs::symlink_metadata(shm)
+        .is_ok_and(|m| m.is_dir())
+        .then(|| shm.to_path_buf())
+}
+
 /// The private directory and the etcd in it; both go on drop.
 struct Workdir {
     dir: PathBuf,
@@ -246,7 +269,7 @@ struct Workdir {
 
 impl Workdir {
     fn new() -> Result<Workdir, std::io::Error> {
-        let base = std::env::temp_dir();
+        let base = memory_dir().unwrap_or_else(std::env::temp_dir);
         let mut tries = 0;
         loop {
             let dir = base.join(format!("sprayvault-trial-{:016x}", rand::random::<u64>()));
@@ -320,13 +343,6 @@ fn output(c: &mut Command, what: &str) -> Result<String, String> {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free loopback port: {e}"))
-}
-
 fn json(text: &str, what: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(text.trim()).map_err(|e| format!("{what} is not JSON: {e}"))
 }
@@ -354,9 +370,16 @@ fn b64(s: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Restores `file` into the work directory and starts etcd on it, on
-/// free loopback ports; returns its client URL once it answers. A port
-/// taken between choosing and binding it gets another try with new ones.
+/// A unix socket URL inside the work directory: etcd makes the socket
+/// `localhost:N` in its working directory (the 0700 work directory), so no
+/// other local user can connect (no TCP port is opened at all).
+fn socket_url() -> String {
+    format!("unix://localhost:{}", 20000 + rand::random::<u16>() % 40000)
+}
+
+/// Restores `file` into the work directory and starts etcd on it, its
+/// client and peer listeners unix sockets inside that directory; returns
+/// its client URL once it answers.
 fn serve(
     local: &LocalEtcd,
     file: &Path,
@@ -364,8 +387,12 @@ fn serve(
     progress: &dyn Progress,
 ) -> Result<String, Served> {
     for attempt in 1..=3 {
-        let peer_url = format!("http://127.0.0.1:{}", free_port().map_err(Served::Failed)?);
-        let client_url = format!("http://127.0.0.1:{}", free_port().map_err(Served::Failed)?);
+        let (peer_url, client_url) = loop {
+            let (p, c) = (socket_url(), socket_url());
+            if p != c {
+                break (p, c);
+            }
+        };
         let data = work.dir.join(format!("data-{attempt}"));
         output(
             clean(&local.snapshot_tool)
@@ -399,6 +426,7 @@ fn serve(
             local.version
         ));
         let child = clean(&local.etcd)
+            .current_dir(&work.dir)
             .arg("--name=trial")
             .arg(format!("--data-dir={}", data.display()))
             .arg(format!("--listen-client-urls={client_url}"))
@@ -415,6 +443,7 @@ fn serve(
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let health = clean(&local.etcdctl)
+                .current_dir(&work.dir)
                 .arg(format!("--endpoints={client_url}"))
                 .args([
                     "--dial-timeout=2s",
@@ -478,7 +507,7 @@ pub fn trial(
     let mut work = Workdir::new().map_err(|e| {
         failed(format!(
             "cannot make a private directory under {}: {e}",
-            std::env::temp_dir().display()
+            memory_dir().unwrap_or_else(std::env::temp_dir).display()
         ))
     })?;
     let mut o = Observed::default();
@@ -540,9 +569,11 @@ pub fn trial(
     };
     // The database is in the data directory now: the file is not needed.
     let _ = std::fs::remove_file(&file);
+    let work_dir = work.dir.clone();
     let ctl = |args: &[&str]| {
         let mut c = clean(&local.etcdctl);
-        c.arg(format!("--endpoints={client_url}"))
+        c.current_dir(&work_dir)
+            .arg(format!("--endpoints={client_url}"))
             .args(["--dial-timeout=2s", "--command-timeout=30s"])
             .args(args);
         c
