@@ -45,22 +45,7 @@ fn an_account_name_with_a_tab_and_an_escape_is_recorded_by_id_and_breaks_nothing
         .expect(0);
     assert!(second.out.contains("0 changed"), "{}", second.out);
     // A restore at latest reads it; nothing shown carries the escape.
-    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
-    let id = v.key.identity.display().to_string();
-    let plan = sv_run(&[
-        "restore",
-        "node1",
-        "--vault",
-        v.path(),
-        "-i",
-        &inv,
-        "--ssh-config",
-        &cfg,
-        "--identity",
-        &id,
-        "--dry-run",
-    ])
-    .expect(0);
+    let plan = v.restore(&lab, "node1", &["--dry-run"]).expect(0);
     let show = sv_run(&["show", "latest", "--vault", v.path(), "--node", "node1"]).expect(0);
     for out in [
         &first.out,

@@ -83,25 +83,6 @@ impl Watcher {
     }
 }
 
-fn restore(v: &TestVault, lab: &Lab, node: &str, extra: &[&str]) -> Sv {
-    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
-    let id = v.key.identity.display().to_string();
-    let mut a = vec![
-        "restore",
-        node,
-        "--vault",
-        v.path(),
-        "-i",
-        &inv,
-        "--ssh-config",
-        &cfg,
-        "--identity",
-        &id,
-    ];
-    a.extend_from_slice(extra);
-    sv_run(&a)
-}
-
 /// `stat -c FORMAT` of a path inside the node.
 fn stat(lab: &Lab, node: &str, format: &str, path: &str) -> String {
     lab.exec(node, &["stat", "-c", format, path])
@@ -140,7 +121,7 @@ fn restore_temp_files_cannot_be_opened_by_a_watching_user() {
         "open",
         &["/etc/kubernetes/ssl", "/etc/kubernetes"],
     );
-    let r = restore(&v, &lab, "node1", &[]).expect(0);
+    let r = v.restore(&lab, "node1", &[]).expect(0);
     let events = w.stop();
     assert!(r.out.contains("0 errors"), "{}", r.out);
 
@@ -240,7 +221,7 @@ fn symlink_swap_during_restore_leaves_the_victim_unchanged() {
         "swap:/root/victim",
         &["/etc/kubernetes/ssl"],
     );
-    let r = restore(&v, &lab, "node1", &["--force"]);
+    let r = v.restore(&lab, "node1", &["--force"]);
     let events = w.stop();
     assert!(
         events.iter().any(|e| e.result == "swapped"),
@@ -271,7 +252,7 @@ fn an_ancestor_owned_by_an_account_the_backup_did_not_record_is_refused() {
     // nosudo takes kubespray's /etc/kubernetes (the backup recorded kube):
     // it could swap ssl/ for a link, so nothing is written through it.
     lab.exec("node1", &["chown", "nosudo", "/etc/kubernetes"]);
-    let r = restore(&v, &lab, "node1", &["--force"]);
+    let r = v.restore(&lab, "node1", &["--force"]);
     assert_eq!(r.code, 3, "{}\n{}", r.out, r.err);
     assert!(
         r.err.contains(
@@ -802,7 +783,7 @@ fn a_cut_off_restore_leaves_nothing_the_next_run_does_not_remove() {
             ),
         ],
     );
-    let r = restore(&v, &lab, "node1", &[]).expect(0);
+    let r = v.restore(&lab, "node1", &[]).expect(0);
     assert!(r.out.contains("0 errors"), "{}", r.out);
     let left = lab.exec(
         "node1",
@@ -856,9 +837,9 @@ fn a_live_kubespray_node_with_changed_certificates_in_both_trees_is_restored() {
              echo '# edited' >> /etc/kubernetes/manifests/kube-apiserver.yaml",
         ],
     );
-    let refused = restore(&v, &lab, "node1", &[]).expect(7);
+    let refused = v.restore(&lab, "node1", &[]).expect(7);
     assert!(refused.err.contains("--force"), "{}", refused.err);
-    let r = restore(&v, &lab, "node1", &["--force"]).expect(0);
+    let r = v.restore(&lab, "node1", &["--force"]).expect(0);
     assert!(
         r.out.contains("3 replaced, 1 updated") && r.out.contains("0 errors"),
         "{}",
@@ -880,7 +861,7 @@ fn a_wiped_node_is_restored_bit_for_bit_with_kubesprays_owners_and_modes() {
     let before = kubespray_state(&lab, "node1");
     lab.lab(&["wipe", "node1"]);
     assert_ne!(kubespray_state(&lab, "node1"), before);
-    let r = restore(&v, &lab, "node1", &[]).expect(0);
+    let r = v.restore(&lab, "node1", &[]).expect(0);
     assert!(r.out.contains("0 errors"), "{}", r.out);
     assert_eq!(kubespray_state(&lab, "node1"), before);
 }

@@ -29,6 +29,24 @@ fn kube_files(lab: &Lab, node: &str) -> String {
     )
 }
 
+/// How many of the backup's keys `node` serves from its own data (a
+/// serializable read through its own endpoint).
+fn keys_through(lab: &Lab, node: &str) -> usize {
+    lab.etcdctl(
+        node,
+        &[
+            "get",
+            "--prefix",
+            "/registry/keep/",
+            "--keys-only",
+            "--consistency=s",
+        ],
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .count()
+}
+
 fn members(lab: &Lab, via: &str) -> Vec<Value> {
     let out = lab.etcdctl(via, &["member", "list", "-w", "json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -221,17 +239,7 @@ fn replace_etcd_member(version: EtcdVersion, name: &str, net: u8) {
     );
 
     // The data is served by node3 itself; what it takes reaches the others.
-    let keys = lab.etcdctl(
-        "node3",
-        &[
-            "get",
-            "--prefix",
-            "/registry/keep/",
-            "--keys-only",
-            "--consistency=s",
-        ],
-    );
-    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 20, "{keys}");
+    assert_eq!(keys_through(&lab, "node3"), 20);
     lab.etcdctl("node3", &["put", "/registry/through-node3", "yes"]);
     for n in ["node1", "node2"] {
         assert!(lab
@@ -433,17 +441,7 @@ fn replace_brings_back_the_first_control_plane_and_etcd_node_on_etcd_3_5() {
     assert!(now.iter().all(|m| m["isLearner"] != true), "{now:?}");
     let new_id = etcd1("node1").expect("etcd1 is a member again");
     assert_ne!(new_id, old_id);
-    let keys = lab.etcdctl(
-        "node1",
-        &[
-            "get",
-            "--prefix",
-            "/registry/keep/",
-            "--keys-only",
-            "--consistency=s",
-        ],
-    );
-    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 20, "{keys}");
+    assert_eq!(keys_through(&lab, "node1"), 20);
     assert_eq!(kube_files(&lab, "node1"), before);
 
     // kubespray's --limit rule holds again: the others' facts are back.

@@ -8,7 +8,7 @@
 
 use super::chunker::Chunker;
 use super::env::{AdminCert, EtcdEnv};
-use super::index::{hashkv_text, SnapshotIndex};
+use super::index::{hashkv_text, plain_version, SnapshotIndex};
 use super::store::ChunkWriter;
 use super::trailer::Trailer;
 use crate::source::remote::shell_quote;
@@ -148,11 +148,8 @@ pub async fn take_with_env(
         .map(|h| key.mac(hashkv_text(revision, h).as_bytes()));
     let etcd = marked(ENDPOINT)
         .and_then(|v| v[0]["Status"]["version"].as_str().map(str::to_string))
-        .filter(|v| {
-            v.len() <= 32
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        });
+        // Only what the index can carry and read back.
+        .filter(|v| plain_version(v));
     if !trailer.valid() {
         return Err(format!("node {node}: the snapshot's sha256 trailer does not match its content (a truncated or corrupted snapshot); not stored as good"));
     }

@@ -35,7 +35,7 @@ pub fn hashkv_text(revision: u64, hash: u64) -> String {
 
 /// An etcd version as the index may carry it: digits and dots, a few
 /// letters for pre-releases, at most 32 bytes.
-fn plain_version(v: &str) -> bool {
+pub fn plain_version(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 32
         && v.starts_with(|c: char| c.is_ascii_digit())

@@ -81,10 +81,7 @@ fn temp_name(path: &str) -> String {
 /// The mode, uid and gid a directory the restore creates gets: what the
 /// backup recorded for it, else root:root 0755.
 pub fn new_dir_meta(entries: &[Entry], dir: &str, accounts: &Accounts) -> (u32, u32, u32) {
-    match entries
-        .iter()
-        .find(|e| e.path == dir && e.kind == Kind::Dir)
-    {
+    match recorded_dir(entries, dir) {
         Some(e) => {
             let (uid, gid) = owner_ids(e, accounts);
             (e.mode, uid, gid)
@@ -103,7 +100,7 @@ fn recorded_dir<'a>(entries: &'a [Entry], dir: &str) -> Option<&'a Entry> {
 /// Directories held under root for this restore (see [`super::hold`]),
 /// each with the entry whose owner and mode it gets back at the end.
 #[derive(Default)]
-pub(crate) struct Held(BTreeMap<String, Entry>);
+struct Held(BTreeMap<String, Entry>);
 
 /// Does a directory recorded as `e` need holding while the restore writes
 /// below it (its owner is not root, or group or other may write)?

@@ -317,6 +317,26 @@ impl TestVault {
         sv_run(&args)
     }
 
+    /// `sprayvault restore NODE` from this vault onto the lab, with its key.
+    pub fn restore(&self, lab: &Lab, node: &str, extra: &[&str]) -> Sv {
+        let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+        let id = self.key.identity.display().to_string();
+        let mut args = vec![
+            "restore",
+            node,
+            "--vault",
+            self.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+            "--identity",
+            &id,
+        ];
+        args.extend_from_slice(extra);
+        sv_run(&args)
+    }
+
     pub fn fsck(&self) {
         let out = run(Command::new("git")
             .arg("--git-dir")
