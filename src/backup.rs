@@ -66,6 +66,9 @@ pub struct BackupOptions {
     pub facts: Option<crate::facts::config::FactCache>,
     /// Take an etcd snapshot from a member of the `etcd` group.
     pub etcd_snapshot: bool,
+    /// The most bytes the snapshot stream may carry (None: 4 times the
+    /// last snapshot; see `etcd::stream_limit`).
+    pub etcd_snapshot_limit: Option<u64>,
     /// Record the control host's kubespray directory, looked for as these say.
     pub control: Option<crate::control::ControlOptions>,
     /// How long one node may take, connection and reading (and the etcd
@@ -183,7 +186,7 @@ pub async fn run(
         key: session.key().clone(),
         keep: &[ETCD_ENV],
     };
-    let (env_tx, env_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (read_tx, read_rx) = tokio::sync::mpsc::unbounded_channel();
     let (reads, snapshot) = tokio::join!(
         read_all(
             hosts.iter().map(|h| Target::from_host(h)).collect(),
@@ -191,9 +194,9 @@ pub async fn run(
             &contents,
             opts,
             progress,
-            env_tx,
+            read_tx,
         ),
-        take_snapshot(&mut session, &members, env_rx, opts, progress)
+        take_snapshot(&mut session, &members, read_rx, opts, progress)
     );
     let snapshot = snapshot?;
 
@@ -349,13 +352,12 @@ fn store_nodes(
 }
 
 /// Takes the etcd snapshot through `session` from the first member that
-/// gives one, once the first member's read ended (its `/etc/etcd.env`
-/// arrives on `envs`). None: no snapshot was asked for, or no node could be
+/// gives one, once the first member's read ended (as `reads` tells). None: no snapshot was asked for, or no node could be
 /// read (then the run commits nothing, not even a snapshot).
 async fn take_snapshot(
     session: &mut Session<'_>,
     members: &[Target],
-    mut envs: tokio::sync::mpsc::UnboundedReceiver<(String, bool, Option<Vec<u8>>)>,
+    mut reads: tokio::sync::mpsc::UnboundedReceiver<(String, bool)>,
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<Option<Result<crate::etcd::SnapshotReport, Vec<String>>>, VaultError> {
@@ -363,14 +365,10 @@ async fn take_snapshot(
         return Ok(None);
     };
     // If that member could not be read, wait for every node.
-    let mut read_envs = BTreeMap::new();
     let (mut any_read, mut first_read) = (false, false);
-    while let Some((node, read, env)) = envs.recv().await {
+    while let Some((node, read)) = reads.recv().await {
         any_read |= read;
         first_read |= read && node == first.node;
-        if let Some(env) = env {
-            read_envs.insert(node, env);
-        }
         if first_read {
             break;
         }
@@ -386,7 +384,7 @@ async fn take_snapshot(
             .collect::<Vec<_>>()
             .join(" or ")
     ));
-    let snap = crate::etcd::snapshot_with_envs(session, members, &read_envs, &opts.ssh);
+    let snap = crate::etcd::snapshot(session, members, &opts.ssh, opts.etcd_snapshot_limit);
     match tokio::time::timeout(opts.node_timeout, snap).await {
         Ok(s) => s.map(Some),
         Err(_) => Ok(Some(Err(vec![format!(
@@ -485,7 +483,7 @@ async fn read_all(
     contents: &Contents,
     opts: &BackupOptions,
     progress: &dyn Progress,
-    etcd_env: tokio::sync::mpsc::UnboundedSender<(String, bool, Option<Vec<u8>>)>,
+    node_read: tokio::sync::mpsc::UnboundedSender<(String, bool)>,
 ) -> BTreeMap<String, Result<NodeRead, SourceError>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let budget = Arc::new(Budget::new(MEMORY_BUDGET_KIB));
@@ -540,12 +538,8 @@ async fn read_all(
                     )),
                     Err(e) => progress.warn(&e.to_string()),
                 }
-                let env = result.as_ref().ok().and_then(|r| {
-                    let e = r.entries.iter().find(|e| e.entry.path == ETCD_ENV);
-                    e.and_then(|e| e.kept.as_ref()?.text.as_ref().map(|t| t.to_vec()))
-                });
                 // Nobody listens when no snapshot is taken.
-                let _ = etcd_env.send((node.clone(), result.is_ok(), env));
+                let _ = node_read.send((node.clone(), result.is_ok()));
                 out.insert(node, result);
             }
             Err(e) => progress.warn(&format!("a node task failed: {e}")),

@@ -9,6 +9,7 @@
 
 use crate::vault::crypto::{CryptoError, Identity};
 use crate::vault::manifest::{Entry, Kind};
+use crate::vault::trust::Authentic;
 use crate::vault::{Backup, Vault, VaultError};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -76,7 +77,7 @@ pub fn header(e: &Entry) -> tar::Header {
 /// Writes `node` of `backup` as a tar archive into `out`.
 pub fn export<W: Write>(
     vault: &Vault,
-    backup: &Backup,
+    backup: &Authentic<Backup>,
     node: &str,
     identity: &Identity,
     out: W,

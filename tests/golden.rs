@@ -78,6 +78,11 @@ fn main_error_messages_match_their_golden_files() {
         key.identity.to_str().unwrap(),
     );
     let pins = t.join("pins");
+    let own = sv_run(&["trust", "--vault", v, "--backup-host", "--json"]).expect(0);
+    let signer = serde_json::from_str::<serde_json::Value>(&own.out).unwrap()["signer"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("no-vault", vec!["log", "--vault", m]),
         (
@@ -95,8 +100,23 @@ fn main_error_messages_match_their_golden_files() {
         ),
         ("unknown-revision", vec!["show", "nosuchrev", "--vault", v]),
         (
-            "restore-empty-vault",
+            "restore-unpinned-vault",
             vec!["restore", "node1", "--vault", v, "-i", i, "--identity", id],
+        ),
+        (
+            "restore-empty-vault",
+            vec![
+                "restore",
+                "node1",
+                "--vault",
+                v,
+                "-i",
+                i,
+                "--identity",
+                id,
+                "--expect-signer",
+                &signer,
+            ],
         ),
         (
             "bad-duration",

@@ -183,13 +183,25 @@ fn playbook_installs_the_control_host_and_nodes_then_the_units_back_up_through_i
         assert!(pw.contains(":/home/sprayvault:/bin/sh"), "{n}: {pw}");
         let keys = lab.exec(n, &["cat", "/home/sprayvault/.ssh/authorized_keys"]);
         assert_eq!(keys, format!("restrict {}", pubkey.trim()) + "\n");
+        // Fixed programs only, no shell; the snapshot helper on etcd
+        // members (all three here), root's and without arguments.
         let rule = lab.exec(n, &["sudo", "-l", "-U", "sprayvault"]);
         assert!(
             rule.contains(
-                "(root) NOPASSWD: /usr/lib/openssh/sftp-server -R -u 077, /usr/bin/sh -c *"
-            ),
+                "(root) NOPASSWD: /usr/lib/openssh/sftp-server -R -u 077, /usr/local/libexec/sprayvault/etcd-snapshot \"\""
+            ) && !rule.contains("sh -c"),
             "{n}: {rule}"
         );
+        let helper = lab.exec(
+            n,
+            &[
+                "stat",
+                "-c",
+                "%U %G %a",
+                "/usr/local/libexec/sprayvault/etcd-snapshot",
+            ],
+        );
+        assert_eq!(helper.trim(), "root root 755", "{n}");
     }
 
     // Run again: nothing changes.

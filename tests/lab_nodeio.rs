@@ -709,37 +709,55 @@ fn a_huge_sparse_file_is_refused_by_name_and_size_in_bounded_memory() {
     println!("peak RSS {peak_kib} KiB");
 }
 
-/// The README's sudoers drop-in for the backup account.
-const BACKUP_SUDOERS: &str = "nosudo ALL=(root) NOPASSWD: /usr/lib/openssh/sftp-server -R -u 077\n";
+/// The shipped sudo rule for the backup account on an etcd member
+/// (contrib/ansible/templates/sudoers.j2): the read-only SFTP server and the
+/// snapshot helper, without arguments; no shell.
+const BACKUP_SUDOERS: &str = "nosudo ALL=(root) NOPASSWD: /usr/lib/openssh/sftp-server -R -u 077, /usr/local/libexec/sprayvault/etcd-snapshot \"\"\n";
 
 #[test]
-fn a_backup_account_allowed_only_the_read_only_sftp_server_backs_up() {
+fn a_backup_account_allowed_only_the_sftp_server_and_the_snapshot_helper_backs_up() {
     let _net = net_109();
     let lab = Lab::up("nio-sudoers", 109, 1);
+    let template =
+        std::fs::read_to_string(root().join("contrib/ansible/templates/sudoers.j2")).unwrap();
+    assert!(
+        template.contains(&BACKUP_SUDOERS.replace("nosudo", "{{ sprayvault_node_user }}")),
+        "the test's rule is not the shipped one:\n{template}"
+    );
+    assert!(!template.contains("sh -c"), "{template}");
     lab.exec(
         "node1",
         &[
             "sh",
             "-c",
             &format!(
-                "printf '%s' '{BACKUP_SUDOERS}' > /etc/sudoers.d/sprayvault-backup && chmod 0440 /etc/sudoers.d/sprayvault-backup"
+                "printf '%s' '{BACKUP_SUDOERS}' > /etc/sudoers.d/sprayvault-backup && chmod 0440 /etc/sudoers.d/sprayvault-backup && visudo -cf /etc/sudoers.d/sprayvault-backup"
             ),
         ],
     );
-    // nosudo may run nothing else as root.
-    let other = run(lab.cmd().args([
-        "exec",
-        "node1",
-        "--",
-        "setpriv",
-        "--reuid=nosudo",
-        "--regid=nosudo",
-        "--clear-groups",
-        "sudo",
-        "-n",
-        "true",
-    ]));
-    assert!(!other.status.success());
+    // nosudo may run nothing else as root: no shell, no helper arguments.
+    let as_nosudo = |args: &[&str]| {
+        let mut a = vec![
+            "exec",
+            "node1",
+            "--",
+            "setpriv",
+            "--reuid=nosudo",
+            "--regid=nosudo",
+            "--clear-groups",
+            "sudo",
+            "-n",
+        ];
+        a.extend_from_slice(args);
+        run(lab.cmd().args(&a))
+    };
+    assert!(!as_nosudo(&["true"]).status.success());
+    assert!(!as_nosudo(&["sh", "-c", "id"]).status.success());
+    assert!(
+        !as_nosudo(&["/usr/local/libexec/sprayvault/etcd-snapshot", "x"])
+            .status
+            .success()
+    );
     let inv = lab.dir.join("inventory-nosudo.ini");
     let text = std::fs::read_to_string(lab.inventory()).unwrap().replace(
         "ansible_user=root",
@@ -748,17 +766,50 @@ fn a_backup_account_allowed_only_the_read_only_sftp_server_backs_up() {
     std::fs::write(&inv, text).unwrap();
     let v = TestVault::new();
     let cfg = lab.ssh_config();
-    let r = sv_run(&backup_args(
-        &v,
-        inv.to_str().unwrap(),
-        &cfg,
-        &["--no-etcd-snapshot"],
-    ))
-    .expect(0);
+    let r = sv_run(&backup_args(&v, inv.to_str().unwrap(), &cfg, &[])).expect(0);
     assert!(r.out.contains("1/1 nodes"), "{}", r.out);
+    assert!(r.out.contains("etcd snapshot: "), "{}", r.out);
     let shown = recorded(&v, "node1");
     assert!(shown.contains("/etc/kubernetes/ssl/ca.key"), "{shown}");
     assert!(shown.contains("/etc/ssl/etcd/ssl/ca-key.pem"), "{shown}");
+    // The snapshot restores: its index names the member from etcd.env.
+    let ls = sv_run(&["etcd", "ls", "--vault", v.path(), "--json"]).expect(0);
+    assert!(ls.out.contains("\"member\": \"etcd1\""), "{}", ls.out);
+    // Nothing of the run is left in /var/tmp on the node.
+    let left = lab.exec(
+        "node1",
+        &["sh", "-c", "ls /var/tmp | grep sprayvault || true"],
+    );
+    assert!(left.trim().is_empty(), "{left}");
+}
+
+/// A member without the helper: the backup names it and what to install.
+#[test]
+fn a_member_without_the_snapshot_helper_is_named_with_the_fix() {
+    let _net = net_109();
+    let lab = Lab::up("nio-nohelper", 109, 1);
+    // Hidden on node1 only (its own mount namespace).
+    lab.exec(
+        "node1",
+        &[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m,mode=0755",
+            "tmpfs",
+            "/usr/local/libexec/sprayvault",
+        ],
+    );
+    let v = TestVault::new();
+    let r = v.backup(&lab, &[]).expect(3);
+    let said = format!("{}{}", r.out, r.err);
+    assert!(
+        said.contains(
+            "the etcd snapshot helper /usr/local/libexec/sprayvault/etcd-snapshot did not run"
+        ) && said.contains("contrib/ansible/install.yml"),
+        "{said}"
+    );
 }
 
 #[test]

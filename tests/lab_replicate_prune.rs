@@ -408,3 +408,124 @@ fn pull_prune_backup_and_push_at_once_lose_nothing() {
     ])
     .expect(0);
 }
+
+/// What a git host can do to a machine that trusts the vault: serve `main`
+/// rolled back to an older, validly signed backup, or drop the newest
+/// snapshot ref. A new directory is pulled only for the signer the operator
+/// names, and leaves nothing behind when refused; a machine that has read
+/// the newer backup refuses the rolled-back copy on a fresh clone; and
+/// `latest` never silently means an older snapshot.
+#[test]
+fn a_rolled_back_or_trimmed_offsite_copy_is_refused_on_a_fresh_clone() {
+    let lab = Lab::up("rep-rollback", 113, 1);
+    let cfg = lab.ssh_config();
+    let v = TestVault::new();
+    let r = remote(113, &v);
+    for i in 0..2 {
+        change_etcd(&lab, i);
+        v.backup(&lab, &[]).expect(0);
+    }
+    sv_run(&["push", "--vault", v.path(), "--ssh-config", &cfg]).expect(0);
+    let signer = v.signer();
+    let (new, old) = (
+        git_at(&v.dir, &["rev-parse", "main"]),
+        git_at(&v.dir, &["rev-parse", "main~1"]),
+    );
+    let snaps = snapshots(&r.dir);
+    let (newest_ref, newest_commit) = snaps.iter().next_back().expect("two snapshots");
+    let older_name = snaps
+        .keys()
+        .next()
+        .unwrap()
+        .trim_start_matches(ETCD)
+        .to_string();
+    // A machine that has never read the vault: its own pin file.
+    let machine = tempfile::tempdir().unwrap();
+    let pins = machine.path().join("pins");
+    let on_machine = |args: &[&str], extra_env: Option<(&str, &str)>| {
+        let mut c = sv();
+        c.env("SPRAYVAULT_PINS", &pins).args(args);
+        if let Some((k, val)) = extra_env {
+            c.env(k, val);
+        }
+        let out = run(&mut c);
+        Sv {
+            out: String::from_utf8_lossy(&out.stdout).to_string(),
+            err: String::from_utf8_lossy(&out.stderr).to_string(),
+            code: out.status.code().unwrap_or(-1),
+        }
+    };
+    let pull = |name: &str, env: Option<(&str, &str)>| {
+        let dir = machine.path().join(name);
+        let d = dir.to_str().unwrap().to_string();
+        (
+            on_machine(
+                &[
+                    "pull",
+                    "--vault",
+                    &d,
+                    "--from",
+                    &r.url,
+                    "--ssh-config",
+                    &cfg,
+                ],
+                env,
+            ),
+            dir,
+        )
+    };
+    let (p, a) = pull("a", None);
+    let p = p.expect(11);
+    assert!(p.err.contains("does not trust yet"), "{}", p.err);
+    assert!(!a.exists(), "a refused pull left {}", a.display());
+    let (p, a) = pull("a", Some(("SPRAYVAULT_EXPECT_SIGNER", &signer)));
+    p.expect(0);
+    assert_eq!(git_at(&a, &["rev-parse", "main"]), new);
+
+    // The git host rolls main back to the older signed backup.
+    git_at(&r.dir, &["update-ref", "refs/heads/main", old.trim()]);
+    let (p, b) = pull("b", None);
+    let p = p.expect(11);
+    assert!(
+        p.err.contains("does not descend from backup") && p.err.contains(&new.trim()[..10]),
+        "{}",
+        p.err
+    );
+    assert!(!b.exists(), "a refused pull left {}", b.display());
+
+    // main is back, but the newest snapshot ref is gone: `latest` refuses,
+    // a snapshot named by the operator still exports.
+    git_at(&r.dir, &["update-ref", "refs/heads/main", new.trim()]);
+    git_at(
+        &r.dir,
+        &["update-ref", "-d", newest_ref, newest_commit.trim()],
+    );
+    let (p, c) = pull("c", None);
+    p.expect(0);
+    let (cd, id) = (
+        c.to_str().unwrap().to_string(),
+        v.key.identity.display().to_string(),
+    );
+    let out = machine.path().join("snap.db");
+    let export = |at: Option<&str>| {
+        let mut args = vec![
+            "etcd",
+            "export",
+            "--vault",
+            &cd,
+            "--identity",
+            &id,
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        if let Some(at) = at {
+            args.extend(["--at", at]);
+        }
+        on_machine(&args, None)
+    };
+    let e = export(None).expect(11);
+    assert!(e.err.contains("which this copy does not have"), "{}", e.err);
+    assert!(!out.exists());
+    export(Some(&older_name)).expect(0);
+    assert!(out.exists());
+}

@@ -309,8 +309,10 @@ fn tampered_vaults_are_refused_by_every_read_and_a_swapped_blob_is_never_reused(
         .expect(10);
         check("show", &r);
 
-        // Back to the honest history for the next case.
+        // Back to the honest history for the next case: a deliberate
+        // rollback, which the operator's machine accepts only re-pinned.
         v.git(&["update-ref", "refs/heads/main", &honest]);
+        sv_run(&["trust", "--pin", &v.signer()]).expect(0);
     }
     assert!(Path::new(&lab.node_root("node1")).exists());
 
@@ -398,15 +400,36 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
             code: out.status.code().unwrap_or(-1),
         }
     };
-    // Pinned on first use; the pin is the backup host's own fingerprint.
+    // A machine that has never read the vault (a fresh pin file) trusts
+    // nothing it is not told to: first use is refused, a wrong name is
+    // refused, and the signer the backup host printed is accepted and pinned.
     let own = sv_pinned(&["trust", "--vault", v.path(), "--backup-host"]).expect(0);
-    let first = sv_pinned(&["trust", "--vault", v.path()]).expect(0);
+    assert!(own.out.starts_with("signer SHA256:"), "{}", own.out);
+    let signer = v.signer();
+    let unnamed = sv_pinned(&["trust", "--vault", v.path()]).expect(11);
+    assert!(
+        unnamed
+            .err
+            .contains("which this machine does not trust yet")
+            && unnamed.err.contains(&format!("--expect-signer {signer}")),
+        "{}",
+        unnamed.err
+    );
+    assert!(!pins.exists(), "a refused first use wrote a pin");
+    let wrong = format!("SHA256:{}", "A".repeat(43));
+    let misnamed = sv_pinned(&["trust", "--vault", v.path(), "--expect-signer", &wrong]).expect(11);
+    assert!(
+        misnamed.err.contains(&format!("not by {wrong}")),
+        "{}",
+        misnamed.err
+    );
+    let first = sv_pinned(&["trust", "--vault", v.path(), "--expect-signer", &signer]).expect(0);
     assert_eq!(
         first.out, own.out,
         "pinned fingerprint is not the backup host's"
     );
     assert!(first.err.contains("pinned vault"), "{}", first.err);
-    assert!(own.out.starts_with("signer SHA256:"), "{}", own.out);
+    sv_pinned(&["trust", "--vault", v.path()]).expect(0);
 
     // Stock git verifies every commit of the real history and a snapshot.
     let allowed = tmp.path().join("allowed_signers");
@@ -538,9 +561,42 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
     backup_refused();
     v.git(&["update-ref", "refs/heads/main", &honest]);
 
-    // A commit signed by another key.
+    // A commit signed by another key: the git host serving a vault of its
+    // own, with a CA key of its choosing encrypted to the public recipient.
     Forge::new(v).commit_signed(Some(&other_key));
-    reads("signed by another key");
+    reads("which this machine does not trust yet");
+    // On a machine that has never seen the vault (a fresh pin file), the
+    // forged vault is refused whether or not the operator names a signer.
+    let fresh = tmp.path().join("fresh-pins");
+    let restore_fresh = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "node1",
+            "--vault",
+            v.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+            "--identity",
+            &id,
+            "--force",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(sv().env("SPRAYVAULT_PINS", &fresh).args(&args));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = restore_fresh(&[]);
+    assert_eq!(code, Some(11), "{err}");
+    assert!(err.contains("does not trust yet"), "{err}");
+    let (code, err) = restore_fresh(&["--expect-signer", &signer]);
+    assert_eq!(code, Some(11), "{err}");
+    assert!(err.contains(&format!("not by {signer}")), "{err}");
+    assert!(!fresh.exists(), "a refused vault was pinned");
+    assert_eq!(node_state(lab), before, "a forged vault wrote to the node");
     backup_refused();
     assert!(
         !verify("main").status.success(),
@@ -579,7 +635,15 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
         .unwrap()
         .contains(&v.git(&["rev-parse", "main:mac-key.age"]).trim().to_string()));
     v.git(&["update-ref", "refs/heads/main", &honest]);
-    sv_pinned(&["trust", "--vault", v.path(), "--accept-new-key"]).expect(0);
+    // The accepted commit is now the newest this machine has seen: the
+    // honest main, its parent, reads as rolled back until re-pinned.
+    let back = sv_pinned(&["trust", "--vault", v.path(), "--accept-new-key"]).expect(11);
+    assert!(
+        back.err.contains("does not descend from backup"),
+        "{}",
+        back.err
+    );
+    sv_pinned(&["trust", "--pin", &signer]).expect(0);
     sv_pinned(&["trust", "--vault", v.path()]).expect(0);
 
     // A forged snapshot ref: the same snapshot tree in an unsigned commit.
@@ -881,6 +945,8 @@ fn a_version_1_vault_is_upgraded_by_its_next_backup() {
     );
     let cfg = v.git(&["cat-file", "blob", "main:sprayvault.json"]);
     assert!(cfg.contains("\"format\": 2"), "{cfg}");
+    // The operator pins the signer the upgraded backup host prints.
+    pinned(&["trust", "--pin", &v.signer()]).expect(0);
     export(&["export", "node1"]).expect(0);
     export(&["etcd", "export", "--at", &old_snap]).expect(0);
     let msg = v.git(&[

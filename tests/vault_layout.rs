@@ -108,6 +108,21 @@ fn etcd_snapshot_example_parses_and_serializes_identically() {
 }
 
 #[test]
+fn pin_file_example_parses_and_serializes_identically() {
+    let examples = blocks("pins");
+    assert!(!examples.is_empty());
+    for text in examples {
+        let pins = sprayvault::vault::pins::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(pins.len(), 1);
+        assert!(
+            pins[0].mac_key.is_some() && pins[0].newest.is_some(),
+            "{pins:?}"
+        );
+        assert_eq!(sprayvault::vault::pins::render(&pins), text);
+    }
+}
+
+#[test]
 fn kubespray_record_example_parses_and_serializes_identically() {
     let examples = blocks("kubespray");
     assert!(!examples.is_empty());

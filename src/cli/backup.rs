@@ -54,6 +54,11 @@ pub struct Args {
     /// Do not take an etcd snapshot.
     #[arg(long)]
     no_etcd_snapshot: bool,
+    /// The most an etcd snapshot may be (default: 4 times the last one,
+    /// at least 256M; 8G for the first); a number of bytes with an optional
+    /// K, M or G suffix.
+    #[arg(long, value_parser = args::size, value_name = "SIZE")]
+    etcd_snapshot_limit: Option<u64>,
     /// The control host's kubespray checkout, recorded with the inventory (default: the
     /// checkout the inventory lies in, as inventory/NAME/, else --ansible-dir).
     #[arg(long, value_name = "DIR")]
@@ -149,6 +154,7 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
     let opts = BackupOptions {
         facts,
         etcd_snapshot: !a.no_etcd_snapshot,
+        etcd_snapshot_limit: a.etcd_snapshot_limit,
         control: (!a.no_control).then(|| sprayvault::control::ControlOptions {
             kubespray_dir: a.kubespray_dir.clone(),
             inventory: a.inventory.inventory.clone(),

@@ -142,9 +142,10 @@ fn row_json(e: &sprayvault::vault::manifest::Entry) -> serde_json::Value {
 
 fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    super::trust::authenticate(g, &vault, &[])?;
+    let trusted = super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
-    let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
+    let backup = trusted.backup(a.at.as_deref())?;
+    super::trust::say_age(g, &backup);
     let s = state(&vault, &backup)?;
     if a.to.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
         return Err(UsageError(format!("--to {} is not a directory", a.to.display())).into());

@@ -29,6 +29,7 @@ struct Item {
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::note_unpinned(g, &vault);
     let old = vault.backup(vault.resolve(Some(a.a.as_deref().unwrap_or("latest~1")))?)?;
     let new = vault.backup(vault.resolve(Some(a.b.as_deref().unwrap_or("latest")))?)?;
     if let Some(n) = &a.node {

@@ -7,6 +7,7 @@ use sprayvault::etcd::select;
 use sprayvault::etcd::store::{self, StoredSnapshot};
 use sprayvault::etcd::trailer::Trailer;
 use sprayvault::exit::Exit;
+use sprayvault::vault::trust::{Authentic, TrustedVault};
 use sprayvault::vault::{rfc3339, Vault};
 
 #[derive(clap::Subcommand)]
@@ -90,6 +91,7 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
     match c {
         Command::Ls => {
+            super::trust::note_unpinned(g, &vault);
             let (snaps, bad) = store::list_readable(&vault)?;
             for (name, why) in &bad {
                 eprintln!("skipped {name}: {why}");
@@ -142,8 +144,9 @@ pub fn readable(g: &Global, vault: &Vault) -> anyhow::Result<Vec<store::StoredSn
 fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
     let identity = a.identity.load()?;
     let snaps = readable(g, vault)?;
-    let snap = select::pick(vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
-    super::trust::authenticate(g, vault, &[snap_commit(snap)?])?;
+    let trusted = super::trust::authenticate(g, vault, &[])?;
+    let snap = pick_signed(g, &trusted, &snaps, a.at.as_deref())?;
+    let snap = &*snap;
     a.output.write(true, |out| {
         let mut trailer = Trailer::default();
         store::read(vault, snap, &identity, |chunk| {
@@ -226,7 +229,27 @@ pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The commit a snapshot ref points at, for `trust::authenticate`.
-pub(super) fn snap_commit(snap: &StoredSnapshot) -> anyhow::Result<git2::Oid> {
-    Ok(git2::Oid::from_str(&snap.commit)?)
+/// The snapshot `--at` names (a name, a revision, latest), resolved among
+/// the vault's snapshot refs and accepted only when its commit is signed by
+/// the vault's signer; says which one and how old it is.
+pub(super) fn pick_signed(
+    g: &Global,
+    trusted: &TrustedVault<'_>,
+    snaps: &[StoredSnapshot],
+    at: Option<&str>,
+) -> anyhow::Result<Authentic<StoredSnapshot>> {
+    let snap = select::pick(trusted.vault(), snaps, at).map_err(anyhow::Error::msg)?;
+    let snap = trusted.signed(snap.clone())?;
+    if at.is_none_or(|a| a == "latest") {
+        store::check_newest_present(trusted, snaps)?;
+    }
+    if !g.quiet {
+        eprintln!(
+            "using etcd snapshot {} of {} ({} old)",
+            snap.name,
+            rfc3339(snap.index.taken),
+            super::trust::ago(time::OffsetDateTime::now_utc().unix_timestamp() - snap.index.taken)
+        );
+    }
+    Ok(snap)
 }

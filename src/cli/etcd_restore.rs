@@ -4,7 +4,6 @@
 use super::{args, output, Global};
 use sprayvault::etcd::env::deployment_refusal;
 use sprayvault::etcd::restore::{self, Commands, RestorePlan};
-use sprayvault::etcd::select;
 use sprayvault::exit::Exit;
 use sprayvault::source::{Remote, Target};
 use sprayvault::vault::{rfc3339, Vault};
@@ -50,8 +49,8 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
     let identity = a.identity.load()?;
     let snaps = super::etcd::readable(g, &vault)?;
-    let snap = select::pick(&vault, &snaps, a.at.as_deref()).map_err(anyhow::Error::msg)?;
-    super::trust::authenticate(g, &vault, &[super::etcd::snap_commit(snap)?])?;
+    let trusted = super::trust::authenticate(g, &vault, &[])?;
+    let snap = super::etcd::pick_signed(g, &trusted, &snaps, a.at.as_deref())?;
     let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
     let hosts: Vec<_> = inv.hosts.values().filter(|h| h.is_etcd()).collect();
     let refusals: Vec<String> = hosts
@@ -102,7 +101,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 );
             }
             let plan =
-                restore::make_plan(&vault, snap, &identity, &remotes, &commands, a.force, a.step_timeout)
+                restore::make_plan(&trusted, &snap, &identity, &remotes, &commands, a.force, a.step_timeout)
                     .await?;
             print_plan(g, &plan)?;
             if !plan.problems.is_empty() {
@@ -118,7 +117,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             }
             let report = restore::apply(
                 &vault,
-                snap,
+                &snap,
                 &identity,
                 &plan,
                 &remotes,

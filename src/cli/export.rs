@@ -6,6 +6,7 @@ use super::{args, Global, UsageError};
 use sprayvault::exit::Exit;
 use sprayvault::export::{export, ExportError, ExportReport};
 use sprayvault::vault::crypto::Identity;
+use sprayvault::vault::trust::Authentic;
 use sprayvault::vault::{rfc3339, Vault};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,7 +33,7 @@ fn gz(p: &Path) -> bool {
 /// Writes the archive into `w`, gzip-compressed when asked; gives `w` back.
 fn archive<W: Write>(
     vault: &Vault,
-    backup: &sprayvault::vault::Backup,
+    backup: &Authentic<sprayvault::vault::Backup>,
     node: &str,
     identity: &Identity,
     w: W,
@@ -61,9 +62,10 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     sprayvault::paths::check_node_name(&a.node).map_err(|e| UsageError(e.to_string()))?;
     let vault = Vault::open(g.vault_dir()?)?;
-    super::trust::authenticate(g, &vault, &[])?;
+    let trusted = super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
-    let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
+    let backup = trusted.backup(a.at.as_deref())?;
+    super::trust::say_age(g, &backup);
     backup.node(&a.node)?;
     let report = if a.output == Path::new("-") {
         let out = BufWriter::with_capacity(256 << 10, std::io::stdout().lock());
@@ -101,7 +103,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
 /// that a failed export leaves nothing half-written.
 fn write_file(
     vault: &Vault,
-    backup: &sprayvault::vault::Backup,
+    backup: &Authentic<sprayvault::vault::Backup>,
     node: &str,
     identity: &Identity,
     path: &Path,

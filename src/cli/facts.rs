@@ -50,9 +50,10 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
 
 fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
-    super::trust::authenticate(g, &vault, &[])?;
+    let trusted = super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
-    let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
+    let backup = trusted.backup(a.at.as_deref())?;
+    super::trust::say_age(g, &backup);
     let cache = config::find(a.ansible_dir.as_deref())?;
     let inventory = a
         .inventory
@@ -113,6 +114,7 @@ fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
 
 fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::note_unpinned(g, &vault);
     let identity = a.identity.load()?;
     let mut revs = Vec::new();
     let mut host = None;

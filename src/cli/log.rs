@@ -19,6 +19,7 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::note_unpinned(g, &vault);
     let identity = a.identity.load()?;
     let entries = sprayvault::history::log(
         &vault,

@@ -51,6 +51,19 @@ pub struct Cli {
     /// Accept a vault whose signer or mac-key differs from the pinned one, and pin the new one.
     #[arg(long, global = true)]
     accept_new_key: bool,
+    /// Trust the vault signed by this key (SHA256:..., as `sprayvault init`
+    /// printed it) and pin it: how a machine that has never read the vault
+    /// names the one it trusts.
+    #[arg(
+        long,
+        global = true,
+        env = "SPRAYVAULT_EXPECT_SIGNER",
+        value_name = "SIGNER"
+    )]
+    expect_signer: Option<String>,
+    /// Warn when the vault's newest backup is older than this (48h; 30m, 12h, 3d).
+    #[arg(long, global = true, env = "SPRAYVAULT_MAX_AGE", value_name = "DURATION", default_value = "48h", value_parser = args::seconds)]
+    max_age: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,7 +126,8 @@ pub struct Global {
     pub json: bool,
     pub quiet: bool,
     pub verbose: bool,
-    pub accept_new_key: bool,
+    pub naming: sprayvault::vault::trust::Naming,
+    pub max_age: std::time::Duration,
 }
 
 impl Global {
@@ -162,7 +176,11 @@ pub fn main() -> Exit {
         json: cli.json,
         quiet: cli.quiet,
         verbose: cli.verbose,
-        accept_new_key: cli.accept_new_key,
+        naming: sprayvault::vault::trust::Naming {
+            expect_signer: cli.expect_signer.filter(|s| !s.is_empty()),
+            accept_new_key: cli.accept_new_key,
+        },
+        max_age: cli.max_age,
     };
     let result = match cli.command {
         Command::Init(a) => init::run(&global, a),

@@ -6,7 +6,6 @@ use sprayvault::exit::Exit;
 use sprayvault::preflight::{self, Options, Report, Status};
 use sprayvault::vault::Vault;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,9 +19,6 @@ pub struct Args {
     ansible_dir: Option<PathBuf>,
     #[command(flatten)]
     identity: args::IdentityOpt,
-    /// Warn when the latest backup is older than this (48h, 2d, 3600s; a plain number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "48h", value_parser = args::seconds)]
-    max_age: Duration,
     #[command(flatten)]
     ssh: args::Ssh,
 }
@@ -42,17 +38,14 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     // The vault, when one is given: read as any restore reads it.
     let identity = a.identity.load()?;
     let vault = match (&g.vault, &identity) {
-        (Some(dir), Some(_)) => {
-            let v = Vault::open(dir)?;
-            super::trust::authenticate(g, &v, &[])?;
-            Some(v)
-        }
+        (Some(dir), Some(_)) => Some(Vault::open(dir)?),
         _ => None,
     };
-    let backup = match &vault {
-        Some(v) => Some(v.backup(v.resolve(None)?)?),
-        None => None,
-    };
+    let trusted = vault
+        .as_ref()
+        .map(|v| super::trust::authenticate(g, v, &[]))
+        .transpose()?;
+    let backup = trusted.as_ref().map(|t| t.backup(None)).transpose()?;
     let ssh = a.ssh.options();
     let started = std::time::Instant::now();
     let rt = super::runtime()?;
@@ -66,7 +59,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             (Some(v), Some(b), Some(i)) => Some((v, b, i)),
             _ => None,
         },
-        max_age: a.max_age.as_secs(),
+        max_age: g.max_age.as_secs(),
     }));
     let report = Report {
         limit: a.nodes.clone(),

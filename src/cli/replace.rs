@@ -49,9 +49,10 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     sprayvault::paths::check_node_name(&a.node).map_err(|e| super::UsageError(e.to_string()))?;
     let vault = Vault::open(g.vault_dir()?)?;
     // Signed by the pinned key before anything is read from it.
-    super::trust::authenticate(g, &vault, &[])?;
+    let trusted = super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
-    let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
+    let backup = trusted.backup(a.at.as_deref())?;
+    super::trust::say_age(g, &backup);
     let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
     let host = inv.hosts.get(&a.node).ok_or_else(|| {
         super::UsageError(format!(

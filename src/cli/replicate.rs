@@ -91,7 +91,7 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<Exit> {
         dir,
         a.from.as_deref(),
         a.ssh.ssh_config.as_deref(),
-        g.accept_new_key,
+        &g.naming,
         a.lock.lock_wait,
     )
     .map_err(exit_coded)?;

@@ -44,10 +44,10 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     sprayvault::paths::check_node_name(&a.node).map_err(|e| super::UsageError(e.to_string()))?;
     let vault = Vault::open(g.vault_dir()?)?;
-    super::trust::authenticate(g, &vault, &[])?;
+    let trusted = super::trust::authenticate(g, &vault, &[])?;
     let identity = a.identity.load()?;
-    let commit = vault.resolve(a.at.as_deref())?;
-    let backup = vault.backup(commit)?;
+    let backup = trusted.backup(a.at.as_deref())?;
+    super::trust::say_age(g, &backup);
     backup.node(&a.node)?;
     let mut target = match &a.inventory.inventory {
         Some(path) => {

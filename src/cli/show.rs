@@ -37,6 +37,7 @@ struct Row {
 
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::note_unpinned(g, &vault);
     let backup = vault.backup(vault.resolve(a.at.as_deref())?)?;
     if let Some(n) = &a.node {
         backup.node(n)?;

@@ -35,6 +35,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         .into());
     }
     let vault = Vault::open(g.vault_dir()?)?;
+    super::trust::note_unpinned(g, &vault);
     let identity = a.identity.load()?;
     let report = sprayvault::verify::verify(&vault, if a.full { identity.as_ref() } else { None })?;
     let trial = match (&identity, a.trial) {

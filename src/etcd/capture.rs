@@ -1,13 +1,15 @@
-//! Taking a snapshot from one etcd member over SSH: `etcdctl snapshot save`
-//! on the node with its kubespray admin certificate (the paths its
-//! etcd.env gives), `snapshot status` (etcdutl's where the node has it) for
-//! revision and key count, the file streaming back over ssh into the
-//! chunker while etcdctl writes it, all in one command line (one `ssh`
-//! process). The file on the node is always removed; nothing of the snapshot
-//! touches the control host's disk.
+//! Taking a snapshot from one etcd member over SSH, through the member's
+//! snapshot helper (`contrib/ansible/files/sprayvault-etcd-snapshot`,
+//! installed as [`HELPER`]): a fixed root-owned program that takes no
+//! arguments, so the backup account's sudo rule names exactly it. It saves
+//! the snapshot with the member's kubespray admin certificate (the paths
+//! its etcd.env gives), streams the file back while etcdctl writes it, and
+//! reports the member's name, `snapshot status`, `endpoint hashkv` and
+//! `endpoint status` on stderr. The file on the node is always removed;
+//! nothing of the snapshot touches the control host's disk.
 
 use super::chunker::Chunker;
-use super::env::{AdminCert, EtcdEnv};
+use super::env::AdminCert;
 use super::index::{hashkv_text, plain_version, SnapshotIndex};
 use super::store::ChunkWriter;
 use super::trailer::Trailer;
@@ -15,6 +17,13 @@ use crate::source::remote::shell_quote;
 use crate::source::remote::Commands;
 use crate::source::{SshOptions, Target};
 use crate::vault::mac::MacKey;
+
+/// Where the snapshot helper lives on an etcd member.
+pub const HELPER: &str = "/usr/local/libexec/sprayvault/etcd-snapshot";
+/// The helper's text, as `contrib/ansible/install.yml` installs it.
+pub const HELPER_SCRIPT: &str =
+    include_str!("../../contrib/ansible/files/sprayvault-etcd-snapshot");
+
 /// The `etcdctl` command line (v3 API) that talks to `endpoint` with the
 /// node's kubespray admin certificate, as run on the node itself.
 pub fn etcdctl(endpoint: &str, admin: &AdminCert) -> String {
@@ -27,17 +36,10 @@ pub fn etcdctl(endpoint: &str, admin: &AdminCert) -> String {
     )
 }
 
-/// Takes, verifies and stores one snapshot from the member on `target`.
-/// Errors are sentences naming the node.
-pub async fn take(
-    target: &Target,
-    ssh: &SshOptions,
-    key: &MacKey,
-    writer: &mut ChunkWriter<'_>,
-) -> Result<SnapshotIndex, String> {
-    take_with_env(target, ssh, None, key, writer).await
-}
-
+/// Marks the helper's first line on stderr: without it, the helper did not run.
+const HELPER_MARK: &str = "sprayvault-etcd-helper ";
+/// Marks the line holding the member's name (`ETCD_NAME`).
+const MEMBER: &str = "sprayvault-etcd-member ";
 /// Marks the line of the command's stderr that holds `snapshot status`.
 const STATUS: &str = "sprayvault-etcd-status ";
 /// Marks the line holding the member's `endpoint hashkv` at the snapshot's
@@ -45,39 +47,27 @@ const STATUS: &str = "sprayvault-etcd-status ";
 const HASHKV: &str = "sprayvault-etcd-hashkv ";
 const ENDPOINT: &str = "sprayvault-etcd-endpoint ";
 
-/// Like [`take`], with the member's `/etc/etcd.env` already read (a backup
-/// has just read it): then the snapshot costs one `ssh` process, the command
-/// that saves, streams, checks and removes it.
-pub async fn take_with_env(
+/// A member name as etcd and the snapshot index carry it.
+fn plain_member(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Takes, verifies and stores one snapshot from the member on `target`,
+/// refusing a stream longer than `limit` bytes. Errors are sentences naming
+/// the node.
+pub async fn take(
     target: &Target,
     ssh: &SshOptions,
-    env: Option<&[u8]>,
     key: &MacKey,
     writer: &mut ChunkWriter<'_>,
+    limit: u64,
 ) -> Result<SnapshotIndex, String> {
     let node = &target.node;
     let commands = Commands::new(target, ssh);
-    let text = match env {
-        Some(t) => String::from_utf8_lossy(t).to_string(),
-        None => commands
-            .run_privileged("cat /etc/etcd.env", "reading /etc/etcd.env")
-            .await
-            .map_err(|e| e.to_string())?,
-    };
-    let env = EtcdEnv::parse(&text);
-    let member = env
-        .get("ETCD_NAME")
-        .ok_or(format!("node {node}: /etc/etcd.env has no ETCD_NAME"))?
-        .to_string();
-    let endpoint = env
-        .first_url("ETCD_ADVERTISE_CLIENT_URLS")
-        .ok_or(format!(
-            "node {node}: /etc/etcd.env has no ETCD_ADVERTISE_CLIENT_URLS"
-        ))?
-        .to_string();
-    let nonce: u64 = rand::random();
-    let prefix = format!("{SNAP_PREFIX}{nonce:016x}.");
-    let save = save_command(&etcdctl(&endpoint, &env.admin(node)), &endpoint, &prefix);
     let taken = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut chunker = Chunker::new(key);
     let mut trailer = Trailer::default();
@@ -88,8 +78,15 @@ pub async fn take_with_env(
         chunks.push((mac, chunk.len() as u64));
         Ok(())
     };
+    let mut seen = 0u64;
     let streamed = commands
-        .stream_privileged(&save, "taking an etcd snapshot", 1 << 20, |piece| {
+        .stream_helper(HELPER, "taking an etcd snapshot", 1 << 20, |piece| {
+            seen += piece.len() as u64;
+            if seen > limit {
+                return Err(format!(
+                    "the snapshot stream passed {limit} bytes, the most this backup accepts (4 times the last snapshot's size); stopped. If the database really grew that much, raise --etcd-snapshot-limit"
+                ));
+            }
             trailer.update(piece);
             chunker.push(piece, &mut store)
         })
@@ -97,24 +94,33 @@ pub async fn take_with_env(
     let finished = match streamed {
         Ok(f) => f,
         Err(e) => {
-            // The command removes the file when it ends; a cut connection
-            // may have stopped it first.
-            let removed = commands
-                .run_privileged(
-                    &format!(
-                        "find /var/tmp -maxdepth 1 -type d -user 0 -name {} -exec rm -rf {{}} +",
-                        shell_quote(&format!("{prefix}*"))
-                    ),
-                    "removing the snapshot file",
-                )
-                .await;
-            let left = match removed {
-                Ok(_) => String::new(),
-                Err(_) => format!(" (a directory /var/tmp/{prefix}* holding the snapshot may be left on the node)"),
-            };
-            return Err(format!("{e}{left}"));
+            let text = e.to_string();
+            if !text.contains(HELPER_MARK.trim_end()) && !text.contains("not healthy") {
+                return Err(format!(
+                    "node {node}: the etcd snapshot helper {HELPER} did not run ({}); install it on every etcd member (contrib/ansible/install.yml, or the manual's manual step) and allow it in the backup account's sudo rule",
+                    text.trim()
+                ));
+            }
+            // The helper removes its directory however it ends (a dropped
+            // connection included), and old ones at its next run.
+            return Err(text);
         }
     };
+    let member = finished
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(MEMBER))
+        .map(str::trim)
+        .ok_or(format!(
+            "node {node}: the snapshot helper named no member (is {HELPER} sprayvault's?)"
+        ))?
+        .to_string();
+    if !plain_member(&member) {
+        return Err(format!(
+            "node {node}: /etc/etcd.env's ETCD_NAME {:?} is not a plain member name (letters, digits, '.', '_', '-'; at most 64)",
+            crate::term::escape(&member)
+        ));
+    }
     chunker.finish(&mut store)?;
     let size = finished.bytes;
     let status = finished
@@ -172,79 +178,58 @@ pub async fn take_with_env(
     })
 }
 
-/// Names of the directories snapshots are saved in, under `/var/tmp`.
-const SNAP_PREFIX: &str = "sprayvault-etcd-snap-";
-
-/// The command line that saves a snapshot on the node into a fresh root-only
-/// directory `/var/tmp/PREFIX<random>` (made by `mktemp -d`, so nobody else
-/// can create, open or swap anything inside it, whatever they learn of its
-/// name) and streams it to stdout while etcdctl writes it, then prints
-/// `snapshot status` on stderr after [`STATUS`]; the directory is removed
-/// however it ends, and ones older than an hour (of runs cut off) with it.
-fn save_command(ctl: &str, endpoint: &str, prefix: &str) -> String {
-    // A member that is down would make `snapshot save` wait for its whole
-    // command timeout: ask for health first, briefly. Then the file is
-    // followed (by descriptor: etcdctl renames `.part` when done) while
-    // etcdctl writes it, so the transfer overlaps the save; the trailer
-    // check and `snapshot status` catch any short or mixed read.
-    format!(
-        "umask 077; \
-         find /var/tmp -maxdepth 1 -type d -user 0 -name '{SNAP_PREFIX}*' -mmin +60 -exec rm -rf {{}} + 2>/dev/null; \
-         d=$(mktemp -d {tmpl}) || exit 1; trap 'rm -rf \"$d\"' EXIT; t=\"$d/snapshot.db\"; log=\"$d/log\"; \
-         {ctl} --dial-timeout=5s --command-timeout=10s endpoint health >/dev/null 2>&1 || {{ echo \"etcd member at $(printf %s {ep}) is not healthy\" >&2; exit 1; }}; \
-         {ctl} --dial-timeout=10s --command-timeout=600s snapshot save \"$t\" >/dev/null 2>\"$log\" & pid=$!; \
-         while [ ! -e \"$t.part\" ] && [ ! -e \"$t\" ] && kill -0 $pid 2>/dev/null; do sleep 0.02; done; \
-         {{ command exec 3<\"$t.part\" || command exec 3<\"$t\"; }} 2>/dev/null || {{ wait $pid; cat \"$log\" >&2; exit 1; }}; \
-         tail -c +1 -s 0.05 --pid=$pid -f /dev/fd/3; wait $pid; rc=$?; \
-         [ $rc = 0 ] || {{ cat \"$log\" >&2; exit $rc; }}; \
-         st=$(etcdutl snapshot status \"$t\" -w json 2>/dev/null || ETCDCTL_API=3 etcdctl snapshot status \"$t\" -w json) || exit 1; \
-         {{ printf '{STATUS}'; printf %s \"$st\" | tr -d '\\r\\n'; echo; }} >&2; \
-         rev=$(printf %s \"$st\" | sed -n 's/.*\"revision\":\\([0-9]*\\).*/\\1/p'); \
-         {{ printf '{HASHKV}'; {ctl} --dial-timeout=5s --command-timeout=60s endpoint hashkv --rev=\"$rev\" -w json 2>/dev/null | tr -d '\\r\\n'; echo; }} >&2; \
-         {{ printf '{ENDPOINT}'; {ctl} --dial-timeout=5s --command-timeout=10s endpoint status -w json 2>/dev/null | tr -d '\\r\\n'; echo; }} >&2",
-        ep = shell_quote(endpoint),
-        tmpl = shell_quote(&format!("/var/tmp/{prefix}XXXXXXXXXX")),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_snapshot_is_saved_only_inside_a_fresh_private_directory() {
-        let c = save_command(
-            "etcdctl",
-            "https://10.0.0.1:2379",
-            "sprayvault-etcd-snap-00ab.",
-        );
-        assert!(c.starts_with("umask 077;"), "{c}");
-        assert!(
-            c.contains("mktemp -d '/var/tmp/sprayvault-etcd-snap-00ab.XXXXXXXXXX'"),
-            "{c}"
-        );
-        assert!(c.contains("snapshot save \"$t\""), "{c}");
-        // Nothing but the directory itself is named under /var/tmp.
-        for (i, _) in c.match_indices("/var/tmp/") {
-            assert!(
-                c[i..].starts_with("/var/tmp/sprayvault-etcd-snap-00ab.XXXXXXXXXX"),
-                "{c}"
-            );
+    fn the_helper_saves_only_inside_a_fresh_private_directory_and_takes_no_arguments() {
+        let h = HELPER_SCRIPT;
+        assert!(h.starts_with("#!/bin/sh\n"), "{h}");
+        assert!(h.contains("umask 077"), "{h}");
+        assert!(h.contains("d=$(mktemp -d /var/tmp/sprayvault-etcd-snap-XXXXXXXXXX)"));
+        assert!(h.contains("snapshot save \"$t\""));
+        assert!(h.contains("trap 'rm -rf \"$d\"' EXIT"));
+        assert!(h.contains("trap 'exit 1' HUP INT TERM PIPE"));
+        assert!(h.contains("takes no arguments"));
+        // etcd.env is read, never sourced or evaluated.
+        for bad in [". /etc", "source ", "eval "] {
+            assert!(!h.contains(bad), "{bad}");
+        }
+        for mark in [HELPER_MARK, MEMBER, STATUS, HASHKV, ENDPOINT] {
+            assert!(h.contains(mark.trim_end()), "{mark}");
         }
     }
 
     #[test]
-    fn the_snapshot_command_runs_in_a_real_shell() {
-        let out = std::process::Command::new("sh")
+    fn the_helper_is_valid_shell_and_refuses_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etcd-snapshot");
+        std::fs::write(&path, HELPER_SCRIPT).unwrap();
+        let syntax = std::process::Command::new("sh")
             .arg("-n")
-            .arg("-c")
-            .arg(save_command("etcdctl", "https://10.0.0.1:2379", "p."))
+            .arg(&path)
             .output()
-            .expect("sh runs");
+            .unwrap();
         assert!(
-            out.status.success(),
+            syntax.status.success(),
             "{}",
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&syntax.stderr)
         );
+        let out = std::process::Command::new("sh")
+            .arg(&path)
+            .arg("--endpoints=evil")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("takes no arguments"));
+    }
+
+    #[test]
+    fn member_names_are_plain() {
+        assert!(plain_member("etcd1") && plain_member("node-1.example"));
+        for bad in ["", "a b", "etcd\t1", "x\u{1b}[2J", &"a".repeat(65)] {
+            assert!(!plain_member(bad), "{bad:?}");
+        }
     }
 }

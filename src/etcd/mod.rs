@@ -19,7 +19,6 @@ use crate::source::{SshOptions, Target};
 use crate::vault::session::Session;
 use crate::vault::VaultError;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// What the snapshot step of a backup did.
 #[derive(Clone, Debug, Serialize)]
@@ -38,33 +37,25 @@ pub struct SnapshotReport {
 }
 
 /// Tries the members in order until one gives a verified snapshot, stored
-/// through `session`. Returns the report, or every member's reason.
+/// through `session`. Returns the report, or every member's reason. A
+/// stream longer than `limit` (else 4 times the newest stored snapshot,
+/// at least [`MIN_LIMIT`]; [`FIRST_LIMIT`] when there is none) is refused.
 pub async fn snapshot(
     session: &mut Session<'_>,
     members: &[Target],
     ssh: &SshOptions,
-) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
-    snapshot_with_envs(session, members, &BTreeMap::new(), ssh).await
-}
-
-/// Like [`snapshot`], with the `/etc/etcd.env` already read from some
-/// members (by node name), so their snapshot needs no read of its own.
-pub async fn snapshot_with_envs(
-    session: &mut Session<'_>,
-    members: &[Target],
-    envs: &BTreeMap<String, Vec<u8>>,
-    ssh: &SshOptions,
+    limit: Option<u64>,
 ) -> Result<Result<SnapshotReport, Vec<String>>, VaultError> {
     let key = session.key().clone();
     let (snaps, bad) = store::list_readable(session.vault())?;
     let skipped: Vec<(String, String)> = bad.into_iter().map(|(n, e)| (n, e.to_string())).collect();
+    let limit = limit.unwrap_or_else(|| stream_limit(&snaps));
     let mut reasons = Vec::new();
     for t in members {
         // Each member's writer starts from the stored snapshots: chunks a
         // failed member left are not reused (nor counted).
         let mut writer = session.snapshot(store::chunk_blobs(&snaps));
-        let env = envs.get(&t.node).map(Vec::as_slice);
-        match capture::take_with_env(t, ssh, env, &key, &mut writer).await {
+        match capture::take(t, ssh, &key, &mut writer, limit).await {
             Ok(index) => {
                 let counts = writer.counts();
                 let reference = store::commit(writer, &index)?;
@@ -85,4 +76,18 @@ pub async fn snapshot_with_envs(
         }
     }
     Ok(Err(reasons))
+}
+
+/// The snapshot stream's cap when no stored snapshot says otherwise: etcd's
+/// largest supported backend quota (8 GiB) and its trailer.
+pub const FIRST_LIMIT: u64 = (8 << 30) + 32;
+/// The cap never goes below this, however small the last snapshot was.
+pub const MIN_LIMIT: u64 = 256 << 20;
+
+/// 4 times the newest stored snapshot's size, at least [`MIN_LIMIT`].
+pub fn stream_limit(snaps: &[store::StoredSnapshot]) -> u64 {
+    match snaps.iter().max_by_key(|s| s.index.taken) {
+        Some(s) => s.index.size.saturating_mul(4).max(MIN_LIMIT),
+        None => FIRST_LIMIT,
+    }
 }

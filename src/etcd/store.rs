@@ -7,7 +7,9 @@
 
 use super::index::SnapshotIndex;
 use crate::vault::crypto::Identity;
+use crate::vault::replicate::pruned::PrunedRecord;
 use crate::vault::snapshots::SnapshotCommit;
+use crate::vault::trust::{SignedRecord, TrustError, TrustedVault};
 use crate::vault::{Vault, VaultError};
 use git2::Oid;
 use std::collections::HashMap;
@@ -149,6 +151,43 @@ pub fn read(
         })?;
     }
     Ok(())
+}
+
+/// `--at latest` picks the newest snapshot ref present, so a copy that
+/// dropped newer refs would hand out an old snapshot. The newest
+/// authenticated backup names the snapshot it took: it must be here, or
+/// pruned here.
+pub fn check_newest_present(
+    trusted: &TrustedVault<'_>,
+    snaps: &[StoredSnapshot],
+) -> Result<(), TrustError> {
+    let vault = trusted.vault();
+    let (_, record) = vault.commit_info(trusted.trusted.head)?;
+    let Some(reference) = record.etcd.as_ref().and_then(|e| e.reference()) else {
+        return Ok(());
+    };
+    let name = reference.trim_start_matches(PREFIX);
+    if snaps.iter().any(|s| s.name == name) {
+        return Ok(());
+    }
+    let pruned = PrunedRecord::load(vault.dir())?;
+    if pruned.entries().iter().any(|t| t.name == reference) {
+        return Ok(());
+    }
+    Err(TrustError::SnapshotMissing {
+        dir: vault.dir().to_path_buf(),
+        backup: trusted.trusted.head.to_string()[..10].to_string(),
+        snapshot: crate::term::escape(name).into_owned(),
+    })
+}
+
+impl SignedRecord for StoredSnapshot {
+    fn record_commit(&self) -> Option<Oid> {
+        Oid::from_str(&self.commit).ok()
+    }
+    fn record_name(&self) -> String {
+        self.name.clone()
+    }
 }
 
 #[cfg(test)]

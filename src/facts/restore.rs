@@ -15,6 +15,7 @@ use super::config::FactCache;
 use super::FactsError;
 use crate::inventory::Inventory;
 use crate::vault::crypto::Identity;
+use crate::vault::trust::Authentic;
 use crate::vault::{rfc3339, Backup, Vault};
 use std::path::PathBuf;
 
@@ -101,7 +102,7 @@ pub struct RestoreReport {
 /// facts' addresses.
 pub fn restore(
     vault: &Vault,
-    backup: &Backup,
+    backup: &Authentic<Backup>,
     identity: &Identity,
     cache: &FactCache,
     inventory: Option<&Inventory>,
@@ -344,7 +345,7 @@ mod tests {
             hosts: &[&str],
             force: bool,
         ) -> Result<RestoreReport, FactsError> {
-            let backup = self.vault.backup(self.vault.head().unwrap()).unwrap();
+            let backup = Authentic::assume(self.vault.backup(self.vault.head().unwrap()).unwrap());
             let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
             restore(
                 &self.vault,

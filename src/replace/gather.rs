@@ -11,6 +11,7 @@ use crate::inventory::Inventory;
 use crate::restore;
 use crate::source::Remote;
 use crate::vault::crypto::Identity;
+use crate::vault::trust::Authentic;
 use crate::vault::{Backup, Vault};
 use std::collections::BTreeMap;
 
@@ -111,7 +112,7 @@ async fn other_member(
 #[allow(clippy::too_many_arguments)]
 pub async fn gather(
     vault: &Vault,
-    backup: &Backup,
+    backup: &Authentic<Backup>,
     identity: &Identity,
     inventory: &Inventory,
     node: &str,

@@ -11,6 +11,7 @@ use crate::source::accounts::Accounts;
 use crate::source::{Meta, NodeFs};
 use crate::vault::crypto::Identity;
 use crate::vault::manifest::{Entry, Kind};
+use crate::vault::trust::Authentic;
 use crate::vault::{Backup, Vault};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -224,7 +225,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// [`make_plan_with`] root for owner names the target lacks.
 pub async fn make_plan<N: NodeFs>(
     vault: &Vault,
-    backup: &Backup,
+    backup: &Authentic<Backup>,
     node: &str,
     identity: &Identity,
     remote: &N,
@@ -237,7 +238,7 @@ pub async fn make_plan<N: NodeFs>(
 /// `owners` says. Changes nothing.
 pub async fn make_plan_with<N: NodeFs>(
     vault: &Vault,
-    backup: &Backup,
+    backup: &Authentic<Backup>,
     node: &str,
     identity: &Identity,
     remote: &N,

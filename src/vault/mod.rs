@@ -20,6 +20,7 @@ pub mod loose;
 pub mod mac;
 pub mod manifest;
 pub mod message;
+pub mod pins;
 mod read;
 pub mod replicate;
 pub mod rev;

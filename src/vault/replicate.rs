@@ -280,11 +280,28 @@ fn lock_dir(dir: &Path, wait: std::time::Duration) -> Result<VaultLock, Replicat
 /// where it is. Creates the vault directory when it does not exist yet
 /// (then `url` is required); a vault made this way can restore but not back
 /// up until its keyed-hash key is recovered (see `VaultError::MacKey`).
+/// A pull into a directory that did not exist leaves nothing behind when it
+/// fails (an untrusted or rolled-back copy is not kept).
 pub fn pull(
     dir: &Path,
     url: Option<&str>,
     ssh_config: Option<&Path>,
-    accept_new_key: bool,
+    naming: &super::trust::Naming,
+    lock_wait: std::time::Duration,
+) -> Result<(Vault, PullReport, super::trust::Trusted), ReplicateError> {
+    let created = dir.symlink_metadata().is_err();
+    let pulled = pull_into(dir, url, ssh_config, naming, lock_wait);
+    if pulled.is_err() && created {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    pulled
+}
+
+fn pull_into(
+    dir: &Path,
+    url: Option<&str>,
+    ssh_config: Option<&Path>,
+    naming: &super::trust::Naming,
     lock_wait: std::time::Duration,
 ) -> Result<(Vault, PullReport, super::trust::Trusted), ReplicateError> {
     if !dir.exists() {
@@ -375,7 +392,7 @@ pub fn pull(
                 .filter(|(n, _)| n != super::BRANCH)
                 .map(|(_, o)| o)
                 .collect();
-            match vault.authenticate(&extra, accept_new_key) {
+            match vault.authenticate(&extra, naming).map(|t| t.trusted) {
                 Ok(t) => Ok((vault, t)),
                 Err(e) => Err(ReplicateError::Trust(e)),
             }

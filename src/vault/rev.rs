@@ -43,9 +43,16 @@ pub fn parse_date(text: &str) -> Option<i64> {
 
 /// The backups on `branch`, newest first (its first-parent line).
 fn backups(repo: &Repository, branch: &str) -> Result<Vec<Oid>, String> {
-    let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
-    walk.push_ref(branch)
+    let tip = repo
+        .refname_to_id(branch)
         .map_err(|e| format!("the vault has no backups yet ({e})"))?;
+    first_parents(repo, tip)
+}
+
+/// The first-parent line from `tip`, newest first.
+pub fn first_parents(repo: &Repository, tip: Oid) -> Result<Vec<Oid>, String> {
+    let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
+    walk.push(tip).map_err(|e| e.to_string())?;
     walk.simplify_first_parent().map_err(|e| e.to_string())?;
     walk.map(|o| o.map_err(|e| e.to_string())).collect()
 }
@@ -83,13 +90,22 @@ pub fn wanted(rev: &str) -> Option<Wanted> {
 /// Resolves `rev` to a backup on the vault's branch `branch` (see the
 /// module). Errors are plain sentences naming the revision.
 pub fn resolve(repo: &Repository, branch: &str, rev: &str) -> Result<Oid, String> {
+    pick(repo, backups(repo, branch)?, rev)
+}
+
+/// Resolves `rev` among the backups on the first-parent line from `tip`
+/// (an authenticated newest backup).
+pub fn resolve_from(repo: &Repository, tip: Oid, rev: &str) -> Result<Oid, String> {
+    pick(repo, first_parents(repo, tip)?, rev)
+}
+
+fn pick(repo: &Repository, history: Vec<Oid>, rev: &str) -> Result<Oid, String> {
     let shown = crate::term::escape(rev.trim()).into_owned();
     let Some(want) = wanted(rev) else {
         return Err(format!(
             "revision {shown:?} does not name a backup; give latest, latest~N, a date such as 2026-11-20, or a backup's commit id (see `sprayvault log`); tags and refs are not backups"
         ));
     };
-    let history = backups(repo, branch)?;
     match want {
         Wanted::Back(n) => history.get(n).copied().ok_or_else(|| {
             format!(

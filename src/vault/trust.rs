@@ -1,32 +1,50 @@
 //! Authenticated history on the operator's side (vault-layout,
-//! "Signatures"): a vault's fingerprint (the backup host's signing key and
-//! the `mac-key.age` blob) is pinned on first use in a file on the
-//! operator's machine; afterwards every read refuses history that is
-//! unsigned, signed by another key, or carries another mac-key, unless the
-//! operator explicitly accepts the new fingerprint.
-//!
-//! Pin file: `$SPRAYVAULT_PINS`, else `$XDG_CONFIG_HOME/sprayvault/pins`,
-//! else `~/.config/sprayvault/pins`; one line per vault,
-//! `VAULT-DIR TAB SIGNER TAB MAC-KEY-BLOB`, where SIGNER is the OpenSSH
-//! public key (`ssh-ed25519 AAAA...`).
+//! "Signatures"): a vault is trusted only when its signer is pinned on this
+//! machine (`pins`) or named by the operator (`--expect-signer`). Every
+//! command that writes what a vault holds somewhere gets it through a
+//! [`TrustedVault`], which only [`Vault::authenticate`] makes: it checks
+//! the signatures of the history, the pinned mac-key, and that `main` is no
+//! older than the newest backup this machine has seen from that signer.
 
+use super::pins::{self, Pin, PinFileError};
 use super::signing::SigStatus;
-use super::{Vault, VaultError, MAC_KEY_AGE};
+use super::{rev, Backup, Vault, VaultError, MAC_KEY_AGE};
 use git2::Oid;
 use ssh_key::{HashAlg, PublicKey, SshSig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TrustError {
     #[error("vault {dir}: commit {commit} is not signed; history appended by someone other than the backup host is refused; compare with another copy of the vault, and move refs/heads/main back to the newest commit that `git verify-commit` accepts (`sprayvault trust --allowed-signers` prints the signer); a vault written before signatures (format 1) is signed by its next backup with this sprayvault")]
     Unsigned { dir: PathBuf, commit: String },
-    #[error("vault {dir}: commit {commit}: {why}; the vault's pinned signer is {pinned}; check the vault's origin, or run `sprayvault trust --accept-new-key` if the backup host's key was replaced on purpose")]
+    #[error("vault {dir}: commit {commit}: {why}; the vault's signer is {pinned}; check the vault's origin, or run `sprayvault trust --accept-new-key` if the backup host's key was replaced on purpose")]
     Foreign {
         dir: PathBuf,
         commit: String,
         why: String,
         pinned: String,
+    },
+    #[error("vault {dir} is signed by {signer}, which this machine does not trust yet (no pin in {pins}); nothing was read or written. Compare that fingerprint with the one the backup host printed (`sprayvault init`, or `sprayvault trust --backup-host` there), then re-run with --expect-signer {signer} (or SPRAYVAULT_EXPECT_SIGNER), or pin it first with `sprayvault trust --pin {signer}`")]
+    Unpinned {
+        dir: PathBuf,
+        signer: String,
+        pins: PathBuf,
+    },
+    #[error("vault {dir} is signed by {found}, not by {expected} as --expect-signer (or SPRAYVAULT_EXPECT_SIGNER) says; this is not the vault you named, or the git host serves a forged one; nothing was read or written")]
+    NotExpected {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("vault {dir}: main is backup {head} ({head_time}), which does not descend from backup {newest} ({newest_time}) that this machine already read from signer {signer}; the copy is rolled back or frozen (a git host serving old history, or an off-site copy not pushed since); use a current copy, or, if the vault was rolled back on purpose, re-pin it with `sprayvault trust --pin {signer}`")]
+    RolledBack {
+        dir: PathBuf,
+        signer: String,
+        head: String,
+        head_time: String,
+        newest: String,
+        newest_time: String,
     },
     #[error("vault {dir}: commit {commit} carries another mac-key.age ({found}, pinned {pinned}); the vault was re-keyed or tampered with; run `sprayvault trust --accept-new-key` only if you know why")]
     Rekeyed {
@@ -35,8 +53,16 @@ pub enum TrustError {
         found: String,
         pinned: String,
     },
-    #[error("pin file {path}: {why}")]
-    PinFile { path: PathBuf, why: String },
+    #[error("vault {dir}: the newest backup {backup} took etcd snapshot {snapshot}, which this copy does not have (and did not prune): newer snapshot refs were dropped, so `latest` would pick an older snapshot; use a complete copy (`sprayvault pull`), or name the snapshot with --at")]
+    SnapshotMissing {
+        dir: PathBuf,
+        backup: String,
+        snapshot: String,
+    },
+    #[error("--expect-signer {0:?} is not a signer fingerprint; give it as `sprayvault init` prints it, SHA256: and 43 characters")]
+    BadSigner(String),
+    #[error(transparent)]
+    PinFile(#[from] PinFileError),
     #[error(transparent)]
     Vault(#[from] VaultError),
 }
@@ -45,7 +71,8 @@ impl crate::exit::ExitStatus for TrustError {
     fn exit(&self) -> crate::exit::Exit {
         match self {
             TrustError::Vault(v) => v.exit(),
-            TrustError::PinFile { .. } => crate::exit::Exit::Failure,
+            TrustError::PinFile(_) => crate::exit::Exit::Failure,
+            TrustError::BadSigner(_) => crate::exit::Exit::Usage,
             _ => crate::exit::Exit::Untrusted,
         }
     }
@@ -69,113 +96,138 @@ impl Fingerprint {
     }
 }
 
+/// How the operator names the vault they trust, besides the pin file.
+#[derive(Clone, Debug, Default)]
+pub struct Naming {
+    /// `--expect-signer` / `SPRAYVAULT_EXPECT_SIGNER`: the signer's
+    /// fingerprint; the vault is pinned when it matches.
+    pub expect_signer: Option<String>,
+    /// `--accept-new-key`: pin the signer and mac-key found.
+    pub accept_new_key: bool,
+}
+
 /// The outcome of authenticating a vault's history.
 #[derive(Clone, Debug)]
 pub struct Trusted {
     pub fingerprint: Fingerprint,
-    /// True when this run pinned the vault (first use or accepted new key).
+    /// True when this run pinned the signer (named or accepted now).
     pub pinned_now: bool,
     /// Signed commits checked.
     pub checked: usize,
+    /// The authenticated newest backup on main, and its time.
+    pub head: Oid,
+    pub head_time: i64,
 }
 
-pub fn pin_file() -> PathBuf {
-    if let Some(p) = std::env::var_os("SPRAYVAULT_PINS").filter(|p| !p.is_empty()) {
-        return p.into();
+/// A vault whose history was authenticated against what the operator
+/// trusts. Only [`Vault::authenticate`] makes one; the backups and
+/// snapshots that restore, replace and export read come from it.
+pub struct TrustedVault<'v> {
+    vault: &'v Vault,
+    signer: PublicKey,
+    pub trusted: Trusted,
+}
+
+/// Something read from a vault through a [`TrustedVault`]: a backup of the
+/// authenticated history, or a snapshot whose commit is signed by the
+/// vault's signer. It cannot be made any other way.
+#[derive(Debug)]
+pub struct Authentic<T>(T);
+
+impl<T> std::ops::Deref for Authentic<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".config")
-        });
-    base.join("sprayvault").join("pins")
 }
 
-fn vault_key(dir: &Path) -> String {
-    std::fs::canonicalize(dir)
-        .unwrap_or_else(|_| dir.to_path_buf())
-        .display()
-        .to_string()
+#[cfg(test)]
+impl<T> Authentic<T> {
+    /// For unit tests of what reads a backup, not of how it is trusted.
+    pub(crate) fn assume(t: T) -> Authentic<T> {
+        Authentic(t)
+    }
 }
 
-fn read_pins(path: &Path) -> Result<Vec<(String, Fingerprint)>, TrustError> {
-    let bad = |why: String| TrustError::PinFile {
-        path: path.to_path_buf(),
-        why,
+/// A record stored in a commit of its own (an etcd snapshot), which a
+/// [`TrustedVault`] authenticates by that commit's signature.
+pub trait SignedRecord {
+    fn record_commit(&self) -> Option<Oid>;
+    fn record_name(&self) -> String;
+}
+
+impl<'v> TrustedVault<'v> {
+    pub fn vault(&self) -> &'v Vault {
+        self.vault
+    }
+
+    /// Resolves `--at` (None = latest) within the authenticated history:
+    /// first-parent from the authenticated newest backup, not from the ref.
+    pub fn resolve(&self, at: Option<&str>) -> Result<Oid, VaultError> {
+        rev::resolve_from(&self.vault.repo, self.trusted.head, at.unwrap_or("latest"))
+            .map_err(VaultError::Rev)
+    }
+
+    /// The backup `--at` names, read.
+    pub fn backup(&self, at: Option<&str>) -> Result<Authentic<Backup>, VaultError> {
+        Ok(Authentic(self.vault.backup(self.resolve(at)?)?))
+    }
+
+    /// The authenticated history, newest first.
+    pub fn history(&self) -> Result<Vec<Oid>, VaultError> {
+        rev::first_parents(&self.vault.repo, self.trusted.head).map_err(VaultError::Rev)
+    }
+
+    /// The backup `commit`, which must lie on the authenticated history.
+    pub fn backup_at(&self, commit: Oid) -> Result<Authentic<Backup>, VaultError> {
+        if !self.history()?.contains(&commit) {
+            return Err(VaultError::Rev(format!(
+                "backup {} is not in the authenticated history of vault {}",
+                &commit.to_string()[..10],
+                self.vault.dir.display()
+            )));
+        }
+        Ok(Authentic(self.vault.backup(commit)?))
+    }
+
+    /// `record` (an etcd snapshot), once its commit's signature is the
+    /// vault's signer's.
+    pub fn signed<T: SignedRecord>(&self, record: T) -> Result<Authentic<T>, TrustError> {
+        let dir = self.vault.dir.clone();
+        let Some(commit) = record.record_commit() else {
+            return Err(TrustError::Unsigned {
+                dir,
+                commit: record.record_name(),
+            });
+        };
+        let short = format!("{} ({})", &commit.to_string()[..10], record.record_name());
+        match self.vault.signature_of(commit, &self.signer) {
+            SigStatus::Good(_) => Ok(Authentic(record)),
+            SigStatus::Unsigned => Err(TrustError::Unsigned { dir, commit: short }),
+            SigStatus::Bad(why) => Err(TrustError::Foreign {
+                dir,
+                commit: short,
+                why,
+                pinned: pins::signer_text(&self.signer),
+            }),
+        }
+    }
+}
+
+/// Whether the signer of `vault`'s newest commit is pinned on this machine
+/// (for read-only commands, which show an unpinned vault but say so):
+/// `None` when it is, else the signer found (or why none was).
+pub fn unpinned_signer(vault: &Vault) -> Option<String> {
+    let head = vault.head().ok()?;
+    let signer = match vault.signer_of(head) {
+        Ok(Some(k)) => pins::signer_text(&k),
+        Ok(None) => return Some("no signer (the newest commit is unsigned)".into()),
+        Err(why) => return Some(format!("no readable signer ({why})")),
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(bad(e.to_string())),
-    };
-    // Whoever can write the pins decides which vaults are trusted.
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(path)
-            .map_err(|e| bad(e.to_string()))?
-            .permissions(),
-    );
-    if mode & 0o022 != 0 {
-        return Err(bad(format!(
-            "it is writable by group or others (mode {:04o}), so anyone could pin a vault: chmod 600 it and check its lines",
-            mode & 0o7777
-        )));
-    }
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        let f: Vec<&str> = line.split('\t').collect();
-        let parsed = (f.len() == 3)
-            .then(|| {
-                Some((
-                    PublicKey::from_openssh(f[1]).ok()?,
-                    Oid::from_str(f[2]).ok()?,
-                ))
-            })
-            .flatten();
-        let (signer, mac_key) =
-            parsed.ok_or_else(|| bad(format!("line {} is not DIR TAB KEY TAB BLOB", i + 1)))?;
-        out.push((f[0].to_string(), Fingerprint { signer, mac_key }));
-    }
-    Ok(out)
-}
-
-fn write_pin(path: &Path, dir: &str, fp: &Fingerprint) -> Result<(), TrustError> {
-    let bad = |why: String| TrustError::PinFile {
-        path: path.to_path_buf(),
-        why,
-    };
-    let mut pins = read_pins(path)?;
-    pins.retain(|(d, _)| d != dir);
-    pins.push((dir.to_string(), fp.clone()));
-    let mut text = String::new();
-    for (d, f) in &pins {
-        let mut k = f.signer.clone();
-        k.set_comment("");
-        let key = k.to_openssh().map_err(|e| bad(e.to_string()))?;
-        text.push_str(&format!("{d}\t{}\t{}\n", key.trim(), f.mac_key));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
-    }
-    // A fresh file of a random name, 0600 from its creation, renamed over.
-    let nonce: u64 = rand::random();
-    let tmp = path.with_extension(format!("tmp-{nonce:016x}"));
-    let written = (|| {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(|e| bad(e.to_string()))
+    let pinned = pins::read(&pins::pin_file())
+        .map(|p| p.iter().any(|p| p.signer == signer))
+        .unwrap_or(false);
+    (!pinned).then_some(signer)
 }
 
 impl Vault {
@@ -203,15 +255,29 @@ impl Vault {
         }
     }
 
-    /// Authenticates the branch (and `extra` commits, such as a snapshot
-    /// ref's) against the pinned fingerprint, pinning it on first use or when
-    /// `accept_new` is given. Every first-parent commit from the newest one
-    /// down to the first unsigned one (the history of a version 1 vault
-    /// before it was signed, authenticated by the signed commits above it)
-    /// must be signed by the signer, and the newest one carry the pinned
-    /// `mac-key.age`.
-    pub fn authenticate(&self, extra: &[Oid], accept_new: bool) -> Result<Trusted, TrustError> {
+    /// Authenticates the branch (and `extra` commits, such as every
+    /// snapshot ref `pull` fetched) against what this machine trusts:
+    ///
+    /// * the newest commit's signer is pinned, or named by `naming`
+    ///   (`--expect-signer`, which must match; `--accept-new-key`);
+    /// * every first-parent commit from the newest one down to the first
+    ///   unsigned one (the history of a version 1 vault before it was
+    ///   signed, authenticated by the signed commits above it) is signed by
+    ///   that signer, and the newest one carries the pinned `mac-key.age`;
+    /// * main is, or descends from, the newest backup this machine has read
+    ///   from that signer.
+    ///
+    /// Then the pin records the signer, mac-key and newest backup.
+    pub fn authenticate(
+        &self,
+        extra: &[Oid],
+        naming: &Naming,
+    ) -> Result<TrustedVault<'_>, TrustError> {
         let dir = self.dir.clone();
+        let expected = match &naming.expect_signer {
+            Some(e) => Some(pins::parse_signer(e).ok_or_else(|| TrustError::BadSigner(e.clone()))?),
+            None => None,
+        };
         let head = self.head()?;
         let short = |c: Oid| c.to_string()[..10].to_string();
         let signer = match self.signer_of(head) {
@@ -231,29 +297,50 @@ impl Vault {
                 })
             }
         };
+        let signer_fp = pins::signer_text(&signer);
+        if let Some(e) = &expected {
+            if *e != signer_fp {
+                return Err(TrustError::NotExpected {
+                    dir,
+                    found: signer_fp,
+                    expected: e.clone(),
+                });
+            }
+        }
+        let pin_path = pins::pin_file();
+        let pin = pins::read(&pin_path)?
+            .into_iter()
+            .find(|p| p.signer == signer_fp);
+        if pin.is_none() && expected.is_none() && !naming.accept_new_key {
+            return Err(TrustError::Unpinned {
+                dir,
+                signer: signer_fp,
+                pins: pin_path,
+            });
+        }
         let mac_key = self
             .mac_key_blob(head)?
             .ok_or_else(|| VaultError::Damaged {
                 rev: short(head),
                 what: format!("no {MAC_KEY_AGE}"),
             })?;
-        let found = Fingerprint { signer, mac_key };
-        let pins = pin_file();
-        let key = vault_key(&self.dir);
-        let pinned = read_pins(&pins)?
-            .into_iter()
-            .find(|(d, _)| *d == key)
-            .map(|(_, f)| f);
-        let (fp, pinned_now) = match pinned {
-            Some(p) if p == found || !accept_new => (p, false),
-            _ => (found.clone(), true),
-        };
-        let pinned_signer = fp.signer.fingerprint(HashAlg::Sha256).to_string();
+        // A re-key shows at the newest commit; older commits keep the key
+        // they were written with, authenticated by the signatures above.
+        if let Some(pinned) = pin.as_ref().and_then(|p| p.mac_key) {
+            if pinned != mac_key && !naming.accept_new_key {
+                return Err(TrustError::Rekeyed {
+                    dir,
+                    commit: short(head),
+                    found: mac_key.to_string(),
+                    pinned: pinned.to_string(),
+                });
+            }
+        }
         // The whole signed part of history, then the extra commits.
         let mut commits = self.history()?;
         let signed_len = commits
             .iter()
-            .position(|c| matches!(self.signature_of(*c, &fp.signer), SigStatus::Unsigned))
+            .position(|c| matches!(self.signature_of(*c, &signer), SigStatus::Unsigned))
             .unwrap_or(commits.len());
         if signed_len == 0 {
             return Err(TrustError::Unsigned {
@@ -274,7 +361,7 @@ impl Vault {
         commits.truncate(signed_len);
         let mut checked = 0;
         for c in commits.iter().chain(extra) {
-            match self.signature_of(*c, &fp.signer) {
+            match self.signature_of(*c, &signer) {
                 SigStatus::Good(_) => {}
                 SigStatus::Unsigned => {
                     return Err(TrustError::Unsigned {
@@ -287,60 +374,61 @@ impl Vault {
                         dir,
                         commit: short(*c),
                         why,
-                        pinned: pinned_signer,
+                        pinned: signer_fp,
                     })
                 }
             }
             checked += 1;
         }
-        // A re-key shows at the newest commit; older commits keep the key
-        // they were written with, authenticated by the signatures above.
-        if found.mac_key != fp.mac_key {
-            return Err(TrustError::Rekeyed {
-                dir,
-                commit: short(head),
-                found: found.mac_key.to_string(),
-                pinned: fp.mac_key.to_string(),
-            });
+        let (head_time, _) = self.commit_info(head)?;
+        // Freshness: never older than what this machine has already read.
+        if let Some((newest, newest_time)) = pin.as_ref().and_then(|p| p.newest) {
+            let descends =
+                newest == head || self.repo.graph_descendant_of(head, newest).unwrap_or(false);
+            if !descends {
+                return Err(TrustError::RolledBack {
+                    dir,
+                    signer: signer_fp,
+                    head: short(head),
+                    head_time: super::rfc3339(head_time),
+                    newest: short(newest),
+                    newest_time: super::rfc3339(newest_time),
+                });
+            }
         }
-        if pinned_now {
-            write_pin(&pins, &key, &fp)?;
+        let pinned_now = pin.is_none();
+        let fresh = Pin {
+            signer: signer_fp.clone(),
+            mac_key: Some(mac_key),
+            newest: Some((head, head_time)),
+        };
+        if pin.as_ref() != Some(&fresh) {
+            pins::update(&pin_path, |all| {
+                // Another run may have read a newer backup meanwhile.
+                let newer = all
+                    .iter()
+                    .find(|p| p.signer == signer_fp)
+                    .and_then(|p| p.newest)
+                    .filter(|(c, _)| {
+                        *c != head && self.repo.graph_descendant_of(*c, head).unwrap_or(false)
+                    });
+                all.retain(|p| p.signer != signer_fp);
+                all.push(Pin {
+                    newest: newer.or(fresh.newest),
+                    ..fresh.clone()
+                });
+            })?;
         }
-        Ok(Trusted {
-            fingerprint: fp,
-            pinned_now,
-            checked,
+        Ok(TrustedVault {
+            vault: self,
+            signer: signer.clone(),
+            trusted: Trusted {
+                fingerprint: Fingerprint { signer, mac_key },
+                pinned_now,
+                checked,
+                head,
+                head_time,
+            },
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn fp() -> Fingerprint {
-        Fingerprint {
-            signer: PublicKey::from_openssh(
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILu30MAHzzupxmCZKmMG2A4R+AxPZgzbNQYJz3OUzyzf",
-            )
-            .unwrap(),
-            mac_key: Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap(),
-        }
-    }
-
-    #[test]
-    fn the_pin_file_is_private_from_its_creation_and_refused_when_others_can_write_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let pins = tmp.path().join("pins");
-        write_pin(&pins, "/srv/vault", &fp()).unwrap();
-        let mode = std::fs::metadata(&pins).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(read_pins(&pins).unwrap().len(), 1);
-        // No temporary file is left beside it.
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
-        std::fs::set_permissions(&pins, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let e = read_pins(&pins).unwrap_err().to_string();
-        assert!(e.contains("writable by group or others (mode 0666)"), "{e}");
     }
 }

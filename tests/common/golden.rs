@@ -30,6 +30,7 @@ pub fn mask(text: &str, tmp: Option<&Path>) -> String {
         (r"[0-9]{8}T[0-9]{6}Z", "<STAMP>"),
         (r"SHA256:[A-Za-z0-9+/]{43}", "SHA256:<FP>"),
         (r"\b[0-9]+ bytes", "<N> bytes"),
+        (r"\(([0-9]+[dhms] )*[0-9]+[dhms] old\)", "(<AGE> old)"),
         // Debian's etcd 3.5 moves with the suite's point releases.
         (r"\b3\.5\.[0-9]+\b", "3.5.<N>"),
     ] {

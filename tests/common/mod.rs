@@ -50,7 +50,7 @@ pub fn need(tool: &str) {
 pub fn sv() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sprayvault"));
     c.env_remove("SPRAYVAULT_VAULT");
-    // Vaults are pinned on first use; tests keep their pins out of $HOME.
+    // Tests keep their pins out of $HOME.
     if std::env::var_os("SPRAYVAULT_PINS").is_none() {
         c.env(
             "SPRAYVAULT_PINS",
@@ -268,6 +268,16 @@ impl TestVault {
         let tmp = tempfile::tempdir().expect("temp dir");
         let key = age_key(tmp.path(), "operator");
         let dir = tmp.path().join("vault");
+        TestVault::init(tmp, dir, key)
+    }
+
+    /// A vault made at `dir` (which need not be in the test's temporary
+    /// directory), encrypted to `key`.
+    pub fn at(dir: PathBuf, key: AgeKey) -> TestVault {
+        TestVault::init(tempfile::tempdir().expect("temp dir"), dir, key)
+    }
+
+    fn init(tmp: tempfile::TempDir, dir: PathBuf, key: AgeKey) -> TestVault {
         sv_run(&[
             "init",
             "--vault",
@@ -276,7 +286,17 @@ impl TestVault {
             &key.recipient,
         ])
         .expect(0);
-        TestVault { tmp, dir, key }
+        let v = TestVault { tmp, dir, key };
+        // The operator's machine trusts the signer `init` printed.
+        sv_run(&["trust", "--pin", &v.signer()]).expect(0);
+        v
+    }
+
+    /// The vault's signer, as the backup host prints it.
+    pub fn signer(&self) -> String {
+        let out = sv_run(&["trust", "--vault", self.path(), "--backup-host", "--json"]).expect(0);
+        let v: serde_json::Value = serde_json::from_str(&out.out).expect("trust --json");
+        v["signer"].as_str().expect("a signer").to_string()
     }
 
     pub fn path(&self) -> &str {

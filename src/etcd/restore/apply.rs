@@ -12,6 +12,7 @@ use crate::progress::Progress;
 use crate::source::remote::shell_quote;
 use crate::source::Remote;
 use crate::vault::crypto::Identity;
+use crate::vault::trust::Authentic;
 use crate::vault::Vault;
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -371,7 +372,7 @@ fn outcome(run: &Run<'_>) -> String {
 /// member, each step within `deadlines`.
 pub async fn apply(
     vault: &Vault,
-    snap: &StoredSnapshot,
+    snap: &Authentic<StoredSnapshot>,
     identity: &Identity,
     plan: &RestorePlan,
     remotes: &[Remote],

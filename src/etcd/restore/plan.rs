@@ -11,6 +11,7 @@ use crate::etcd::store::{StoredSnapshot, PREFIX};
 use crate::source::remote::shell_quote;
 use crate::source::Remote;
 use crate::vault::crypto::Identity;
+use crate::vault::trust::{Authentic, TrustedVault};
 use crate::vault::Backup;
 use crate::vault::Vault;
 use git2::Oid;
@@ -77,11 +78,12 @@ pub struct RestorePlan {
 
 /// The backup whose `etcd.env` copies go with `snap`: the one that took
 /// it, else the first after it, else the newest.
-fn env_backup(vault: &Vault, snap: &StoredSnapshot) -> Result<Oid, EtcdRestoreError> {
+fn env_backup(vault: &TrustedVault<'_>, snap: &StoredSnapshot) -> Result<Oid, EtcdRestoreError> {
     let full = format!("{PREFIX}{}", snap.name);
     let mut first_after: Option<Oid> = None;
     let mut newest: Option<Oid> = None;
     for commit in vault.history()? {
+        let vault = vault.vault();
         let (time, record) = vault.commit_info(commit)?;
         newest.get_or_insert(commit);
         let took = record
@@ -255,8 +257,8 @@ async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreErro
 /// (every host of the inventory's etcd group). `force` accepts members
 /// whose current `etcd.env` differs from the vault's copy.
 pub async fn make_plan(
-    vault: &Vault,
-    snap: &StoredSnapshot,
+    trusted: &TrustedVault<'_>,
+    snap: &Authentic<StoredSnapshot>,
     identity: &Identity,
     remotes: &[Remote],
     commands: &Commands,
@@ -264,7 +266,8 @@ pub async fn make_plan(
     step: std::time::Duration,
 ) -> Result<RestorePlan, EtcdRestoreError> {
     check_group(remotes.len())?;
-    let backup = vault.backup(env_backup(vault, snap)?)?;
+    let vault = trusted.vault();
+    let backup = trusted.backup_at(env_backup(trusted, snap)?)?;
     let short = backup.short_id();
     let mut records = Vec::new();
     let mut early = Vec::new();

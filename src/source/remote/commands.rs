@@ -127,13 +127,43 @@ impl Commands {
         cmd: &str,
         what: &str,
         piece: usize,
+        sink: F,
+    ) -> Result<Finished, SourceError>
+    where
+        F: FnMut(&[u8]) -> Result<(), String>,
+    {
+        self.stream(&self.privileged(cmd), what, piece, sink).await
+    }
+
+    /// Like [`Commands::stream_privileged`] for a fixed program on the node
+    /// that takes no arguments, run under sudo as it is (no shell with
+    /// root's rights), so a sudo rule can name exactly it.
+    pub async fn stream_helper<F>(
+        &self,
+        program: &str,
+        what: &str,
+        piece: usize,
+        sink: F,
+    ) -> Result<Finished, SourceError>
+    where
+        F: FnMut(&[u8]) -> Result<(), String>,
+    {
+        self.stream(&helper(self.sudo, program), what, piece, sink)
+            .await
+    }
+
+    async fn stream<F>(
+        &self,
+        line: &str,
+        what: &str,
+        piece: usize,
         mut sink: F,
     ) -> Result<Finished, SourceError>
     where
         F: FnMut(&[u8]) -> Result<(), String>,
     {
         let mut child = self
-            .command(&self.privileged(cmd))
+            .command(line)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -221,6 +251,17 @@ fn privileged(sudo: Sudo, cmd: &str) -> String {
     }
 }
 
+/// The line that runs `program` (an absolute path, no arguments) with
+/// root's rights: under sudo directly, never through `sh -c`.
+fn helper(sudo: Sudo, program: &str) -> String {
+    let p = shell_quote(program);
+    match sudo {
+        Sudo::Never => p,
+        Sudo::Always => format!("sudo -n {p}"),
+        Sudo::UnlessRoot => format!("if [ \"$(id -u)\" = 0 ]; then {p}; else sudo -n {p}; fi"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +276,17 @@ mod tests {
         assert_eq!((kept.len(), more), (16 << 10, true));
         let (kept, more) = rt.block_on(read_capped(&mut &data[..1000], 16 << 10));
         assert_eq!((kept.len(), more), (1000, false));
+    }
+
+    #[test]
+    fn a_helper_runs_under_sudo_without_a_shell_or_arguments() {
+        let h = "/usr/local/libexec/sprayvault/etcd-snapshot";
+        assert_eq!(helper(Sudo::Always, h), format!("sudo -n '{h}'"));
+        assert_eq!(helper(Sudo::Never, h), format!("'{h}'"));
+        assert_eq!(
+            helper(Sudo::UnlessRoot, h),
+            format!("if [ \"$(id -u)\" = 0 ]; then '{h}'; else sudo -n '{h}'; fi")
+        );
     }
 
     #[test]
