@@ -152,6 +152,33 @@ pub async fn run(
         check_node_name(&h.name).map_err(|e| BackupError::BadHost(e.to_string()))?;
     }
     let _lock = vault.lock(opts.lock_wait)?;
+    // A run that fails leaves the vault as it found it (vault::mark).
+    let mark = vault.mark()?;
+    let result = run_locked(vault, inventory, hosts, opts, progress, started).await;
+    match result {
+        Err(e) => {
+            let wrote = vault.discard_since(&mark);
+            match e {
+                BackupError::Vault(v) if v.is_disk_full() => Err(VaultError::DiskFull {
+                    dir: vault.dir().to_path_buf(),
+                    wrote,
+                }
+                .into()),
+                e => Err(e),
+            }
+        }
+        ok => ok,
+    }
+}
+
+async fn run_locked(
+    vault: &Vault,
+    inventory: &Inventory,
+    hosts: Vec<&crate::inventory::Host>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+    started: String,
+) -> Result<BackupReport, BackupError> {
     let parent = vault.head()?;
     let previous = vault.backup(parent)?;
     let mut session = Session::new(vault, &previous)?;
@@ -205,6 +232,13 @@ pub async fn run(
     let mut record = RunRecord::new("backup", String::new());
     record.started = Some(started);
     let stored = store_nodes(&mut session, &reads, plans, &mut record)?;
+    if session.blobs().disk_full() {
+        return Err(VaultError::DiskFull {
+            dir: vault.dir().to_path_buf(),
+            wrote: 0,
+        }
+        .into());
+    }
     if !hosts.is_empty() && stored.failures.len() == hosts.len() {
         return Err(BackupError::AllFailed(stored.failures.join("\n")));
     }

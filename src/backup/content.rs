@@ -103,7 +103,7 @@ impl Pass for Take {
                 Ok(())
             }
             Stage::Hash { held: None } => Ok(()),
-            Stage::Store { spool, .. } => spool.write(piece).map_err(stored),
+            Stage::Store { spool, .. } => spool.write(piece).map_err(|e| stored(&self.blobs, e)),
         }
     }
 
@@ -116,9 +116,12 @@ impl Pass for Take {
                     .map_or_else(Vec::new, |c| cert_expiries(&self.path, c));
                 let blob = match (self.blobs.known(&mac), &held) {
                     (Some(oid), _) => oid,
-                    (None, Some(content)) => self.blobs.write(&mac, content).map_err(stored)?,
+                    (None, Some(content)) => self
+                        .blobs
+                        .write(&mac, content)
+                        .map_err(|e| stored(&self.blobs, e))?,
                     (None, None) => {
-                        let spool = self.blobs.spool().map_err(stored)?;
+                        let spool = self.blobs.spool().map_err(|e| stored(&self.blobs, e))?;
                         return Ok(Ended::Again(Take {
                             mac: self.key.stream(),
                             stage: Stage::Store { want: mac, spool },
@@ -138,7 +141,9 @@ impl Pass for Take {
                 if mac != want {
                     return Err("changed between its two reads (hashed, then read again to be stored); skipped, its previous record is kept; run the backup again".into());
                 }
-                let blob = spool.finish(&self.blobs, &mac).map_err(stored)?;
+                let blob = spool
+                    .finish(&self.blobs, &mac)
+                    .map_err(|e| stored(&self.blobs, e))?;
                 Ok(Ended::Kept(Kept {
                     mac,
                     blob,
@@ -150,8 +155,8 @@ impl Pass for Take {
     }
 }
 
-fn stored(e: crate::vault::VaultError) -> String {
-    format!("could not be stored in the vault: {e}")
+fn stored(blobs: &Blobs, e: crate::vault::VaultError) -> String {
+    format!("could not be stored in the vault: {}", blobs.note(e))
 }
 
 /// notAfter of every certificate in a file (kubeconfigs' embedded ones too).

@@ -55,7 +55,14 @@ pub async fn snapshot(
         // Each member's writer starts from the stored snapshots: chunks a
         // failed member left are not reused (nor counted).
         let mut writer = session.snapshot(store::chunk_blobs(&snaps));
-        match capture::take(t, ssh, &key, &mut writer, limit).await {
+        let taken = capture::take(t, ssh, &key, &mut writer, limit).await;
+        if taken.is_err() && writer.disk_full() {
+            return Err(VaultError::DiskFull {
+                dir: session.vault().dir().to_path_buf(),
+                wrote: 0,
+            });
+        }
+        match taken {
             Ok(index) => {
                 let counts = writer.counts();
                 let reference = store::commit(writer, &index)?;

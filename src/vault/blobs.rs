@@ -33,6 +33,9 @@ pub struct Blobs {
     known: Mutex<HashMap<String, Oid>>,
     /// The ciphertext size of every blob this run wrote.
     written: Mutex<HashMap<Oid, u64>>,
+    /// Set when a write found the vault's disk full: the run then fails as
+    /// a whole instead of recording a per-file error.
+    full: std::sync::atomic::AtomicBool,
 }
 
 impl Blobs {
@@ -48,7 +51,21 @@ impl Blobs {
             recipients,
             known: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
+            full: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Notes `e` if it says the disk is full; gives it back.
+    pub fn note(&self, e: VaultError) -> VaultError {
+        if e.is_disk_full() {
+            self.full.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        e
+    }
+
+    /// Whether a write of this run found the disk full.
+    pub fn disk_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The blob already holding the content whose mac is `mac`.

@@ -19,6 +19,7 @@ pub mod lock;
 pub mod loose;
 pub mod mac;
 pub mod manifest;
+pub mod mark;
 pub mod message;
 pub mod pins;
 mod read;
@@ -56,6 +57,8 @@ const LOCAL_DIR: &str = "sprayvault";
 pub enum VaultError {
     #[error("no vault at {dir}: {why}; create one with `sprayvault init --vault {dir} --recipient AGE_PUBLIC_KEY`, or check --vault / SPRAYVAULT_VAULT")]
     NoVault { dir: PathBuf, why: String },
+    #[error("vault {dir}: the disk is full; this run had written {wrote} bytes of new objects when it filled up, and removed them again (main and every ref are as they were): free at least that much on the vault's file system (df {dir}), then run it again")]
+    DiskFull { dir: PathBuf, wrote: u64 },
     #[error("{dir} already exists and is not empty; choose a new directory for the vault")]
     AlreadyExists { dir: PathBuf },
     #[error("vault {dir} is locked by another sprayvault run{}; wait for it to finish or raise --lock-wait", holder.as_ref().map(|h| format!(" (pid {h})")).unwrap_or_default())]
@@ -115,6 +118,18 @@ pub enum VaultError {
     },
     #[error("the vault changed while this run was writing (another writer without the lock?); nothing was lost, run again")]
     Raced,
+}
+
+impl VaultError {
+    /// Whether the error is the vault's file system running out of space.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            VaultError::DiskFull { .. } => true,
+            VaultError::Io { error, .. } => error.raw_os_error() == Some(libc::ENOSPC),
+            VaultError::Git { error, .. } => error.message().contains("No space left on device"),
+            _ => false,
+        }
+    }
 }
 
 impl crate::exit::ExitStatus for VaultError {

@@ -57,6 +57,8 @@ pub struct ChunkWriter<'s> {
     known: HashMap<String, Oid>,
     written: Vec<(String, Oid)>,
     counts: Counts,
+    /// A write found the vault's disk full.
+    full: bool,
 }
 
 impl<'s> ChunkWriter<'s> {
@@ -75,7 +77,13 @@ impl<'s> ChunkWriter<'s> {
             known,
             written: vec![],
             counts: Counts::default(),
+            full: false,
         }
+    }
+
+    /// Whether a write of this snapshot found the vault's disk full.
+    pub fn disk_full(&self) -> bool {
+        self.full
     }
 
     /// The chunks written for this snapshot so far, and their bytes.
@@ -85,6 +93,14 @@ impl<'s> ChunkWriter<'s> {
 
     /// Stores one chunk (named `mac`), unless an equal one is stored already.
     pub fn put(&mut self, mac: &str, data: &[u8]) -> Result<(), VaultError> {
+        let put = self.store(mac, data);
+        if let Err(e) = &put {
+            self.full |= e.is_disk_full();
+        }
+        put
+    }
+
+    fn store(&mut self, mac: &str, data: &[u8]) -> Result<(), VaultError> {
         let oid = match self.known.get(mac) {
             Some(o) => *o,
             None => {
