@@ -65,7 +65,7 @@ impl Numbered for Exit {
                 "verify found missing or damaged objects, or a snapshot that does not restore as recorded"
             }
             Exit::Untrusted => {
-                "history not signed by the vault's pinned key, or re-keyed (see `trust`, --accept-new-key)"
+                "vault not trusted: signer not pinned or named, history forged or re-keyed, or rolled back"
             }
             Exit::PreflightFailed => {
                 "preflight: a check failed; kubespray's --limit run would stop (the fix is named)"

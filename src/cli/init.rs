@@ -57,7 +57,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         }
         println!("the list is kept in the vault's sprayvault.json and stays as it is when sprayvault changes its defaults");
         println!(
-            "fingerprint: {}\ncompare it with what `sprayvault trust` pins on the operator's machine",
+            "fingerprint: {}\ngive its signer to the operators: a machine trusts this vault only when told (`sprayvault trust --pin SIGNER`, or --expect-signer SIGNER)",
             vault.fingerprint()?.display()
         );
     }

@@ -37,14 +37,12 @@ pub enum TrustError {
         found: String,
         expected: String,
     },
-    #[error("vault {dir}: main is backup {head} ({head_time}), which does not descend from backup {newest} ({newest_time}) that this machine already read from signer {signer}; the copy is rolled back or frozen (a git host serving old history, or an off-site copy not pushed since); use a current copy, or, if the vault was rolled back on purpose, re-pin it with `sprayvault trust --pin {signer}`")]
+    #[error("vault {dir}: {what} that this machine already read from signer {signer}; the copy is rolled back or frozen (a git host serving old history, or an off-site copy not pushed since); use a current copy, or, if the vault was rolled back on purpose, re-pin it with `sprayvault trust --pin {signer}`")]
     RolledBack {
         dir: PathBuf,
         signer: String,
-        head: String,
-        head_time: String,
-        newest: String,
-        newest_time: String,
+        /// `main is backup X (TIME), which does not descend from backup Y (TIME)`.
+        what: String,
     },
     #[error("vault {dir}: commit {commit} carries another mac-key.age ({found}, pinned {pinned}); the vault was re-keyed or tampered with; run `sprayvault trust --accept-new-key` only if you know why")]
     Rekeyed {
@@ -389,10 +387,13 @@ impl Vault {
                 return Err(TrustError::RolledBack {
                     dir,
                     signer: signer_fp,
-                    head: short(head),
-                    head_time: super::rfc3339(head_time),
-                    newest: short(newest),
-                    newest_time: super::rfc3339(newest_time),
+                    what: format!(
+                        "main is backup {} ({}), which does not descend from backup {} ({})",
+                        short(head),
+                        super::rfc3339(head_time),
+                        short(newest),
+                        super::rfc3339(newest_time)
+                    ),
                 });
             }
         }
