@@ -161,7 +161,7 @@ pub async fn run(
             match e {
                 BackupError::Vault(v) if v.is_disk_full() => Err(VaultError::DiskFull {
                     dir: vault.dir().to_path_buf(),
-                    wrote,
+                    what: crate::vault::removed_what(wrote),
                 }
                 .into()),
                 e => Err(e),
@@ -232,10 +232,17 @@ async fn run_locked(
     let mut record = RunRecord::new("backup", String::new());
     record.started = Some(started);
     let stored = store_nodes(&mut session, &reads, plans, &mut record)?;
+    // Per-file notes go to the run's encrypted details and to stderr.
+    for (node, read) in &reads {
+        for (path, note) in read.iter().flat_map(|r| &r.notes) {
+            record.detail(Subject::Entry(node, path), note);
+            progress.warn(&format!("{node}: {}: {note}", crate::term::escape(path)));
+        }
+    }
     if session.blobs().disk_full() {
         return Err(VaultError::DiskFull {
             dir: vault.dir().to_path_buf(),
-            wrote: 0,
+            what: String::new(),
         }
         .into());
     }
@@ -479,6 +486,8 @@ pub struct NodeRead {
     pub entries: Vec<ReadEntry>,
     /// `(path, reason)` of entries that could not be read.
     pub errors: Vec<(String, String)>,
+    /// `(path, note)` of entries recorded with less than the node has.
+    pub notes: Vec<(String, String)>,
 }
 
 /// The vault's entries for what a node has: its metadata as recorded, and
@@ -507,6 +516,7 @@ pub fn entries_of(scan: NodeScan<Kept>) -> NodeRead {
     NodeRead {
         entries,
         errors: scan.errors,
+        notes: scan.notes,
     }
 }
 
@@ -628,6 +638,7 @@ mod tests {
                 ),
             ],
             errors: vec![("/etc/x".into(), "Permission denied".into())],
+            notes: vec![],
         };
         let read = entries_of(scan);
         assert_eq!(

@@ -224,6 +224,17 @@ fn playbook_installs_the_control_host_and_nodes_then_the_units_back_up_through_i
     // `-o -`: the snapshot on stdout is the file `-o FILE` writes, byte for
     // byte (the identity from SPRAYVAULT_IDENTITY).
     let file = dir.join("snap.db");
+    // The operator trusts the signer the backup host prints.
+    let own = sv_run(&[
+        "trust",
+        "--vault",
+        "/var/lib/sprayvault/vault",
+        "--backup-host",
+        "--json",
+    ])
+    .expect(0);
+    let own: serde_json::Value = serde_json::from_str(&own.out).unwrap();
+    sv_run(&["trust", "--pin", own["signer"].as_str().unwrap()]).expect(0);
     let exported = run(sv()
         .args([
             "etcd",

@@ -389,6 +389,7 @@ fn control_host_is_backed_up_diffed_restored_and_recovered_and_nodes_export_as_t
     // and a 200 MiB file streams through in bounded memory.
     let tar = tmp.path().join("node1.tar");
     let timed = run(Command::new("/usr/bin/time")
+        .env("SPRAYVAULT_EXPECT_SIGNER", v.signer())
         .arg("-v")
         .arg(env!("CARGO_BIN_EXE_sprayvault"))
         .args([
@@ -517,7 +518,10 @@ fn control_host_is_backed_up_diffed_restored_and_recovered_and_nodes_export_as_t
     ])
     .expect(2);
     assert!(again.err.contains("already exists"), "{}", again.err);
-    let piped = ok(Command::new("sh").arg("-c").arg(format!(
+    let piped = ok(Command::new("sh")
+        .env("SPRAYVAULT_EXPECT_SIGNER", v.signer())
+        .arg("-c")
+        .arg(format!(
         "'{}' export node2 --vault '{}' --identity '{id}' --at latest~1 -o - | tar -tf - | sort",
         env!("CARGO_BIN_EXE_sprayvault"),
         v.path()

@@ -281,6 +281,10 @@ fn a_node_is_restored_with_passphrase_protected_openssh_keys() {
         &recipients[1],
     ])
     .expect(0);
+    // The operator's machine trusts the signer init printed.
+    let own = sv_run(&["trust", "--vault", vd, "--backup-host", "--json"]).expect(0);
+    let own: serde_json::Value = serde_json::from_str(&own.out).unwrap();
+    sv_run(&["trust", "--pin", own["signer"].as_str().unwrap()]).expect(0);
     sv_run(&[
         "backup",
         "--vault",

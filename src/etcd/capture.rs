@@ -187,7 +187,7 @@ mod tests {
         let h = HELPER_SCRIPT;
         assert!(h.starts_with("#!/bin/sh\n"), "{h}");
         assert!(h.contains("umask 077"), "{h}");
-        assert!(h.contains("d=$(mktemp -d /var/tmp/sprayvault-etcd-snap-XXXXXXXXXX)"));
+        assert!(h.contains("d=$(mktemp -d /var/tmp/sprayvault-etcd-snap-XXXXXXXXXXXXXXXXXXXXXXXX)"));
         assert!(h.contains("snapshot save \"$t\""));
         assert!(h.contains("trap 'rm -rf \"$d\"' EXIT"));
         assert!(h.contains("trap 'exit 1' HUP INT TERM PIPE"));

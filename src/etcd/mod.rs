@@ -59,7 +59,7 @@ pub async fn snapshot(
         if taken.is_err() && writer.disk_full() {
             return Err(VaultError::DiskFull {
                 dir: session.vault().dir().to_path_buf(),
-                wrote: 0,
+                what: String::new(),
             });
         }
         match taken {

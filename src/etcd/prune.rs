@@ -117,7 +117,16 @@ pub fn remove(
         refs.push(name);
     }
     if !refs.is_empty() {
-        record.save(vault.dir())?;
+        record.save(vault.dir()).map_err(|e| {
+            if e.is_disk_full() {
+                VaultError::DiskFull {
+                    dir: vault.dir().to_path_buf(),
+                    what: "the record of pruned snapshots could not be written, so nothing was removed".into(),
+                }
+            } else {
+                e
+            }
+        })?;
     }
     for name in refs {
         vault.delete_snapshot_ref(&name)?;
@@ -142,6 +151,15 @@ pub fn remove(
             error: source,
         })?;
     if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        if said.contains("No space left on device") {
+            // git removes its temporary packs; the refs are recorded as
+            // pruned, and the next prune frees their objects.
+            return Err(VaultError::DiskFull {
+                dir: vault.dir().to_path_buf(),
+                what: "git gc could not write its new pack (git removed it); the snapshots are recorded as pruned and the next prune frees their objects".into(),
+            });
+        }
         return Err(VaultError::Damaged {
             rev: "gc".into(),
             what: format!(

@@ -7,6 +7,7 @@ use super::*;
 use crate::etcd::env::EtcdEnv;
 use crate::etcd::member::{self, Etcdctl};
 use crate::inventory::Inventory;
+use crate::source::remote::SMALL_FILE_LIMIT;
 use crate::source::{Remote, SshOptions, Target};
 use crate::vault::crypto::Identity;
 use crate::vault::manifest::Kind;
@@ -158,7 +159,7 @@ async fn certs_seen(
                 return CertsSeen::NotChecked(format!("{p} of backup {}: {e}", backup.short_id()))
             }
         };
-        match remote.read(&p).await {
+        match remote.read(&p, SMALL_FILE_LIMIT).await {
             Ok(now) if sha256(&now) == sha256(&recorded) => {}
             _ => differ.push(p),
         }
@@ -170,7 +171,7 @@ async fn certs_seen(
         .iter()
         .filter(|p| !missing.contains(p) && !p.ends_with("-key.pem") && !p.ends_with(".key"))
     {
-        if let Ok(data) = remote.read(p).await {
+        if let Ok(data) = remote.read(p, SMALL_FILE_LIMIT).await {
             if let crate::certs::Content::Certificates(certs) = crate::certs::classify(&data) {
                 if let Some(end) = certs
                     .iter()
@@ -194,7 +195,10 @@ async fn certs_seen(
 
 /// The live `etcd.env` of a member and an `etcdctl` with its certificate.
 async fn member_ctl(remote: &Remote) -> Result<Etcdctl, String> {
-    let text = remote.read("/etc/etcd.env").await.map_err(|e| e.reason())?;
+    let text = remote
+        .read("/etc/etcd.env", SMALL_FILE_LIMIT)
+        .await
+        .map_err(|e| e.reason())?;
     Etcdctl::from_env(
         &remote.target.node,
         &EtcdEnv::parse(&String::from_utf8_lossy(&text)),

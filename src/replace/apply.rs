@@ -10,6 +10,7 @@ use crate::facts::config::FactCache;
 use crate::progress::Progress;
 use crate::restore::{self, TrustStore};
 use crate::source::remote::shell_quote;
+use crate::source::remote::SMALL_FILE_LIMIT;
 use crate::source::Remote;
 use crate::vault::crypto::Identity;
 use crate::vault::{Backup, Vault};
@@ -293,7 +294,7 @@ async fn etcd_step(
     // Every member, each through its own connection and certificate.
     let own = c
         .node
-        .read(ENV_PATH)
+        .read(ENV_PATH, SMALL_FILE_LIMIT)
         .await
         .map_err(|err| Failed(err.to_string()))
         .and_then(|t| {

@@ -9,6 +9,7 @@ use crate::etcd::flags;
 use crate::etcd::member::{self, Etcdctl};
 use crate::inventory::Inventory;
 use crate::restore;
+use crate::source::remote::SMALL_FILE_LIMIT;
 use crate::source::Remote;
 use crate::vault::crypto::Identity;
 use crate::vault::trust::Authentic;
@@ -64,7 +65,10 @@ fn recorded_member(env: &EtcdEnv, backup: &Backup) -> Result<RecordedMember, Str
 /// The live `etcd.env` of a member and an `etcdctl` with its certificate.
 async fn live_ctl(remote: &Remote) -> Result<(EtcdEnv, Etcdctl), String> {
     let node = &remote.target.node;
-    let text = remote.read(ENV_PATH).await.map_err(|e| e.reason())?;
+    let text = remote
+        .read(ENV_PATH, SMALL_FILE_LIMIT)
+        .await
+        .map_err(|e| e.reason())?;
     let env = EtcdEnv::parse(&String::from_utf8_lossy(&text));
     let ctl = Etcdctl::from_env(node, &env)
         .ok_or_else(|| format!("{ENV_PATH} has no ETCD_ADVERTISE_CLIENT_URLS"))?;

@@ -12,6 +12,7 @@ use crate::vault::manifest::{Entry, Kind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 #[derive(Debug, Serialize)]
 pub struct RestoreReport {
@@ -223,7 +224,7 @@ async fn write_file<N: NodeFs>(remote: &N, e: &Entry, data: &[u8]) -> Result<(),
 }
 
 async fn read_back<N: NodeFs>(remote: &N, e: &Entry, data: &[u8]) -> Result<(), RestoreError> {
-    let back = remote.read(&e.path).await?;
+    let back = Zeroizing::new(remote.read(&e.path, data.len() as u64).await?);
     if sha256(&back) != sha256(data) {
         return Err(RestoreError::Refused {
             node: remote.node().to_string(),

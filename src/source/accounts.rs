@@ -5,7 +5,7 @@
 //! restore maps names to the target's ids (root for a name the target lacks:
 //! see `restore::plan::decide_owner`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug, Default)]
 pub struct Accounts {
@@ -13,6 +13,9 @@ pub struct Accounts {
     group_names: HashMap<u32, String>,
     user_ids: HashMap<String, u32>,
     group_ids: HashMap<String, u32>,
+    /// Ids whose only names on the node are not plain account names.
+    refused_users: HashSet<u32>,
+    refused_groups: HashSet<u32>,
 }
 
 /// Whether `name` is a plain account name, one that can be written into the
@@ -29,7 +32,9 @@ pub fn plain_account_name(name: &str) -> bool {
             .any(|c| crate::term::is_unsafe(c) || c.is_whitespace() || c == ':' || c == '/')
 }
 
-fn parse(text: &str) -> Vec<(String, u32)> {
+/// The `(name, id)` lines of a passwd or group file; `None` as the name
+/// where it is not a plain account name.
+fn parse(text: &str) -> Vec<(Option<String>, u32)> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
@@ -37,7 +42,7 @@ fn parse(text: &str) -> Vec<(String, u32)> {
             let name = f.next()?;
             let _pw = f.next()?;
             let id = f.next()?.parse::<u32>().ok()?;
-            plain_account_name(name).then(|| (name.to_string(), id))
+            Some((plain_account_name(name).then(|| name.to_string()), id))
         })
         .collect()
 }
@@ -46,14 +51,44 @@ impl Accounts {
     pub fn from_files(passwd: &str, group: &str) -> Accounts {
         let mut a = Accounts::default();
         for (name, id) in parse(passwd) {
-            a.user_names.entry(id).or_insert_with(|| name.clone());
-            a.user_ids.entry(name).or_insert(id);
+            match name {
+                Some(name) => {
+                    a.user_names.entry(id).or_insert_with(|| name.clone());
+                    a.user_ids.entry(name).or_insert(id);
+                }
+                None => {
+                    a.refused_users.insert(id);
+                }
+            }
         }
         for (name, id) in parse(group) {
-            a.group_names.entry(id).or_insert_with(|| name.clone());
-            a.group_ids.entry(name).or_insert(id);
+            match name {
+                Some(name) => {
+                    a.group_names.entry(id).or_insert_with(|| name.clone());
+                    a.group_ids.entry(name).or_insert(id);
+                }
+                None => {
+                    a.refused_groups.insert(id);
+                }
+            }
         }
         a
+    }
+
+    /// Why a file owned by `uid`:`gid` is recorded by id only, when the
+    /// node names that owner or group only with a name that is not plain.
+    pub fn id_only_note(&self, uid: u32, gid: u32) -> Option<String> {
+        let user = !self.user_names.contains_key(&uid) && self.refused_users.contains(&uid);
+        let group = !self.group_names.contains_key(&gid) && self.refused_groups.contains(&gid);
+        let what = match (user, group) {
+            (true, true) => format!("owner {uid} and group {gid} have"),
+            (true, false) => format!("owner {uid} has"),
+            (false, true) => format!("group {gid} has"),
+            (false, false) => return None,
+        };
+        Some(format!(
+            "{what} a name on the node that is not a plain account name (control characters, whitespace, ':' or '/', or over 32 bytes); recorded by id only"
+        ))
     }
 
     pub fn user_name(&self, uid: u32) -> Option<&str> {
@@ -101,6 +136,12 @@ mod tests {
         assert_eq!(a.user_name(998), Some("kube"));
         assert_eq!(a.group_name(996), Some("kube-cert"));
         assert!(plain_account_name("kube-cert") && plain_account_name("systemd-timesync"));
+        let hostile =
+            Accounts::from_files("ev\til:x:4242:4242::/:/bin/false\n", "g\u{1b}p:x:4243:\n");
+        assert_eq!(hostile.user_name(4242), None);
+        let note = hostile.id_only_note(4242, 4243).unwrap();
+        assert!(note.starts_with("owner 4242 and group 4243 have"), "{note}");
+        assert_eq!(hostile.id_only_note(0, 0), None);
         for bad in ["a b", "a:b", "a/b", "", "-", "+nis"] {
             assert!(!plain_account_name(bad), "{bad:?}");
         }

@@ -185,8 +185,11 @@ impl NodeFs for FakeNode {
             })
             .collect())
     }
-    async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+    async fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
         match self.get(path) {
+            Some(e) if e.meta.kind == Some(Kind::File) && e.content.len() as u64 > limit => {
+                Err(self.err(path, "larger than expected"))
+            }
             Some(e) if e.meta.kind == Some(Kind::File) => {
                 let mut c = e.content;
                 if self

@@ -28,7 +28,8 @@ pub trait NodeFs {
     async fn lstat(&self, path: &str) -> Result<Option<Meta>, SourceError>;
     /// The entries of a directory (names and lstat metadata).
     async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, SourceError>;
-    async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError>;
+    /// A regular file's content, refused when it is larger than `limit`.
+    async fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, SourceError>;
     async fn read_link(&self, path: &str) -> Result<String, SourceError>;
     /// Writes `data` to `path` atomically and privately with `attrs`.
     async fn write_private(&self, path: &str, data: &[u8], attrs: Attrs)
@@ -70,8 +71,8 @@ impl NodeFs for super::Remote {
     async fn list(&self, path: &str) -> Result<Vec<(String, Meta)>, SourceError> {
         super::Remote::list(self, path).await
     }
-    async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-        super::Remote::read(self, path).await
+    async fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
+        super::Remote::read(self, path, limit).await
     }
     async fn read_link(&self, path: &str) -> Result<String, SourceError> {
         super::Remote::read_link(self, path).await

@@ -36,10 +36,18 @@ pub struct NodeScan<K> {
     pub found: Vec<Found<K>>,
     /// `(path, reason)` of entries that could not be read.
     pub errors: Vec<(String, String)>,
+    /// `(path, note)` of entries recorded with less than the node has (an
+    /// owner by id only).
+    pub notes: Vec<(String, String)>,
 }
 
 /// Requests in flight on one node's SFTP channel at a time.
 const IN_FLIGHT: usize = 64;
+
+/// The most entries (and per-entry errors) one node may report: far above
+/// what kubespray writes under the included paths (a few hundred), low
+/// enough that a node cannot make the backup host hold what it likes.
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// The most KiB one file takes from the budget: a budget of at least this
 /// much never waits forever.
@@ -50,6 +58,7 @@ impl<K> Default for NodeScan<K> {
         NodeScan {
             found: Vec::new(),
             errors: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -199,9 +208,19 @@ pub async fn read_node<R: Reader>(
             remote.reconnect().await?;
         }
         got.sort_by(|a, b| a.0.cmp(&b.0));
+        if out.found.len() + out.errors.len() + got.len() > MAX_ENTRIES {
+            return Err(SourceError::Io {
+                node: remote.target.node.clone(),
+                path: got.first().map(|g| parent(&g.0).to_string()).unwrap_or_default(),
+                why: format!("the node reports more than {MAX_ENTRIES} entries under the included paths, more than any kubespray node has; the node is given up (check it, or exclude what does not belong)"),
+            });
+        }
         let mut next = Vec::new();
         for (path, meta, kind, got) in got {
             let mut found = found_of(remote, &path, &meta, kind);
+            if let Some(note) = remote.accounts.id_only_note(meta.uid, meta.gid) {
+                out.notes.push((path.clone(), note));
+            }
             match got {
                 Err(e) => out.errors.push((path, reason(&e))),
                 Ok(Got::File(kept)) => {

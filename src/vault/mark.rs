@@ -16,9 +16,10 @@ pub struct WriteMark {
     refs: HashSet<String>,
 }
 
-/// Every file directly in `objects` (spool files) and in its fan-out
-/// directories (loose objects and their temporary files).
-fn object_files(objects: &Path) -> std::io::Result<HashSet<PathBuf>> {
+/// Every file directly in `objects` (spool files), in its fan-out
+/// directories (loose objects and their temporary files) and in `pack/`
+/// (what a fetch writes).
+pub(crate) fn object_files(objects: &Path) -> std::io::Result<HashSet<PathBuf>> {
     let mut out = HashSet::new();
     for e in std::fs::read_dir(objects)? {
         let e = e?;
@@ -27,7 +28,9 @@ fn object_files(objects: &Path) -> std::io::Result<HashSet<PathBuf>> {
         let kind = e.file_type()?;
         if kind.is_file() && name.starts_with("tmp_obj_") {
             out.insert(e.path());
-        } else if kind.is_dir() && name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        } else if kind.is_dir()
+            && (name == "pack" || (name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit())))
+        {
             for f in std::fs::read_dir(e.path())? {
                 let f = f?;
                 if f.file_type()?.is_file() {
@@ -70,17 +73,23 @@ impl Vault {
                 }
             }
         }
-        let mut freed = 0;
-        if let Ok(now) = object_files(&self.objects_dir()) {
-            for path in now.difference(&mark.files) {
-                let size = std::fs::symlink_metadata(path)
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                if std::fs::remove_file(path).is_ok() {
-                    freed += size;
-                }
+        remove_new(&self.objects_dir(), &mark.files)
+    }
+}
+
+/// Removes the object files under `objects` that are not in `before`;
+/// returns the bytes removed.
+pub(crate) fn remove_new(objects: &Path, before: &HashSet<PathBuf>) -> u64 {
+    let mut freed = 0;
+    if let Ok(now) = object_files(objects) {
+        for path in now.difference(before) {
+            let size = std::fs::symlink_metadata(path)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if std::fs::remove_file(path).is_ok() {
+                freed += size;
             }
         }
-        freed
     }
+    freed
 }

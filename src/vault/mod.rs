@@ -57,8 +57,8 @@ const LOCAL_DIR: &str = "sprayvault";
 pub enum VaultError {
     #[error("no vault at {dir}: {why}; create one with `sprayvault init --vault {dir} --recipient AGE_PUBLIC_KEY`, or check --vault / SPRAYVAULT_VAULT")]
     NoVault { dir: PathBuf, why: String },
-    #[error("vault {dir}: the disk is full; this run had written {wrote} bytes of new objects when it filled up, and removed them again (main and every ref are as they were): free at least that much on the vault's file system (df {dir}), then run it again")]
-    DiskFull { dir: PathBuf, wrote: u64 },
+    #[error("vault {dir}: the disk is full; {what}: free space on the vault's file system (df {dir}), then run it again")]
+    DiskFull { dir: PathBuf, what: String },
     #[error("{dir} already exists and is not empty; choose a new directory for the vault")]
     AlreadyExists { dir: PathBuf },
     #[error("vault {dir} is locked by another sprayvault run{}; wait for it to finish or raise --lock-wait", holder.as_ref().map(|h| format!(" (pid {h})")).unwrap_or_default())]
@@ -118,6 +118,11 @@ pub enum VaultError {
     },
     #[error("the vault changed while this run was writing (another writer without the lock?); nothing was lost, run again")]
     Raced,
+}
+
+/// What a run that found the disk full says it left.
+pub fn removed_what(wrote: u64) -> String {
+    format!("this run had written {wrote} bytes of new objects when it filled up and removed them again (main and every ref are as they were), so it needs at least that much more")
 }
 
 impl VaultError {

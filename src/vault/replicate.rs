@@ -327,6 +327,40 @@ fn pull_into(
         dir: dir.into(),
         why: e.message().to_string(),
     })?;
+    // A pull that fails leaves no object it fetched behind.
+    let objects = dir.join("objects");
+    let before = super::mark::object_files(&objects).ok();
+    let pulled = fetch_locked(dir, &repo, url, ssh_config, naming);
+    if let (Err(e), Some(before)) = (&pulled, &before) {
+        let wrote = super::mark::remove_new(&objects, before);
+        if let ReplicateError::Vault(v) = e {
+            if v.is_disk_full() {
+                return Err(VaultError::DiskFull {
+                    dir: dir.to_path_buf(),
+                    what: super::removed_what(wrote),
+                }
+                .into());
+            }
+        }
+        if e.to_string().contains("No space left on device") {
+            return Err(VaultError::DiskFull {
+                dir: dir.to_path_buf(),
+                what: super::removed_what(wrote),
+            }
+            .into());
+        }
+    }
+    pulled
+}
+
+/// The fetch and its checks, under the vault lock.
+fn fetch_locked(
+    dir: &Path,
+    repo: &git2::Repository,
+    url: Option<&str>,
+    ssh_config: Option<&Path>,
+    naming: &super::trust::Naming,
+) -> Result<(Vault, PullReport, super::trust::Trusted), ReplicateError> {
     if let Some(u) = url {
         check_url(u)?;
         repo.config()
@@ -343,7 +377,7 @@ fn pull_into(
         .and_then(|c| c.get_string(&format!("remote.{REMOTE}.url")).ok())
         .ok_or_else(|| ReplicateError::NoRemote(dir.into()))?;
     let record = PrunedRecord::load(dir)?;
-    let before = replicated_refs(&repo);
+    let before = replicated_refs(repo);
     let local = as_refs(before.clone());
     let remote = ls_remote(dir, ssh_config, &url)?;
     let in_history = |commit: git2::Oid, tip: git2::Oid| {
@@ -370,7 +404,7 @@ fn pull_into(
     // The remote may have changed since it was listed: a pruned snapshot
     // that came in anyway is deleted again before anything else looks at it.
     let mut skipped = decided.skip;
-    for name in plan::resurrected(&record, &local, &as_refs(replicated_refs(&repo))) {
+    for name in plan::resurrected(&record, &local, &as_refs(replicated_refs(repo))) {
         if let Ok(mut r) = repo.find_reference(&name) {
             r.delete().map_err(|source| VaultError::Git {
                 dir: dir.into(),
@@ -408,7 +442,7 @@ fn pull_into(
             t,
         )),
         Err(e) => {
-            restore_refs(&repo, &before);
+            restore_refs(repo, &before);
             Err(e)
         }
     }

@@ -9,6 +9,7 @@ use crate::etcd::env::{parse_cluster, AdminCert, EtcdEnv};
 use crate::etcd::flags;
 use crate::etcd::store::{StoredSnapshot, PREFIX};
 use crate::source::remote::shell_quote;
+use crate::source::remote::SMALL_FILE_LIMIT;
 use crate::source::Remote;
 use crate::vault::crypto::Identity;
 use crate::vault::trust::{Authentic, TrustedVault};
@@ -198,7 +199,7 @@ async fn probe(remote: &Remote, rec: &Recorded) -> Result<Found, EtcdRestoreErro
     let node = &remote.target.node;
     let mut f = Found::default();
     if remote.lstat(ENV_PATH).await?.is_some() {
-        let text = remote.read(ENV_PATH).await?;
+        let text = remote.read(ENV_PATH, SMALL_FILE_LIMIT).await?;
         f.live_env = Some(EtcdEnv::parse(&String::from_utf8_lossy(&text)));
     }
     // The certificate paths of the member's own etcd.env (kubespray's

@@ -290,6 +290,13 @@ impl Remote {
             if name == "." || name == ".." {
                 continue;
             }
+            if out.len() >= MAX_LISTING {
+                return Err(SourceError::Io {
+                    node: self.target.node.clone(),
+                    path: path.to_string(),
+                    why: format!("has more than {MAX_LISTING} entries, more than any directory kubespray writes; not read (check the node)"),
+                });
+            }
             out.push((name, Meta::from_sftp(&item.metadata())));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -307,39 +314,70 @@ impl Remote {
         Ok(t.to_string_lossy().to_string())
     }
 
-    pub async fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-        let b = self
-            .sftp
-            .fs()
-            .read(path)
-            .await
-            .map_err(|e| self.io(path, e))?;
-        Ok(b.to_vec())
+    /// Reads the regular file `path`, at most `limit` bytes: the open
+    /// handle must be a regular file (fstat on the handle, so nothing swapped
+    /// in after a check is read) no larger than `limit`, and reading stops
+    /// past it, so a node cannot make the caller hold more than it asked for.
+    pub async fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
+        match self.read_capped(path, limit).await? {
+            Some(data) => Ok(data),
+            None => Err(SourceError::Io {
+                node: self.target.node.clone(),
+                path: path.to_string(),
+                why: "does not exist".into(),
+            }),
+        }
     }
 
     /// Reads a small file of the node (its accounts, its hostname), at most
     /// [`SMALL_FILE_LIMIT`] bytes: a node serving a huge or endless one is
     /// refused by name, in bounded memory. `None` when it does not exist.
     async fn read_optional(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        self.read_capped(path, SMALL_FILE_LIMIT).await
+    }
+
+    async fn read_capped(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>, SourceError> {
+        let refused = |why: String| SourceError::Io {
+            node: self.target.node.clone(),
+            path: path.to_string(),
+            why,
+        };
+        let too_large = || {
+            refused(format!(
+                "is larger than the {limit} bytes expected here; not read (check the node)"
+            ))
+        };
         let mut f = match self.sftp.options().read(true).open(path).await {
             Ok(f) => f,
             Err(e) if is_missing(&e) => return Ok(None),
             Err(e) => return Err(self.io(path, e)),
         };
+        self.watch.answered();
+        let checked = match f.metadata().await {
+            Ok(m) => {
+                let meta = Meta::from_sftp(&m);
+                if meta.kind != Some(Kind::File) {
+                    Err(refused("is not a regular file; not read".into()))
+                } else if meta.size > limit {
+                    Err(too_large())
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(self.io(path, e)),
+        };
+        if let Err(e) = checked {
+            let _ = f.close().await;
+            return Err(e);
+        }
         let mut out = Vec::new();
         let mut buf = bytes::BytesMut::with_capacity(64 << 10);
         let read = loop {
             match f.read(64 << 10, buf).await {
                 Ok(Some(piece)) => {
-                    if out.len() + piece.len() > SMALL_FILE_LIMIT {
-                        break Err(SourceError::Io {
-                            node: self.target.node.clone(),
-                            path: path.to_string(),
-                            why: format!(
-                                "is larger than {} KiB, which no such file of a real node is; not read (check the node)",
-                                SMALL_FILE_LIMIT >> 10
-                            ),
-                        });
+                    self.watch.answered();
+                    if (out.len() + piece.len()) as u64 > limit {
+                        break Err(too_large());
                     }
                     out.extend_from_slice(&piece);
                     buf = piece;
@@ -420,7 +458,10 @@ impl std::fmt::Debug for Remote {
 
 /// Quotes a string for a POSIX shell.
 /// The most a small file of a node ([`Remote::read_optional`]) may hold.
-pub const SMALL_FILE_LIMIT: usize = 4 << 20;
+pub const SMALL_FILE_LIMIT: u64 = 4 << 20;
+
+/// The most entries one directory listing may have.
+pub const MAX_LISTING: usize = 50_000;
 
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
