@@ -28,7 +28,6 @@ use thiserror::Error;
 
 pub mod content;
 pub mod merge;
-pub use merge::merge;
 
 use content::{Contents, Kept};
 
@@ -54,6 +53,16 @@ pub enum BackupError {
     BadHost(String),
     #[error("no node could be read, nothing was committed:\n{0}")]
     AllFailed(String),
+}
+
+impl crate::error::Classify for BackupError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            BackupError::Vault(v) => v.class(),
+            BackupError::Inventory(i) => i.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
 }
 
 pub struct BackupOptions {

@@ -34,6 +34,16 @@ pub enum ExportError {
     Write(io::Error),
 }
 
+impl crate::error::Classify for ExportError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            ExportError::Vault(v) => v.class(),
+            ExportError::Crypto(c) => c.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ExportReport {
     pub node: String,

@@ -7,8 +7,8 @@
 pub mod backup;
 pub mod certs;
 pub mod control;
+pub mod error;
 pub mod etcd;
-pub mod exit;
 pub mod export;
 pub mod facts;
 pub mod history;

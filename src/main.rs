@@ -1,5 +1,5 @@
 //! The `sprayvault` binary: parse arguments, run one subcommand, map the
-//! result to an exit code (the table is in `sprayvault::exit`).
+//! result to an exit code (the table is in `cli::exit`).
 
 mod cli;
 

@@ -16,6 +16,13 @@ pub enum PathError {
     BadPath(String, &'static str),
 }
 
+/// Always a plain failure: what went wrong is in the message.
+impl crate::error::Classify for PathError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failed
+    }
+}
+
 /// Accepts node names that are safe as a directory name and as an ssh
 /// destination: letters and digits of any script (`příbor`), `.`, `_` and
 /// `-`, starting with a letter or digit, at most 253 bytes.

@@ -11,7 +11,7 @@
 //! read is not recorded.
 
 use super::NodeReport;
-use crate::vault::manifest::{Entry, Kind, Manifest};
+use crate::vault::manifest::{Entry, Manifest};
 use crate::vault::message::NodeStatus;
 use crate::vault::NodeState;
 use git2::Oid;
@@ -63,7 +63,8 @@ pub fn plan(
         let old = previous.get(node);
         let p = match read {
             Read::Entries { entries, errors } => {
-                let (manifest, carried) = merge(entries.clone(), errors, old.map(|o| &o.manifest));
+                let (manifest, carried) =
+                    Manifest::carry_forward(entries.clone(), errors, old.map(|o| &o.manifest));
                 let carried = carried
                     .into_iter()
                     .filter_map(|p| old.and_then(|o| o.blobs.get(&p)).map(|b| (p, *b)))
@@ -127,44 +128,6 @@ pub fn plan(
     out
 }
 
-/// Combines freshly read entries with the previous manifest: entries that
-/// could not be read now keep their previous record (and everything the
-/// previous backup had below them). Returns the manifest and the carried
-/// file paths.
-pub fn merge(
-    fresh: Vec<Entry>,
-    errors: &[(String, String)],
-    old: Option<&Manifest>,
-) -> (Manifest, Vec<String>) {
-    let mut m = Manifest::default();
-    for e in fresh {
-        m.insert(e);
-    }
-    let mut carried = Vec::new();
-    if let Some(old) = old {
-        for (path, _) in errors {
-            // The entry and the ones below it; not its siblings that sort
-            // between them (`/etc/kubernetes-old` comes before
-            // `/etc/kubernetes/pki`, as `-` sorts before `/`).
-            let below = format!("{path}/");
-            let subtree = old.entries.get_key_value(path).into_iter().chain(
-                old.entries
-                    .range(below.clone()..)
-                    .take_while(|(p, _)| p.starts_with(&below)),
-            );
-            for (p, e) in subtree {
-                if !m.entries.contains_key(p) {
-                    m.insert(e.clone());
-                    if e.kind == Kind::File {
-                        carried.push(p.clone());
-                    }
-                }
-            }
-        }
-    }
-    (m, carried)
-}
-
 fn node_report(
     node: &str,
     status: &NodeStatus,
@@ -205,6 +168,7 @@ fn node_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vault::manifest::Kind;
 
     fn oid(n: u8) -> Oid {
         Oid::from_bytes(&[n; 20]).expect("20 bytes")

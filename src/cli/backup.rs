@@ -1,9 +1,9 @@
 //! `sprayvault backup`: the nightly run.
 
+use super::exit::Exit;
 use super::exit::Numbered;
 use super::{args, output, Global};
 use sprayvault::backup::{BackupOptions, BackupReport};
-use sprayvault::exit::Exit;
 use sprayvault::metrics::{RunMetrics, SnapshotMetrics};
 use sprayvault::vault::message::Outcome;
 use sprayvault::vault::Vault;

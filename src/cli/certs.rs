@@ -1,8 +1,8 @@
 //! `sprayvault certs`: every certificate on every node, soonest expiry first.
 
+use super::exit::Exit;
 use super::{args, output, Global};
 use sprayvault::certs::{classify, embedded, Content};
-use sprayvault::exit::Exit;
 use sprayvault::history::Contents;
 use sprayvault::vault::manifest::Kind;
 use sprayvault::vault::{rfc3339, Vault};

@@ -2,7 +2,7 @@
 //! both generated from the command line's own definition, so they cannot
 //! drift from it (the Debian package ships their output).
 
-use sprayvault::exit::Exit;
+use super::exit::Exit;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

@@ -2,10 +2,10 @@
 //! kubespray directory as a backup recorded it; and the control host's part
 //! of `sprayvault diff`.
 
+use super::exit::Exit;
 use super::{args, output, Global, UsageError};
 use sprayvault::control::diff::{self, ControlDiff, Side};
 use sprayvault::control::restore as plan;
-use sprayvault::exit::Exit;
 use sprayvault::history::ChangeKind;
 use sprayvault::restore::Action;
 use sprayvault::vault::control::ControlState;

@@ -1,7 +1,7 @@
 //! `sprayvault diff`: what changed between two backups, certificates in meaning.
 
+use super::exit::Exit;
 use super::{args, output, Global};
-use sprayvault::exit::Exit;
 use sprayvault::history::inspect::{detail, Detail};
 use sprayvault::history::{compare, ChangeKind, Contents};
 use sprayvault::vault::manifest::{Kind, Manifest};

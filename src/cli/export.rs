@@ -2,8 +2,8 @@
 //! archive (gzip when FILE ends in `.gz`, `-` for stdout), for restores that
 //! cannot go over SSH (a console, a rescue system, a USB stick).
 
+use super::exit::Exit;
 use super::{args, Global, UsageError};
-use sprayvault::exit::Exit;
 use sprayvault::export::{export, ExportError, ExportReport};
 use sprayvault::vault::crypto::Identity;
 use sprayvault::vault::trust::Authentic;

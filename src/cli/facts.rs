@@ -1,7 +1,7 @@
 //! `sprayvault facts restore` and `facts diff`: Ansible's fact cache.
 
+use super::exit::Exit;
 use super::{args, output, Global};
-use sprayvault::exit::Exit;
 use sprayvault::facts::{self, config};
 use sprayvault::vault::{rfc3339, Vault};
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! `sprayvault init`: create a vault.
 
+use super::exit::Exit;
 use super::{output, Global};
-use sprayvault::exit::Exit;
 use sprayvault::vault::config::VaultConfig;
 use sprayvault::vault::Vault;
 

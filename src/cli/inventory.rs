@@ -1,8 +1,8 @@
 //! `sprayvault inventory`: show the hosts of a kubespray inventory as
 //! sprayvault reads them.
 
+use super::exit::Exit;
 use super::{args, output, Global};
-use sprayvault::exit::Exit;
 
 #[derive(clap::Args)]
 pub struct Args {

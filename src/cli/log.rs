@@ -1,7 +1,7 @@
 //! `sprayvault log`: one line per backup.
 
+use super::exit::Exit;
 use super::{args, output, Global};
-use sprayvault::exit::Exit;
 use sprayvault::vault::message::Outcome;
 use sprayvault::vault::{rfc3339, Vault};
 

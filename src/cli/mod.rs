@@ -8,7 +8,6 @@ mod completions;
 mod control;
 mod diff;
 mod etcd;
-mod etcd_restore;
 pub mod exit;
 mod export;
 mod facts;
@@ -26,7 +25,7 @@ mod trust;
 mod verify;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use sprayvault::exit::Exit;
+use exit::Exit;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -216,45 +215,50 @@ pub fn main() -> Exit {
     }
 }
 
-/// The exit status of an error: the first error in its chain that says
-/// which status it means (every public error type of the library does, see
-/// `sprayvault::exit::ExitStatus`) and means more than a plain failure.
+/// The exit status of an error: the first error in its chain whose class
+/// (every public error type of the library has one, see
+/// `sprayvault::error::Classify`; wrappers pass their inner error's class
+/// through) means more than a plain failure.
 pub fn exit_for(e: &anyhow::Error) -> Exit {
-    use sprayvault::exit::ExitStatus;
-    fn status(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
-        macro_rules! first_of {
-            ($($t:ty),* $(,)?) => {
-                $(if let Some(e) = cause.downcast_ref::<$t>() {
-                    return Some(e.exit());
-                })*
-            };
-        }
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return Some(Exit::Usage);
-        }
-        first_of!(
-            sprayvault::vault::VaultError,
-            sprayvault::vault::crypto::CryptoError,
-            sprayvault::vault::trust::TrustError,
-            sprayvault::vault::replicate::ReplicateError,
-            sprayvault::backup::BackupError,
-            sprayvault::restore::RestoreError,
-            sprayvault::facts::FactsError,
-            sprayvault::export::ExportError,
-            sprayvault::etcd::restore::EtcdRestoreError,
-            sprayvault::replace::ReplaceError,
-            sprayvault::source::SourceError,
-            sprayvault::inventory::InventoryError,
-            sprayvault::etcd::trial::TrialError,
-            sprayvault::vault::config::ConfigError,
-            sprayvault::facts::config::FactsConfigError,
-        );
-        None
-    }
     e.chain()
         .filter_map(status)
         .find(|x| *x != Exit::Failure)
         .unwrap_or(Exit::Failure)
+}
+
+/// The status one error of a chain means, if it is one the CLI knows.
+fn status(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    use sprayvault::error::Classify;
+    macro_rules! first_of {
+        ($($t:ty),* $(,)?) => {
+            $(if let Some(e) = cause.downcast_ref::<$t>() {
+                return Some(e.class().into());
+            })*
+        };
+    }
+    if cause.downcast_ref::<UsageError>().is_some() {
+        return Some(Exit::Usage);
+    }
+    first_of!(
+        sprayvault::vault::VaultError,
+        sprayvault::vault::crypto::CryptoError,
+        sprayvault::vault::trust::TrustError,
+        sprayvault::vault::replicate::ReplicateError,
+        sprayvault::backup::BackupError,
+        sprayvault::restore::RestoreError,
+        sprayvault::facts::FactsError,
+        sprayvault::export::ExportError,
+        sprayvault::etcd::restore::EtcdRestoreError,
+        sprayvault::replace::ReplaceError,
+        sprayvault::source::SourceError,
+        sprayvault::inventory::InventoryError,
+        sprayvault::etcd::trial::TrialError,
+        sprayvault::vault::config::ConfigError,
+        sprayvault::facts::config::FactsConfigError,
+        sprayvault::paths::PathError,
+        sprayvault::vault::manifest::ManifestError,
+    );
+    None
 }
 
 /// A tokio runtime for the subcommands that talk to nodes.

@@ -1,8 +1,8 @@
 //! `sprayvault preflight NODE...`: what a `cluster.yml --limit NODE...` run
 //! needs, checked before it starts. Read-only.
 
+use super::exit::Exit;
 use super::{args, output, Global};
-use sprayvault::exit::Exit;
 use sprayvault::preflight::{self, Options, Report, Status};
 use sprayvault::vault::Vault;
 use std::path::PathBuf;

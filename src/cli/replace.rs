@@ -1,9 +1,9 @@
 //! `sprayvault replace`: bring a dead or reinstalled node back as the node
 //! it was, its etcd member included. Shows the plan; acts only with `--yes`.
 
+use super::exit::Exit;
 use super::{args, output, Global};
 use sprayvault::etcd::restore::Commands;
-use sprayvault::exit::Exit;
 use sprayvault::replace::{self, EtcdAction, ReplacePlan, ReplaceReport};
 use sprayvault::restore::Action;
 use sprayvault::source::{Remote, Target};

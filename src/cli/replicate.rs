@@ -1,7 +1,7 @@
 //! `sprayvault remote`, `push` and `pull`: the vault's off-site copy.
 
+use super::exit::Exit;
 use super::{args, Global};
-use sprayvault::exit::Exit;
 use sprayvault::vault::replicate::{self, plan::MainAction, ReplicateError};
 use sprayvault::vault::Vault;
 

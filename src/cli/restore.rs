@@ -1,7 +1,7 @@
 //! `sprayvault restore`: put a node's state back, showing the plan first.
 
+use super::exit::Exit;
 use super::{args, output, Global};
-use sprayvault::exit::Exit;
 use sprayvault::restore::{Action, Owners, Plan};
 use sprayvault::source::{Remote, Target};
 use sprayvault::vault::Vault;

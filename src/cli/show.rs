@@ -1,8 +1,8 @@
 //! `sprayvault show`: the files of a node (or all nodes) in one backup.
 
+use super::exit::Exit;
 use super::{args, output, Global};
 use sprayvault::certs::{classify, Content};
-use sprayvault::exit::Exit;
 use sprayvault::history::Contents;
 use sprayvault::vault::manifest::Kind;
 use sprayvault::vault::{rfc3339, Vault};

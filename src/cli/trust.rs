@@ -1,8 +1,8 @@
 //! `sprayvault trust`: pin a signer, print a vault's fingerprint; and the
 //! checks every command runs before it reads a vault.
 
+use super::exit::Exit;
 use super::Global;
-use sprayvault::exit::Exit;
 use sprayvault::vault::pins;
 use sprayvault::vault::signing::allowed_signers_line;
 use sprayvault::vault::trust::{self, TrustedVault};

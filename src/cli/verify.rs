@@ -1,10 +1,10 @@
 //! `sprayvault verify`: are all backups intact? With `--trial`, does an etcd
 //! snapshot really restore to what its backup recorded?
 
+use super::exit::Exit;
 use super::{args, output, Global};
-use sprayvault::etcd::trial::{self, TrialError, TrialReport};
+use sprayvault::etcd::trial::{self, TrialReport};
 use sprayvault::etcd::{select, store};
-use sprayvault::exit::Exit;
 use sprayvault::vault::{rfc3339, Vault};
 
 #[derive(clap::Args)]
@@ -103,12 +103,8 @@ fn run_trial(
     let snap = select::pick(vault, &snaps, at).map_err(anyhow::Error::msg)?;
     let local = trial::find_local(std::env::var_os("PATH"))?;
     let progress = g.progress();
-    match trial::trial(vault, snap, identity, &local, &progress) {
-        Ok(r) => Ok(r),
-        // A vault error keeps its own exit code (wrong identity: 6).
-        Err(TrialError::Vault(v)) => Err(v.into()),
-        Err(e) => Err(e.into()),
-    }
+    // A vault error inside keeps its own class (wrong identity: exit 6).
+    Ok(trial::trial(vault, snap, identity, &local, &progress)?)
 }
 
 fn print_trial(t: &TrialReport) {

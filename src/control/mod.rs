@@ -17,6 +17,7 @@ pub mod version;
 
 use crate::vault::control::{ControlState, ControlWrite, KubesprayRecord};
 use crate::vault::mac::MacKey;
+use crate::vault::manifest::Manifest;
 use crate::vault::session::Session;
 use crate::vault::VaultError;
 use serde::Serialize;
@@ -130,11 +131,7 @@ pub fn collect(
         }
     };
     if let Some(p) = previous {
-        for e in p.manifest.files() {
-            if let (Some(mac), Some(oid)) = (&e.mac, p.blobs.get(&e.path)) {
-                store.know(mac, *oid);
-            }
-        }
+        store.learn(&p.manifest, &p.blobs);
         if let (Some((mac, _)), Some(oid)) = (&p.record.changes, p.changes) {
             store.know(mac, oid);
         }
@@ -147,7 +144,7 @@ pub fn collect(
     for (src, rel) in &found.roots {
         local::read_tree(src, rel, &accounts, key, &mut read);
     }
-    let (manifest, carried) = crate::backup::merge(
+    let (manifest, carried) = Manifest::carry_forward(
         read.entries.iter().map(|r| r.entry.clone()).collect(),
         &read.errors,
         previous.map(|p| &p.manifest),

@@ -45,6 +45,15 @@ pub enum TrialError {
     Failed { snapshot: String, what: String },
 }
 
+impl crate::error::Classify for TrialError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            TrialError::Vault(v) => v.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}
+
 /// The etcd programs of this machine that a trial uses, all from one
 /// directory so that their versions agree.
 #[derive(Clone, Debug, Serialize)]

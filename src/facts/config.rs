@@ -39,6 +39,13 @@ pub enum FactsConfigError {
     Read { path: PathBuf, why: String },
 }
 
+/// Always a plain failure: what went wrong is in the message.
+impl crate::error::Classify for FactsConfigError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failed
+    }
+}
+
 /// `[defaults]` values of an ansible.cfg (INI; `key = value`, `#`/`;` comments).
 fn defaults(text: &str) -> Vec<(String, String)> {
     let mut section = String::new();

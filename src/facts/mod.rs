@@ -44,6 +44,15 @@ pub enum FactsError {
     CacheDir { dir: PathBuf, why: String },
 }
 
+impl crate::error::Classify for FactsError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            FactsError::Vault(v) => v.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}
+
 /// What a backup run did with the cache.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FactsRead {

@@ -70,6 +70,13 @@ pub enum InventoryError {
     Pattern { pattern: String, why: String },
 }
 
+/// Always a plain failure: what went wrong is in the message.
+impl crate::error::Classify for InventoryError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failed
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Host {
     pub name: String,

@@ -51,3 +51,13 @@ pub enum ReplaceError {
     #[error(transparent)]
     Restore(#[from] RestoreError),
 }
+
+impl crate::error::Classify for ReplaceError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            ReplaceError::Vault(v) => v.class(),
+            ReplaceError::Restore(r) => r.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}

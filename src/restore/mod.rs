@@ -38,3 +38,12 @@ pub enum RestoreError {
         why: String,
     },
 }
+
+impl crate::error::Classify for RestoreError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            RestoreError::Vault(v) => v.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}

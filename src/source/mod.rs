@@ -117,6 +117,13 @@ pub enum SourceError {
     },
 }
 
+/// Always a plain failure: what went wrong is in the message.
+impl crate::error::Classify for SourceError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failed
+    }
+}
+
 impl SourceError {
     /// The node this error is about.
     pub fn node(&self) -> &str {

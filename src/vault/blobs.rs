@@ -24,6 +24,20 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// New objects and their ciphertext bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub new_blobs: usize,
+    pub bytes_added: u64,
+}
+
+impl Counts {
+    pub(super) fn add(&mut self, bytes: u64) {
+        self.new_blobs += 1;
+        self.bytes_added += bytes;
+    }
+}
+
 pub struct Blobs {
     /// A handle of its own on the vault's repository, for in-memory writes.
     repo: Mutex<Repository>,

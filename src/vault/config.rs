@@ -38,6 +38,13 @@ pub enum ConfigError {
     BadExclude(String),
 }
 
+/// Always a plain failure: what went wrong is in the message.
+impl crate::error::Classify for ConfigError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failed
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {

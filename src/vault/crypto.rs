@@ -45,6 +45,15 @@ pub enum CryptoError {
     Encrypt(String),
 }
 
+impl crate::error::Classify for CryptoError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            CryptoError::Decrypt { .. } => crate::error::ErrorClass::CannotDecrypt,
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}
+
 /// The public keys every object is encrypted to.
 pub struct Recipients {
     keys: Vec<Box<dyn age::Recipient + Send + Sync>>,

@@ -23,6 +23,13 @@ pub enum ManifestError {
     Utf8,
 }
 
+/// Always a plain failure: what went wrong is in the message.
+impl crate::error::Classify for ManifestError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failed
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     File,
@@ -108,6 +115,44 @@ fn canonical_decimal(s: &str, signed: bool) -> bool {
 }
 
 impl Manifest {
+    /// Combines freshly read entries with the previous manifest: entries that
+    /// could not be read now keep their previous record (and everything the
+    /// previous backup had below them). Returns the manifest and the carried
+    /// file paths.
+    pub fn carry_forward(
+        fresh: Vec<Entry>,
+        errors: &[(String, String)],
+        old: Option<&Manifest>,
+    ) -> (Manifest, Vec<String>) {
+        let mut m = Manifest::default();
+        for e in fresh {
+            m.insert(e);
+        }
+        let mut carried = Vec::new();
+        if let Some(old) = old {
+            for (path, _) in errors {
+                // The entry and the ones below it; not its siblings that sort
+                // between them (`/etc/kubernetes-old` comes before
+                // `/etc/kubernetes/pki`, as `-` sorts before `/`).
+                let below = format!("{path}/");
+                let subtree = old.entries.get_key_value(path).into_iter().chain(
+                    old.entries
+                        .range(below.clone()..)
+                        .take_while(|(p, _)| p.starts_with(&below)),
+                );
+                for (p, e) in subtree {
+                    if !m.entries.contains_key(p) {
+                        m.insert(e.clone());
+                        if e.kind == Kind::File {
+                            carried.push(p.clone());
+                        }
+                    }
+                }
+            }
+        }
+        (m, carried)
+    }
+
     pub fn insert(&mut self, entry: Entry) {
         self.entries.insert(entry.path.clone(), entry);
     }

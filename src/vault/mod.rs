@@ -35,7 +35,7 @@ mod write;
 pub use read::{check_content, Backup, NodeState};
 pub use write::NodeWrite;
 
-use crate::exit::Exit;
+use crate::error::{Classify, ErrorClass};
 use config::VaultConfig;
 use crypto::{CryptoError, Recipients};
 use git2::{Oid, Repository};
@@ -137,15 +137,16 @@ impl VaultError {
     }
 }
 
-impl crate::exit::ExitStatus for VaultError {
-    fn exit(&self) -> Exit {
+impl Classify for VaultError {
+    fn class(&self) -> ErrorClass {
         match self {
-            VaultError::NoVault { .. } => Exit::NoVault,
-            VaultError::Locked { .. } => Exit::Locked,
-            VaultError::Crypto(CryptoError::Decrypt { .. }) => Exit::CannotDecrypt,
-            VaultError::Tampered { .. } => Exit::Damaged,
-            VaultError::NotOurs { .. } => Exit::Untrusted,
-            _ => Exit::Failure,
+            VaultError::NoVault { .. } => ErrorClass::NoVault,
+            VaultError::Locked { .. } => ErrorClass::Locked,
+            VaultError::Crypto(c) => c.class(),
+            VaultError::Config(c) => c.class(),
+            VaultError::Tampered { .. } => ErrorClass::Damaged,
+            VaultError::NotOurs { .. } => ErrorClass::Untrusted,
+            _ => ErrorClass::Failed,
         }
     }
 }

@@ -51,6 +51,16 @@ pub enum ReplicateError {
     Trust(super::trust::TrustError),
 }
 
+impl crate::error::Classify for ReplicateError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            ReplicateError::Trust(t) => t.class(),
+            ReplicateError::Vault(v) => v.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}
+
 /// `refs/heads/main` and every ref under `refs/sprayvault/`, with their targets.
 fn replicated_refs(repo: &git2::Repository) -> Vec<(String, git2::Oid)> {
     let mut out = vec![];

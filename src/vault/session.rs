@@ -13,7 +13,7 @@
 //! run's commits refer to, and its ciphertext bytes.
 
 use super::bindings::Bindings;
-use super::blobs::Blobs;
+use super::blobs::{Blobs, Counts};
 use super::config::VaultConfig;
 use super::control::ControlWrite;
 use super::crypto::Recipients;
@@ -24,20 +24,6 @@ use super::{Backup, NodeWrite, Vault, VaultError};
 use git2::Oid;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-
-/// New objects and their ciphertext bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub new_blobs: usize,
-    pub bytes_added: u64,
-}
-
-impl Counts {
-    pub(super) fn add(&mut self, bytes: u64) {
-        self.new_blobs += 1;
-        self.bytes_added += bytes;
-    }
-}
 
 pub struct Session<'v> {
     vault: &'v Vault,
@@ -75,13 +61,23 @@ impl<'v> Session<'v> {
             counts: Counts::default(),
         };
         for state in previous.nodes.values() {
-            for e in state.manifest.files() {
-                if let (Some(mac), Some(oid)) = (&e.mac, state.blobs.get(&e.path)) {
-                    session.know(mac, *oid);
-                }
-            }
+            session.learn(&state.manifest, &state.blobs);
         }
         Ok(session)
+    }
+
+    /// Makes the files of a parent's `manifest`, stored as `blobs` (by
+    /// path), reusable where the bindings prove them.
+    pub fn learn(
+        &mut self,
+        manifest: &super::manifest::Manifest,
+        blobs: &std::collections::BTreeMap<String, Oid>,
+    ) {
+        for e in manifest.files() {
+            if let (Some(mac), Some(oid)) = (&e.mac, blobs.get(&e.path)) {
+                self.know(mac, *oid);
+            }
+        }
     }
 
     pub fn vault(&self) -> &'v Vault {

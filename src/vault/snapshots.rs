@@ -7,8 +7,8 @@
 //! signing version 1 refs, and deleting refs for retention.
 
 use super::bindings::Bindings;
+use super::blobs::Counts;
 use super::crypto::Recipients;
-use super::session::Counts;
 use super::tree::TreeSpec;
 use super::{Vault, VaultError};
 use flate2::write::GzEncoder;
@@ -47,7 +47,7 @@ pub struct SnapshotTree {
 }
 
 /// Writes the chunks of one snapshot being taken, reusing chunks already
-/// stored, then its commit and ref. Made by [`super::session::Session::snapshot`].
+/// stored, then its commit and ref. Made by `Session::snapshot`.
 pub struct ChunkWriter<'s> {
     vault: &'s Vault,
     recipients: &'s Recipients,

@@ -9,6 +9,7 @@
 use super::pins::{self, Pin, PinFileError};
 use super::signing::SigStatus;
 use super::{rev, Backup, Vault, VaultError, MAC_KEY_AGE};
+use crate::error::{Classify, ErrorClass};
 use git2::Oid;
 use ssh_key::{HashAlg, PublicKey, SshSig};
 use std::path::PathBuf;
@@ -65,13 +66,12 @@ pub enum TrustError {
     Vault(#[from] VaultError),
 }
 
-impl crate::exit::ExitStatus for TrustError {
-    fn exit(&self) -> crate::exit::Exit {
+impl Classify for TrustError {
+    fn class(&self) -> ErrorClass {
         match self {
-            TrustError::Vault(v) => v.exit(),
-            TrustError::PinFile(_) => crate::exit::Exit::Failure,
-            TrustError::BadSigner(_) => crate::exit::Exit::Usage,
-            _ => crate::exit::Exit::Untrusted,
+            TrustError::Vault(v) => v.class(),
+            TrustError::PinFile(_) | TrustError::BadSigner(_) => ErrorClass::Failed,
+            _ => ErrorClass::Untrusted,
         }
     }
 }

@@ -77,3 +77,13 @@ pub enum EtcdRestoreError {
     #[error("{0}")]
     Failed(String),
 }
+
+impl crate::error::Classify for EtcdRestoreError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            EtcdRestoreError::Refused(_) => crate::error::ErrorClass::Refused,
+            EtcdRestoreError::Vault(v) => v.class(),
+            _ => crate::error::ErrorClass::Failed,
+        }
+    }
+}

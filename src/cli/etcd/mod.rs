@@ -1,12 +1,14 @@
 //! `sprayvault etcd ls|export` and `sprayvault prune`: etcd snapshots
-//! (`etcd restore` is in `etcd_restore`).
+//! (`etcd restore` is in `restore`).
 
+mod restore;
+
+use super::exit::Exit;
 use super::{args, output, Global};
 use sprayvault::etcd::prune::{self, Policy};
 use sprayvault::etcd::select;
 use sprayvault::etcd::store::{self, StoredSnapshot};
 use sprayvault::etcd::trailer::Trailer;
-use sprayvault::exit::Exit;
 use sprayvault::vault::trust::{Authentic, TrustedVault};
 use sprayvault::vault::{rfc3339, Vault};
 
@@ -17,7 +19,7 @@ pub enum Command {
     /// Reassemble, decrypt and verify one snapshot into a file for `etcdctl snapshot restore`.
     Export(ExportArgs),
     /// Restore every etcd member from one snapshot (quorum lost). Shows the plan; acts with --yes.
-    Restore(super::etcd_restore::Args),
+    Restore(restore::Args),
 }
 
 #[derive(clap::Args)]
@@ -125,7 +127,7 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
             })
         }
         Command::Export(a) => export(g, &vault, a),
-        Command::Restore(a) => super::etcd_restore::run(g, a),
+        Command::Restore(a) => restore::run(g, a),
     }
 }
 

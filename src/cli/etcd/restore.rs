@@ -1,10 +1,10 @@
 //! `sprayvault etcd restore`: bring every etcd member back from one
 //! snapshot when quorum is lost. Shows the plan; acts only with `--yes`.
 
-use super::{args, output, Global};
+use crate::cli::exit::Exit;
+use crate::cli::{args, output, Global};
 use sprayvault::etcd::env::deployment_refusal;
 use sprayvault::etcd::restore::{self, Commands, RestorePlan};
-use sprayvault::exit::Exit;
 use sprayvault::source::{Remote, Target};
 use sprayvault::vault::{rfc3339, Vault};
 use std::time::Duration;
@@ -48,9 +48,9 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let vault = Vault::open(g.vault_dir()?)?;
     let identity = a.identity.load()?;
-    let snaps = super::etcd::readable(g, &vault)?;
-    let trusted = super::trust::authenticate(g, &vault, &[])?;
-    let snap = super::etcd::pick_signed(g, &trusted, &snaps, a.at.as_deref())?;
+    let snaps = super::readable(g, &vault)?;
+    let trusted = crate::cli::trust::authenticate(g, &vault, &[])?;
+    let snap = super::pick_signed(g, &trusted, &snaps, a.at.as_deref())?;
     let inv = sprayvault::inventory::load(&a.inventory.inventory)?;
     let hosts: Vec<_> = inv.hosts.values().filter(|h| h.is_etcd()).collect();
     let refusals: Vec<String> = hosts
@@ -69,7 +69,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     }
     let targets: Vec<Target> = hosts.into_iter().map(Target::from_host).collect();
     if targets.is_empty() {
-        return Err(super::UsageError(format!(
+        return Err(crate::cli::UsageError(format!(
             "inventory {} has no hosts in its etcd group; an etcd restore restores every member of it",
             a.inventory.inventory.display()
         ))
@@ -81,7 +81,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         start: a.start_command.clone(),
     };
     let progress = g.progress();
-    let rt = super::runtime()?;
+    let rt = crate::cli::runtime()?;
     let result = rt.block_on(async {
         let connected =
             futures_util::future::join_all(targets.iter().map(|t| Remote::connect(t, &ssh))).await;
