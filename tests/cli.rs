@@ -207,7 +207,6 @@ fn verbose_and_quiet_exclude_each_other_and_completions_are_generated() {
 #[test]
 fn an_identity_readable_by_group_or_others_is_refused() {
     use std::os::unix::fs::PermissionsExt;
-    need("age-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let key = age_key(tmp.path(), "operator");
     let vault = tmp.path().join("vault");

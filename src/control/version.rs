@@ -141,6 +141,8 @@ mod tests {
         );
     }
 
+    // Runs the system git (an outside program: `--features lab`).
+    #[cfg(feature = "lab")]
     #[test]
     fn reads_a_real_checkout() {
         let t = tempfile::tempdir().unwrap();

@@ -253,6 +253,8 @@ mod tests {
         assert!(keep(&snaps, Policy::default()).is_empty());
     }
 
+    // Runs the system git (an outside program: `--features lab`).
+    #[cfg(feature = "lab")]
     #[test]
     fn the_grace_is_a_date_git_understands() {
         assert_eq!(git_expiry(Duration::ZERO), "now");

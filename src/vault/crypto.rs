@@ -558,6 +558,7 @@ mod tests {
     }
 
     /// A key made by the real `ssh-keygen -N PASSPHRASE`.
+    #[cfg(feature = "lab")]
     fn ssh_keygen(dir: &Path, kind: &str, passphrase: &str) -> (PathBuf, String) {
         let path = dir.join(format!("id_{kind}"));
         let out = std::process::Command::new("ssh-keygen")
@@ -574,6 +575,8 @@ mod tests {
         (path, public.trim().to_string())
     }
 
+    // Runs ssh-keygen (an outside program: `--features lab`).
+    #[cfg(feature = "lab")]
     #[test]
     fn passphrase_protected_openssh_keys_are_decrypted_with_their_passphrase() {
         let dir = tempfile::tempdir().unwrap();

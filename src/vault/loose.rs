@@ -127,6 +127,8 @@ pub fn open_blob(objects: &Path, oid: Oid) -> io::Result<Option<(u64, impl io::R
 mod tests {
     use super::*;
 
+    // Runs the system git (an outside program: `--features lab`).
+    #[cfg(feature = "lab")]
     #[test]
     fn git_reads_the_object_back() {
         let dir = tempfile::tempdir().unwrap();

@@ -93,15 +93,21 @@ pub struct AgeKey {
 }
 
 pub fn age_key(dir: &Path, name: &str) -> AgeKey {
-    need("age-keygen");
+    use age::secrecy::ExposeSecret;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = age::x25519::Identity::generate();
     let identity = dir.join(format!("{name}.txt"));
-    ok(Command::new("age-keygen").arg("-o").arg(&identity));
-    let recipient = ok(Command::new("age-keygen").arg("-y").arg(&identity))
-        .trim()
-        .to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&identity)
+        .expect("a new identity file");
+    writeln!(f, "{}", key.to_string().expose_secret()).expect("identity written");
     AgeKey {
         identity,
-        recipient,
+        recipient: key.to_public().to_string(),
     }
 }
 
