@@ -9,17 +9,17 @@
 //! commit and ref); `init`, `prune` and `pull` through the vault's own
 //! methods; nothing outside this module reaches the repository itself.
 
-pub mod bindings;
+pub(crate) mod bindings;
 pub mod blobs;
 pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod facts_index;
 pub mod lock;
-pub mod loose;
+pub(crate) mod loose;
 pub mod mac;
 pub mod manifest;
-pub mod mark;
+pub(crate) mod mark;
 pub mod message;
 pub mod pins;
 mod read;
@@ -28,7 +28,7 @@ pub mod rev;
 pub mod session;
 pub mod signing;
 pub mod snapshots;
-pub mod tree;
+pub(crate) mod tree;
 pub mod trust;
 mod write;
 

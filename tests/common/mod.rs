@@ -33,6 +33,21 @@ pub fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The README and every chapter of the manual (`docs/src`), as one text.
+pub fn manual_text() -> String {
+    let mut text = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut chapters: Vec<PathBuf> = std::fs::read_dir(root().join("docs/src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    chapters.sort();
+    for c in chapters {
+        text.push_str(&std::fs::read_to_string(c).unwrap());
+    }
+    text
+}
+
 pub fn need(tool: &str) {
     let found = Command::new("sh")
         .arg("-c")
