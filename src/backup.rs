@@ -426,14 +426,7 @@ async fn take_snapshot(
     if !any_read {
         return Ok(None);
     }
-    progress.info(&format!(
-        "etcd snapshot from {}",
-        members
-            .iter()
-            .map(|m| m.node.as_str())
-            .collect::<Vec<_>>()
-            .join(" or ")
-    ));
+    crate::etcd::announce(members, progress);
     let snap = crate::etcd::snapshot(session, members, &opts.ssh, opts.etcd_snapshot_limit);
     match tokio::time::timeout(opts.node_timeout, snap).await {
         Ok(s) => s.map(Some),

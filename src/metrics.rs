@@ -26,6 +26,10 @@ pub struct SnapshotMetrics {
 pub struct RunMetrics {
     /// The vault's directory, the `vault` label of every sample.
     pub vault: String,
+    /// `run="etcd-snapshot"` on every sample of an etcd-only run, so that
+    /// its file and the nightly backup's never give the collector the same
+    /// series twice; `None` for the backup.
+    pub run: Option<String>,
     pub exit_code: u8,
     pub end: i64,
     pub duration_seconds: f64,
@@ -74,14 +78,15 @@ fn escape(value: &str) -> String {
 
 struct Text {
     out: String,
-    vault: String,
+    /// The labels every sample carries (`vault`, and `run` when set).
+    common: String,
 }
 
 impl Text {
     fn family(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], String)]) {
         let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for (labels, value) in samples {
-            let mut l = format!("vault=\"{}\"", self.vault);
+            let mut l = self.common.clone();
             for (k, v) in labels.iter() {
                 let _ = write!(l, ",{k}=\"{}\"", escape(v));
             }
@@ -97,9 +102,13 @@ impl Text {
 impl RunMetrics {
     pub fn render(&self) -> String {
         use names::*;
+        let mut common = format!("vault=\"{}\"", escape(&self.vault));
+        if let Some(run) = &self.run {
+            let _ = write!(common, ",run=\"{}\"", escape(run));
+        }
         let mut t = Text {
             out: String::new(),
-            vault: escape(&self.vault),
+            common,
         };
         t.family(
             BUILD_INFO,
@@ -108,22 +117,22 @@ impl RunMetrics {
         );
         t.gauge(
             EXIT_CODE,
-            "Exit code of the last sprayvault backup (0 success, 3 partial, see the README).",
+            "Exit code of the last sprayvault run (0 success, 3 partial; see the manual); run=\"etcd-snapshot\" marks an etcd-only run.",
             self.exit_code.to_string(),
         );
         t.gauge(
             SUCCESS,
-            "1 if the last backup succeeded completely.",
+            "1 if the last run succeeded completely.",
             u8::from(self.exit_code == 0).to_string(),
         );
         t.gauge(
             END,
-            "When the last backup ended, seconds since the epoch.",
+            "When the last run ended, seconds since the epoch.",
             self.end.to_string(),
         );
         t.gauge(
             DURATION,
-            "How long the last backup took.",
+            "How long the last run took.",
             format!("{:.3}", self.duration_seconds),
         );
         if let (Some(ok), Some(partial), Some(failed)) =
@@ -142,21 +151,21 @@ impl RunMetrics {
         if let Some(b) = self.bytes_added {
             t.gauge(
                 ADDED_BYTES,
-                "Bytes of new encrypted objects the last backup added.",
+                "Bytes of new encrypted objects the last run added.",
                 b.to_string(),
             );
         }
         if let Some(o) = self.objects_added {
             t.gauge(
                 ADDED_OBJECTS,
-                "New encrypted objects the last backup added.",
+                "New encrypted objects the last run added.",
                 o.to_string(),
             );
         }
         if let Some(ok) = self.etcd_snapshot_ok {
             t.gauge(
                 ETCD_SNAPSHOT_SUCCESS,
-                "1 if the last backup took an etcd snapshot, 0 if every member failed.",
+                "1 if the last run took an etcd snapshot, 0 if every member failed.",
                 u8::from(ok).to_string(),
             );
         }
@@ -212,6 +221,7 @@ mod tests {
     fn full() -> RunMetrics {
         RunMetrics {
             vault: "/var/lib/sprayvault/vault".into(),
+            run: None,
             exit_code: 3,
             end: 1700000000,
             duration_seconds: 1.5,
@@ -228,6 +238,36 @@ mod tests {
                 revision: 4711,
             }),
         }
+    }
+
+    /// An etcd-only run's file never repeats a series of the backup's file:
+    /// every sample carries run="etcd-snapshot".
+    #[test]
+    fn an_etcd_only_run_labels_every_sample() {
+        let backup = full().render();
+        let hourly = RunMetrics {
+            run: Some("etcd-snapshot".into()),
+            ..full()
+        }
+        .render();
+        let series = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+                .collect()
+        };
+        for s in series(&hourly) {
+            assert!(s.contains(",run=\"etcd-snapshot\""), "{s}");
+            assert!(!series(&backup).contains(&s), "{s}");
+        }
+        // The same HELP and TYPE lines, so a collector merges the two files.
+        let meta = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(meta(&hourly), meta(&backup));
     }
 
     #[test]

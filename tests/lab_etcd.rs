@@ -261,3 +261,142 @@ fn snapshots_taken_verified_exported_and_pruned(name: &str, net: u8, version: Et
     .expect(0);
     sv_run(&["prune", "--vault", v.path()]).expect(2);
 }
+
+/// Every file of the vault's object store.
+fn object_files(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    walkdir::WalkDir::new(dir.join("objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+/// `etcd snapshot`, the etcd-only run an hourly timer calls: a signed
+/// snapshot ref and nothing else (main, the nodes' files untouched), in
+/// seconds; the next one stores little; its metrics carry
+/// run="etcd-snapshot"; `prune --keep-hourly` keeps one per hour; with no
+/// member answering it fails and leaves the object store as it was.
+#[test]
+fn an_etcd_only_run_stores_a_signed_snapshot_and_nothing_else() {
+    let lab = Lab::up("etcd-hourly", 118, 3);
+    // A few MiB of keys, so that a snapshot is several chunks.
+    for i in 0..40 {
+        let value: String = (0..9000)
+            .map(|j| format!("{:x}", (i * 7919 + j * 104729) % 65521))
+            .collect();
+        lab.etcdctl(
+            "node1",
+            &[
+                "put",
+                &format!("/registry/hourly/k{i}"),
+                &value[..90_000.min(value.len())],
+            ],
+        );
+    }
+    let v = TestVault::new();
+    v.backup(&lab, &["--no-facts"]).expect(0);
+    let (inv, cfg) = (lab.inventory(), lab.ssh_config());
+    let main = v.git(&["rev-parse", "main"]);
+    let refs = |v: &TestVault| {
+        v.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/sprayvault/etcd/",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    let before = refs(&v);
+    let tmp = tempfile::tempdir().unwrap();
+    let prom = tmp.path().join("hourly.prom");
+    let snap = |extra: &[&str]| {
+        let mut a = vec![
+            "etcd",
+            "snapshot",
+            "--vault",
+            v.path(),
+            "-i",
+            &inv,
+            "--ssh-config",
+            &cfg,
+        ];
+        a.extend_from_slice(extra);
+        sv_run(&a)
+    };
+    let started = std::time::Instant::now();
+    let r = snap(&["--metrics-file", prom.to_str().unwrap()]).expect(0);
+    println!(
+        "etcd snapshot took {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        r.out.trim()
+    );
+    assert!(r.out.starts_with("etcd snapshot: "), "{}", r.out);
+    assert_eq!(
+        v.git(&["rev-parse", "main"]),
+        main,
+        "an etcd-only run moved main"
+    );
+    let after = refs(&v);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    let new_ref = after.iter().find(|r| !before.contains(r)).unwrap().clone();
+    // Signed by the vault's key: the trusted `etcd export` takes it as latest.
+    let out = tmp.path().join("snap.db");
+    let id = v.key.identity.display().to_string();
+    let e = sv_run(&[
+        "etcd",
+        "export",
+        "--vault",
+        v.path(),
+        "--identity",
+        &id,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .expect(0);
+    let name = new_ref.trim_start_matches("refs/sprayvault/etcd/");
+    assert!(e.err.contains(name), "{}", e.err);
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "sprayvault_last_run_success{{vault=\"{}\",run=\"etcd-snapshot\"}} 1",
+            v.path()
+        )),
+        "{metrics}"
+    );
+    // A small change: the next snapshot shares most chunks.
+    lab.etcdctl("node1", &["put", "/registry/hourly/x", "y"]);
+    let r = snap(&["--json"]).expect(0);
+    let j: Value = serde_json::from_str(&r.out).unwrap();
+    assert!(
+        j["new_chunks"].as_u64().unwrap() < j["chunks"].as_u64().unwrap(),
+        "{}",
+        r.out
+    );
+    // One per hour: all three snapshots fall in this hour.
+    let p = sv_run(&[
+        "prune",
+        "--vault",
+        v.path(),
+        "--keep-hourly",
+        "1",
+        "--dry-run",
+    ])
+    .expect(0);
+    assert!(p.out.contains("1 kept"), "{}", p.out);
+    // No member answers: exit 1, nothing stored, the object store as it was.
+    for n in ["node1", "node2", "node3"] {
+        lab.lab(&["etcd-stop", n]);
+    }
+    let (refs_before, objects) = (refs(&v), object_files(&v.dir));
+    let r = snap(&["--node-timeout", "60"]).expect(1);
+    assert!(
+        r.err.contains("no etcd member gave a snapshot"),
+        "{}",
+        r.err
+    );
+    assert_eq!(refs(&v), refs_before);
+    assert_eq!(object_files(&v.dir), objects);
+    assert_eq!(v.git(&["rev-parse", "main"]), main);
+}

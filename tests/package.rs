@@ -9,7 +9,9 @@ mod common;
 use common::*;
 use std::process::Command;
 
-const UNITS: [&str; 6] = [
+const UNITS: [&str; 8] = [
+    "sprayvault-etcd-snapshot.service",
+    "sprayvault-etcd-snapshot.timer",
     "sprayvault-backup.service",
     "sprayvault-backup.timer",
     "sprayvault-verify.service",

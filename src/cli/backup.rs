@@ -76,7 +76,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let metrics_file = a.metrics_file.clone();
     let result = backup(g, a);
     if let Some(path) = metrics_file {
-        let mut m = match &result {
+        let m = match &result {
             Ok((exit, Some(r))) => {
                 let count = |o: Outcome| r.nodes.iter().filter(|n| n.status == o).count();
                 RunMetrics {
@@ -100,20 +100,52 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 ..Default::default()
             },
         };
-        if let Some(dir) = &g.vault {
-            m.vault = dir.display().to_string();
-            m.etcd_snapshot = newest_snapshot(dir);
-        }
-        m.end = time::OffsetDateTime::now_utc().unix_timestamp();
-        m.duration_seconds = started.elapsed().as_secs_f64();
-        if let Err(e) = m.write(&path) {
-            eprintln!(
-                "warning: cannot write the metrics file {}: {e}",
-                path.display()
-            );
-        }
+        write_metrics(g, m, started, &path);
     }
     result.map(|(exit, _)| exit)
+}
+
+/// Completes a run's metrics (the vault, its newest snapshot, end and
+/// duration) and writes them to `path`; a file that cannot be written is a
+/// warning, never the run's failure.
+pub(super) fn write_metrics(
+    g: &Global,
+    mut m: RunMetrics,
+    started: std::time::Instant,
+    path: &std::path::Path,
+) {
+    if let Some(dir) = &g.vault {
+        m.vault = dir.display().to_string();
+        m.etcd_snapshot = newest_snapshot(dir);
+    }
+    m.end = time::OffsetDateTime::now_utc().unix_timestamp();
+    m.duration_seconds = started.elapsed().as_secs_f64();
+    if let Err(e) = m.write(path) {
+        eprintln!(
+            "warning: cannot write the metrics file {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// `--push` after a run that stored something: exit 9 when it fails.
+pub(super) fn push_after(
+    g: &Global,
+    vault: &Vault,
+    ssh_config: Option<&std::path::Path>,
+) -> Option<Exit> {
+    match sprayvault::vault::replicate::push(vault, ssh_config) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            Some(Exit::PushFailed)
+        }
+        Ok(_) => {
+            if !g.quiet {
+                eprintln!("pushed to {}", vault.remote_url().unwrap_or_default());
+            }
+            None
+        }
+    }
 }
 
 /// The newest etcd snapshot in the vault, for the metrics: its age is what
@@ -190,12 +222,8 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         Exit::Success
     };
     if a.push {
-        if let Err(e) = sprayvault::vault::replicate::push(&vault, opts.ssh.config_file.as_deref())
-        {
-            eprintln!("error: {e}");
-            exit = Exit::PushFailed;
-        } else if !g.quiet {
-            eprintln!("pushed to {}", vault.remote_url().unwrap_or_default());
+        if let Some(failed) = push_after(g, &vault, opts.ssh.config_file.as_deref()) {
+            exit = failed;
         }
     }
     Ok((exit, Some(report)))

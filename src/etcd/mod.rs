@@ -10,6 +10,7 @@ pub mod index;
 pub mod member;
 pub mod prune;
 pub mod restore;
+pub mod run;
 pub mod select;
 pub mod store;
 pub mod trailer;
@@ -83,6 +84,18 @@ pub async fn snapshot(
         }
     }
     Ok(Err(reasons))
+}
+
+/// Says which members a snapshot is about to be tried from, in order.
+pub fn announce(members: &[Target], progress: &dyn crate::progress::Progress) {
+    progress.info(&format!(
+        "etcd snapshot from {}",
+        members
+            .iter()
+            .map(|m| m.node.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    ));
 }
 
 /// The snapshot stream's cap when no stored snapshot says otherwise: etcd's

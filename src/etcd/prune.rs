@@ -1,4 +1,4 @@
-//! Retention for etcd snapshots (keep-last, -daily, -weekly, -monthly, as
+//! Retention for etcd snapshots (keep-last, -hourly, -daily, -weekly, -monthly, as
 //! restic's `forget` counts them), and freeing the space: recording the
 //! snapshot's ref as pruned, removing it, then letting the system `git gc`
 //! drop the objects no ref reaches and that are older than the grace period
@@ -32,6 +32,7 @@ pub fn git_expiry(grace: Duration) -> String {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Policy {
     pub last: usize,
+    pub hourly: usize,
     pub daily: usize,
     pub weekly: usize,
     pub monthly: usize,
@@ -39,11 +40,11 @@ pub struct Policy {
 
 impl Policy {
     pub fn is_empty(&self) -> bool {
-        self.last + self.daily + self.weekly + self.monthly == 0
+        self.last + self.hourly + self.daily + self.weekly + self.monthly == 0
     }
 }
 
-/// The name of the day, week or month a time falls in.
+/// The name of the hour, day, week or month a time falls in.
 type Bucket = fn(OffsetDateTime) -> String;
 
 /// Names of the snapshots the policy keeps (`snaps` oldest first).
@@ -53,7 +54,16 @@ pub fn keep(snaps: &[StoredSnapshot], policy: Policy) -> HashSet<String> {
     for s in newest_first.iter().take(policy.last) {
         kept.insert(s.name.clone());
     }
-    let buckets: [(usize, Bucket); 3] = [
+    let buckets: [(usize, Bucket); 4] = [
+        (policy.hourly, |t| {
+            format!(
+                "{}-{:02}-{:02}T{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour()
+            )
+        }),
         (policy.daily, |t| {
             format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
         }),
@@ -194,6 +204,37 @@ mod tests {
             },
             chunk_blobs: Default::default(),
         }
+    }
+
+    #[test]
+    fn hourly_keeps_the_newest_snapshot_of_each_of_the_last_hours() {
+        // Every 20 minutes for 5 hours from 2026-01-01T00:00Z: s00..s14.
+        let snaps: Vec<StoredSnapshot> = (0..15)
+            .map(|i| snap(&format!("s{i:02}"), 1767225600 + i * 1200))
+            .collect();
+        let kept = keep(
+            &snaps,
+            Policy {
+                hourly: 3,
+                ..Default::default()
+            },
+        );
+        // Hours 04, 03 and 02: the last snapshot taken in each.
+        let want: HashSet<String> = ["s14", "s11", "s08"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(kept, want);
+        // With daily too, the day's newest is already among them.
+        let both = keep(
+            &snaps,
+            Policy {
+                hourly: 3,
+                daily: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(both, want);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `sprayvault etcd ls|export` and `sprayvault prune`: etcd snapshots
-//! (`etcd restore` is in `restore`).
+//! (`etcd restore` is in `restore`, `etcd snapshot` in `snapshot`).
 
 mod restore;
+mod snapshot;
 
 use super::exit::Exit;
 use super::{args, output, Global};
@@ -20,6 +21,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Restore every etcd member from one snapshot (quorum lost). Shows the plan; acts with --yes.
     Restore(restore::Args),
+    /// Take one etcd snapshot now, and nothing else (for an hourly timer).
+    Snapshot(snapshot::Args),
 }
 
 #[derive(clap::Args)]
@@ -47,6 +50,14 @@ pub struct PruneArgs {
         default_value_t = 0
     )]
     keep_last: usize,
+    /// Keep the newest snapshot of each of the last N hours.
+    #[arg(
+        long,
+        env = "SPRAYVAULT_KEEP_HOURLY",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    keep_hourly: usize,
     /// Keep the newest snapshot of each of the last N days.
     #[arg(
         long,
@@ -90,6 +101,11 @@ pub struct PruneArgs {
 }
 
 pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
+    // An etcd-only run writes its metrics even when the vault cannot be opened.
+    let c = match c {
+        Command::Snapshot(a) => return snapshot::run(g, a),
+        c => c,
+    };
     let vault = Vault::open(g.vault_dir()?)?;
     match c {
         Command::Ls => {
@@ -128,6 +144,7 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
         }
         Command::Export(a) => export(g, &vault, a),
         Command::Restore(a) => restore::run(g, a),
+        Command::Snapshot(_) => unreachable!("handled above"),
     }
 }
 
@@ -182,12 +199,13 @@ fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
 pub fn prune_cmd(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
     let policy = Policy {
         last: a.keep_last,
+        hourly: a.keep_hourly,
         daily: a.keep_daily,
         weekly: a.keep_weekly,
         monthly: a.keep_monthly,
     };
     if policy.is_empty() {
-        return Err(super::UsageError("give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly (prune never removes every snapshot)".into()).into());
+        return Err(super::UsageError("give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly (prune never removes every snapshot)".into()).into());
     }
     let vault = Vault::open(g.vault_dir()?)?;
     // Held from the listing through gc: no backup, pull or push runs meanwhile.
