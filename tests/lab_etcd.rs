@@ -374,6 +374,16 @@ fn an_etcd_only_run_stores_a_signed_snapshot_and_nothing_else() {
         "{}",
         r.out
     );
+    // A stream past the limit is stopped and nothing of it is kept.
+    let (refs_before, objects) = (refs(&v), object_files(&v.dir));
+    let r = snap(&["--etcd-snapshot-limit", "64K"]).expect(1);
+    assert!(
+        r.err.contains("the snapshot stream passed 65536 bytes"),
+        "{}",
+        r.err
+    );
+    assert_eq!(refs(&v), refs_before);
+    assert_eq!(object_files(&v.dir), objects);
     // One per hour: all three snapshots fall in this hour.
     let p = sv_run(&[
         "prune",

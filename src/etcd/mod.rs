@@ -111,3 +111,37 @@ pub fn stream_limit(snaps: &[store::StoredSnapshot]) -> u64 {
         None => FIRST_LIMIT,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::index::SnapshotIndex;
+
+    fn stored(taken: i64, size: u64) -> store::StoredSnapshot {
+        store::StoredSnapshot {
+            name: format!("s{taken}"),
+            commit: String::new(),
+            index: SnapshotIndex {
+                node: "n".into(),
+                member: "e".into(),
+                taken,
+                revision: 0,
+                keys: 0,
+                size,
+                chunks: vec![],
+                etcd: None,
+                hashkv: None,
+            },
+            chunk_blobs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_stream_limit_follows_the_newest_snapshot() {
+        assert_eq!(stream_limit(&[]), FIRST_LIMIT);
+        // 4 times the newest (not the largest), never below MIN_LIMIT.
+        let snaps = [stored(1, 900 << 20), stored(2, 100 << 20)];
+        assert_eq!(stream_limit(&snaps), 400 << 20);
+        assert_eq!(stream_limit(&[stored(1, 1 << 20)]), MIN_LIMIT);
+    }
+}
