@@ -252,15 +252,15 @@ fn print_report(r: &BackupReport) {
     }
     match &r.etcd {
         Some(Ok(s)) => println!(
-            "etcd snapshot: {} from {} ({}), revision {}, {} keys, {} bytes in {} chunks, {} new",
+            "etcd snapshot: {} from {} ({}), revision {}, {} keys, {} bytes in {} packs, {} new blobs",
             s.reference.trim_start_matches("refs/sprayvault/etcd/"),
             s.member,
             s.node,
             s.revision,
             s.keys,
             s.size,
-            s.chunks,
-            s.new_chunks
+            s.packs,
+            s.new_blobs
         ),
         Some(Err(why)) => println!("etcd snapshot FAILED: {why}"),
         None => {}

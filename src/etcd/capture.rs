@@ -8,15 +8,14 @@
 //! `endpoint status` on stderr. The file on the node is always removed;
 //! nothing of the snapshot touches the control host's disk.
 
-use super::chunker::Chunker;
 use super::env::AdminCert;
 use super::index::{hashkv_text, plain_version, SnapshotIndex};
-use super::store::ChunkWriter;
 use super::trailer::Trailer;
 use crate::source::remote::shell_quote;
 use crate::source::remote::Commands;
 use crate::source::{SshOptions, Target};
 use crate::vault::mac::MacKey;
+use crate::vault::packs::PackWriter;
 
 /// Where the snapshot helper lives on an etcd member.
 pub const HELPER: &str = "/usr/local/libexec/sprayvault/etcd-snapshot";
@@ -63,21 +62,13 @@ pub async fn take(
     target: &Target,
     ssh: &SshOptions,
     key: &MacKey,
-    writer: &mut ChunkWriter<'_>,
+    writer: &mut PackWriter<'_>,
     limit: u64,
 ) -> Result<SnapshotIndex, String> {
     let node = &target.node;
     let commands = Commands::new(target, ssh);
     let taken = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut chunker = Chunker::new(key);
     let mut trailer = Trailer::default();
-    let mut chunks: Vec<(String, u64)> = Vec::new();
-    let mut store = |chunk: &[u8]| -> Result<(), String> {
-        let mac = key.mac(chunk);
-        writer.put(&mac, chunk).map_err(|e| e.to_string())?;
-        chunks.push((mac, chunk.len() as u64));
-        Ok(())
-    };
     let mut seen = 0u64;
     let streamed = commands
         .stream_helper(HELPER, "taking an etcd snapshot", 1 << 20, |piece| {
@@ -88,7 +79,7 @@ pub async fn take(
                 ));
             }
             trailer.update(piece);
-            chunker.push(piece, &mut store)
+            writer.push(piece).map_err(|e| e.to_string())
         })
         .await;
     let finished = match streamed {
@@ -121,7 +112,7 @@ pub async fn take(
             crate::term::escape(&member)
         ));
     }
-    chunker.finish(&mut store)?;
+    let map = Some(writer.finish().map_err(|e| e.to_string())?);
     let size = finished.bytes;
     let status = finished
         .stderr
@@ -172,7 +163,8 @@ pub async fn take(
         revision,
         keys,
         size,
-        chunks,
+        chunks: vec![],
+        map,
         etcd,
         hashkv,
     })

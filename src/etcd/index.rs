@@ -2,10 +2,12 @@
 //! the ordered list of chunks (see vault-layout, "etcd snapshots").
 //! Version 2 adds the member's etcd version and the keyed hash of its
 //! `endpoint hashkv` at the snapshot's revision; version 1 (written before)
-//! has neither and stays readable.
+//! has neither and stays readable. Version 3 stores pages (see
+//! [`super::pages`]): no chunk lines, the keyed hash of the page map instead.
 
 pub const HEADER: &str = "sprayvault-etcd-snapshot 1";
 pub const HEADER_V2: &str = "sprayvault-etcd-snapshot 2";
+pub const HEADER_V3: &str = "sprayvault-etcd-snapshot 3";
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotIndex {
@@ -17,8 +19,10 @@ pub struct SnapshotIndex {
     pub keys: u64,
     /// Bytes of the snapshot file (database and its sha256 trailer).
     pub size: u64,
-    /// `(mac, size)` of each chunk, in order.
+    /// `(mac, size)` of each chunk, in order (versions 1 and 2).
     pub chunks: Vec<(String, u64)>,
+    /// The keyed hash of the page map's plaintext (version 3).
+    pub map: Option<String>,
     /// The etcd version the member served the snapshot from (`endpoint
     /// status`); version 2 only.
     pub etcd: Option<String>,
@@ -50,15 +54,14 @@ fn hex64(s: &str) -> bool {
 impl SnapshotIndex {
     pub fn to_text(&self) -> String {
         let v2 = self.etcd.is_some() || self.hashkv.is_some();
+        let header = match (&self.map, v2) {
+            (Some(_), _) => HEADER_V3,
+            (None, true) => HEADER_V2,
+            (None, false) => HEADER,
+        };
         let mut s = format!(
             "{}\nnode {}\nmember {}\ntaken {}\nrevision {}\nkeys {}\nsize {}\n",
-            if v2 { HEADER_V2 } else { HEADER },
-            self.node,
-            self.member,
-            self.taken,
-            self.revision,
-            self.keys,
-            self.size
+            header, self.node, self.member, self.taken, self.revision, self.keys, self.size
         );
         if let Some(v) = &self.etcd {
             s.push_str(&format!("etcd {v}\n"));
@@ -66,25 +69,35 @@ impl SnapshotIndex {
         if let Some(h) = &self.hashkv {
             s.push_str(&format!("hashkv {h}\n"));
         }
+        if let Some(m) = &self.map {
+            s.push_str(&format!("map {m}\n"));
+        }
         for (mac, size) in &self.chunks {
             s.push_str(&format!("chunk {mac} {size}\n"));
         }
         s
     }
 
+    /// Whether the snapshot is stored as pages (version 3).
+    pub fn paged(&self) -> bool {
+        self.map.is_some()
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<SnapshotIndex, String> {
         let text =
             std::str::from_utf8(bytes).map_err(|_| "snapshot index is not UTF-8".to_string())?;
         let mut lines = text.lines();
-        let v2 = match lines.next() {
-            Some(HEADER) => false,
-            Some(HEADER_V2) => true,
+        let version = match lines.next() {
+            Some(HEADER) => 1,
+            Some(HEADER_V2) => 2,
+            Some(HEADER_V3) => 3,
             _ => {
                 return Err(format!(
-                    "snapshot index does not start with {HEADER:?} or {HEADER_V2:?}"
+                    "snapshot index does not start with {HEADER:?}, {HEADER_V2:?} or {HEADER_V3:?}"
                 ))
             }
         };
+        let v2 = version >= 2;
         let mut idx = SnapshotIndex {
             node: String::new(),
             member: String::new(),
@@ -93,6 +106,7 @@ impl SnapshotIndex {
             keys: 0,
             size: 0,
             chunks: vec![],
+            map: None,
             etcd: None,
             hashkv: None,
         };
@@ -108,7 +122,8 @@ impl SnapshotIndex {
                 "size" => idx.size = v.parse().map_err(|_| bad())?,
                 "etcd" if v2 && plain_version(v) && idx.etcd.is_none() => idx.etcd = Some(v.into()),
                 "hashkv" if v2 && hex64(v) && idx.hashkv.is_none() => idx.hashkv = Some(v.into()),
-                "chunk" => {
+                "map" if version == 3 && hex64(v) && idx.map.is_none() => idx.map = Some(v.into()),
+                "chunk" if version < 3 => {
                     let (mac, size) = v.split_once(' ').ok_or_else(bad)?;
                     if !hex64(mac) {
                         return Err(bad());
@@ -120,6 +135,13 @@ impl SnapshotIndex {
             }
         }
         crate::paths::check_node_name(&idx.node).map_err(|e| e.to_string())?;
+        if version == 3 {
+            // The page map's own length is checked against `size` on reading.
+            return match idx.map {
+                Some(_) => Ok(idx),
+                None => Err("snapshot index version 3 has no map line".into()),
+            };
+        }
         if idx.chunks.iter().map(|c| c.1).sum::<u64>() != idx.size {
             return Err("snapshot index: chunk sizes do not add up to the snapshot size".into());
         }
@@ -141,6 +163,7 @@ mod tests {
             keys: 7,
             size: 30,
             chunks: vec![("a".repeat(64), 10), ("b".repeat(64), 20)],
+            map: None,
             etcd: None,
             hashkv: None,
         };
@@ -161,6 +184,7 @@ mod tests {
             keys: 7,
             size: 30,
             chunks: vec![("a".repeat(64), 30)],
+            map: None,
             etcd: Some("3.5.16".into()),
             hashkv: Some("c".repeat(64)),
         };
@@ -180,5 +204,30 @@ mod tests {
             let t2 = t.replace("etcd 3.5.16", bad);
             assert!(SnapshotIndex::parse(t2.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn version_3_names_its_page_map_and_has_no_chunks() {
+        let i = SnapshotIndex {
+            node: "node1".into(),
+            member: "etcd1".into(),
+            taken: 1764554400,
+            revision: 42,
+            keys: 7,
+            size: 30,
+            chunks: vec![],
+            map: Some("d".repeat(64)),
+            etcd: Some("3.6.10".into()),
+            hashkv: None,
+        };
+        let t = i.to_text();
+        assert!(t.starts_with("sprayvault-etcd-snapshot 3\n"), "{t}");
+        assert_eq!(SnapshotIndex::parse(t.as_bytes()).unwrap(), i);
+        let chunk = format!("{t}chunk {} 30\n", "a".repeat(64));
+        assert!(SnapshotIndex::parse(chunk.as_bytes()).is_err());
+        let no_map = t.replace(&format!("map {}\n", "d".repeat(64)), "");
+        assert!(SnapshotIndex::parse(no_map.as_bytes()).is_err());
+        let v2 = t.replace("snapshot 3", "snapshot 2");
+        assert!(SnapshotIndex::parse(v2.as_bytes()).is_err());
     }
 }

@@ -3,11 +3,11 @@
 //! exported for `etcdctl snapshot restore`, and pruned by a retention policy.
 
 pub mod capture;
-pub mod chunker;
 pub mod env;
 pub mod flags;
 pub mod index;
 pub mod member;
+pub mod pages;
 pub mod prune;
 pub mod restore;
 pub mod run;
@@ -30,8 +30,10 @@ pub struct SnapshotReport {
     pub revision: u64,
     pub keys: u64,
     pub size: u64,
-    pub chunks: usize,
-    pub new_chunks: usize,
+    /// Packs the snapshot refers to.
+    pub packs: usize,
+    /// Blobs it wrote: its new packs and its page map.
+    pub new_blobs: usize,
     pub bytes_added: u64,
     /// Snapshot refs that could not be read and were skipped (name, why).
     pub skipped: Vec<(String, String)>,
@@ -52,20 +54,22 @@ pub async fn snapshot(
     let skipped: Vec<(String, String)> = bad.into_iter().map(|(n, e)| (n, e.to_string())).collect();
     let limit = limit.unwrap_or_else(|| stream_limit(&snaps));
     let mut reasons = Vec::new();
+    let dir = session.vault().dir().to_path_buf();
     for t in members {
-        // Each member's writer starts from the stored snapshots: chunks a
+        // Each member's writer starts from the stored snapshots: packs a
         // failed member left are not reused (nor counted).
-        let mut writer = session.snapshot(store::chunk_blobs(&snaps));
+        let mut writer = session.snapshot(store::base_packs(&snaps, &t.node));
         let taken = capture::take(t, ssh, &key, &mut writer, limit).await;
         if taken.is_err() && writer.disk_full() {
             return Err(VaultError::DiskFull {
-                dir: session.vault().dir().to_path_buf(),
+                dir,
                 what: String::new(),
             });
         }
         match taken {
             Ok(index) => {
                 let counts = writer.counts();
+                let packs = writer.packs();
                 let reference = store::commit(writer, &index)?;
                 return Ok(Ok(SnapshotReport {
                     reference,
@@ -74,8 +78,8 @@ pub async fn snapshot(
                     revision: index.revision,
                     keys: index.keys,
                     size: index.size,
-                    chunks: index.chunks.len(),
-                    new_chunks: counts.new_blobs,
+                    packs,
+                    new_blobs: counts.new_blobs,
                     bytes_added: counts.bytes_added,
                     skipped,
                 }));
@@ -129,10 +133,13 @@ mod tests {
                 keys: 0,
                 size,
                 chunks: vec![],
+                map: None,
                 etcd: None,
                 hashkv: None,
             },
             chunk_blobs: Default::default(),
+            map_blob: None,
+            pack_blobs: Default::default(),
         }
     }
 

@@ -93,10 +93,13 @@ mod tests {
                 keys: 1,
                 size: 0,
                 chunks: vec![],
+                map: None,
                 etcd: None,
                 hashkv: None,
             },
             chunk_blobs: Default::default(),
+            map_blob: None,
+            pack_blobs: Default::default(),
         }
     }
 

@@ -693,6 +693,7 @@ mod tests {
             keys: 95,
             size: 20512,
             chunks: vec![],
+            map: None,
             etcd: None,
             hashkv: None,
         }

@@ -218,8 +218,9 @@ impl Spool {
     pub fn finish(mut self, blobs: &Blobs, mac: &str) -> Result<Oid, VaultError> {
         let w = self.writer.take().expect("finished once");
         let Counting(out, size) = w.finish().map_err(|e| self.io(e))?;
+        // The spool is removed once copied: the blob is what the run makes
+        // durable before its ref moves.
         let file = out.into_inner().map_err(|e| self.io(e.into_error()))?;
-        file.sync_all().map_err(|e| self.io(e))?;
         drop(file);
         let oid =
             super::loose::write_blob_file(&blobs.objects, &self.path).map_err(|e| self.io(e))?;

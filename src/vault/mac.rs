@@ -49,6 +49,13 @@ impl MacKey {
         m.finish()
     }
 
+    /// The mac of `content`, as bytes (for tables of many macs).
+    pub fn mac_bytes(&self, content: &[u8]) -> [u8; 32] {
+        let mut m = self.stream();
+        m.update(content);
+        m.0.finalize().into_bytes().into()
+    }
+
     /// A mac computed piece by piece, for content that is streamed.
     pub fn stream(&self) -> MacStream {
         MacStream(

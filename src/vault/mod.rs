@@ -21,6 +21,7 @@ pub mod mac;
 pub mod manifest;
 pub(crate) mod mark;
 pub mod message;
+pub mod packs;
 pub mod pins;
 mod read;
 pub mod replicate;
@@ -151,21 +152,15 @@ impl Classify for VaultError {
     }
 }
 
-/// Makes libgit2 fsync every object, index and ref file it writes, so a
-/// crash after the branch moved never leaves it pointing at lost objects.
-fn enable_fsync() {
+/// Makes libgit2 check every object's hash as it reads it. Durability is
+/// the run's, not libgit2's: objects are written without a sync each and
+/// made durable together (`Vault::make_durable`, one `syncfs`) before a ref
+/// moves, and again after, so the ref is durable when the run says it is
+/// done.
+fn init_libgit2() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // Initializes libgit2 before the raw call below.
         git2::opts::strict_hash_verification(true);
-        // SAFETY: a documented global libgit2 option taking one int, set once
-        // before any repository is opened by this process.
-        unsafe {
-            libgit2_sys::git_libgit2_opts(
-                libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc::c_int,
-                1 as libc::c_int,
-            );
-        }
     });
 }
 
@@ -201,7 +196,7 @@ impl Vault {
                 });
             }
         }
-        enable_fsync();
+        init_libgit2();
         let mut opts = git2::RepositoryInitOptions::new();
         opts.bare(true).initial_head("main").mkdir(true);
         let repo = Repository::init_opts(dir, &opts).map_err(|source| VaultError::Git {
@@ -247,7 +242,7 @@ impl Vault {
         if !dir.exists() {
             return Err(no("the directory does not exist".into()));
         }
-        enable_fsync();
+        init_libgit2();
         let repo = Repository::open_bare(dir)
             .map_err(|e| no(format!("not a bare git repository ({})", e.message())))?;
         let vault = Vault {

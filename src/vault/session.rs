@@ -19,7 +19,7 @@ use super::control::ControlWrite;
 use super::crypto::Recipients;
 use super::facts_index::FactEntry;
 use super::mac::MacKey;
-use super::snapshots::ChunkWriter;
+use super::packs::PackWriter;
 use super::{Backup, NodeWrite, Vault, VaultError};
 use git2::Oid;
 use std::collections::{BTreeMap, HashSet};
@@ -137,21 +137,17 @@ impl<'v> Session<'v> {
         Ok(oid)
     }
 
-    /// A writer for one etcd snapshot, reusing the chunk blobs `stored`
-    /// (`(mac, blob)` of the chunks under the snapshot refs) that the
-    /// bindings prove. Its chunks count in this session once it commits.
-    pub fn snapshot(&mut self, stored: impl IntoIterator<Item = (String, Oid)>) -> ChunkWriter<'_> {
-        let bindings = &self.bindings;
-        let known = stored
-            .into_iter()
-            .filter(|(mac, oid)| bindings.proven(mac, *oid))
-            .collect();
-        ChunkWriter::new(
+    /// A writer for one etcd snapshot, reusing the units of the packs
+    /// `base` (`(mac, blob)` from stored snapshots' trees) that the backup
+    /// host's sealed page lists describe. Its packs count in this session
+    /// once it commits.
+    pub fn snapshot(&mut self, base: impl IntoIterator<Item = (String, Oid)>) -> PackWriter<'_> {
+        PackWriter::new(
             self.vault,
             &self.recipients,
-            &mut self.bindings,
             &mut self.counts,
-            known,
+            self.key.clone(),
+            base,
         )
     }
 
@@ -226,38 +222,30 @@ mod tests {
     }
 
     #[test]
-    fn chunks_count_in_the_session_once_their_snapshot_commits() {
+    fn packs_count_in_the_session_once_their_snapshot_commits() {
         let dir = tempfile::tempdir().unwrap();
         let vault = vault(&dir);
         let mut s = session(&vault);
-        // A member that fails after storing a chunk: nothing counted, and
-        // the next member's writer does not reuse it.
+        // A member that fails after storing a pack: nothing counted.
         let mut w = s.snapshot(vec![]);
-        w.put(&mac('c'), b"chunk").unwrap();
-        w.put(&mac('c'), b"chunk").unwrap();
-        assert_eq!(w.counts().new_blobs, 1);
+        w.push(&[1u8; 4096 * 200]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(w.counts().new_blobs, 2);
         drop(w);
         assert_eq!(s.counts(), Counts::default());
         let mut w = s.snapshot(vec![]);
-        w.put(&mac('c'), b"chunk").unwrap();
+        w.push(b"pages").unwrap();
+        w.finish().unwrap();
         let counts = w.counts();
-        assert_eq!(counts.new_blobs, 1);
+        assert_eq!(counts.new_blobs, 2);
         let name = w.commit(&snap("index")).unwrap();
         assert_eq!(name, "refs/sprayvault/etcd/20261120T020000Z-node1");
         assert_eq!(s.counts(), counts);
-
-        // The stored chunks a next snapshot may reuse: only bound ones.
         let (_, oid) = vault.snapshot_refs().unwrap().remove(0);
         let tree = vault.snapshot_tree(&name, oid).unwrap();
         assert_eq!(tree.index, b"index");
-        let stored: Vec<(String, Oid)> = tree.chunks.into_iter().collect();
-        assert_eq!(stored.len(), 1);
-        let mut w = s.snapshot(stored.clone());
-        w.put(&mac('c'), b"chunk").unwrap();
-        assert_eq!(w.counts(), Counts::default());
-        let mut w = s.snapshot(vec![(mac('d'), stored[0].1)]);
-        w.put(&mac('d'), b"other chunk").unwrap();
-        assert_eq!(w.counts().new_blobs, 1);
+        assert!(tree.map.is_some());
+        assert_eq!(tree.packs.len(), 1);
     }
 
     #[test]
@@ -265,7 +253,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vault = vault(&dir);
         let mut s = session(&vault);
-        let name = s.snapshot(vec![]).commit(&snap("index")).unwrap();
+        let mut w = s.snapshot(vec![]);
+        w.finish().unwrap();
+        let name = w.commit(&snap("index")).unwrap();
         assert!(vault.delete_snapshot_ref(super::super::BRANCH).is_err());
         assert!(vault.head().is_ok());
         vault.snapshot_ref(&name).unwrap();

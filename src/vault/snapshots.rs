@@ -1,29 +1,18 @@
 //! etcd snapshot commits (vault-layout, "etcd snapshots"): one parentless,
 //! signed commit per snapshot, each on a ref of its own under
-//! `refs/sprayvault/etcd/`, holding the plaintext `snapshot` index and one
-//! `chunks/<mac>` blob per distinct chunk (gzip, then age). The index format
-//! belongs to `crate::etcd::index`; here is what touches the repository:
-//! writing chunks and the commit and its ref, listing and reading the refs,
-//! signing version 1 refs, and deleting refs for retention.
+//! `refs/sprayvault/etcd/`, holding the plaintext `snapshot` index and the
+//! page map and packs (`super::packs`), or, written before, one
+//! `chunks/<mac>` blob per distinct chunk. The index format belongs to
+//! `crate::etcd::index`; here is what touches the repository: the commit
+//! and its ref, listing and reading the refs, signing version 1 refs, and
+//! deleting refs for retention.
 
-use super::bindings::Bindings;
-use super::blobs::Counts;
-use super::crypto::Recipients;
 use super::tree::TreeSpec;
 use super::{Vault, VaultError};
-use flate2::write::GzEncoder;
 use git2::Oid;
 use std::collections::HashMap;
-use std::io::Write;
 
 pub const PREFIX: &str = "refs/sprayvault/etcd/";
-
-/// gzip level of new chunks. With flate2's zlib-rs backend, level 3 is as
-/// fast as level 2 (its "fast" deflate runs levels 1-3) and shrinks etcd
-/// databases within 0.2% of level 6; level 1 leaves a third more. Measured
-/// on a 75 MiB snapshot in 256 KiB pieces: 0.79-0.91 s at ratio 0.328,
-/// where miniz_oxide took 2.8-3.8 s at level 2 for 0.329.
-pub const LEVEL: u32 = 3;
 
 /// What a snapshot commit records besides its chunks.
 pub struct SnapshotCommit<'a> {
@@ -42,100 +31,23 @@ pub struct SnapshotTree {
     pub commit: Oid,
     /// The `snapshot` index file.
     pub index: Vec<u8>,
-    /// The blob of each `chunks/<mac>`, by mac.
+    /// The blob of each `chunks/<mac>`, by mac (versions 1 and 2).
     pub chunks: HashMap<String, Oid>,
+    /// The page map's blob and the blob of each `packs/<mac>` (version 3).
+    pub map: Option<Oid>,
+    pub packs: HashMap<String, Oid>,
 }
 
-/// Writes the chunks of one snapshot being taken, reusing chunks already
-/// stored, then its commit and ref. Made by `Session::snapshot`.
-pub struct ChunkWriter<'s> {
-    vault: &'s Vault,
-    recipients: &'s Recipients,
-    bindings: &'s mut Bindings,
-    /// The session's counters, which this snapshot's join when it commits.
-    session: &'s mut Counts,
-    known: HashMap<String, Oid>,
-    written: Vec<(String, Oid)>,
-    counts: Counts,
-    /// A write found the vault's disk full.
-    full: bool,
-}
-
-impl<'s> ChunkWriter<'s> {
-    pub(super) fn new(
-        vault: &'s Vault,
-        recipients: &'s Recipients,
-        bindings: &'s mut Bindings,
-        session: &'s mut Counts,
-        known: HashMap<String, Oid>,
-    ) -> ChunkWriter<'s> {
-        ChunkWriter {
-            vault,
-            recipients,
-            bindings,
-            session,
-            known,
-            written: vec![],
-            counts: Counts::default(),
-            full: false,
-        }
-    }
-
-    /// Whether a write of this snapshot found the vault's disk full.
-    pub fn disk_full(&self) -> bool {
-        self.full
-    }
-
-    /// The chunks written for this snapshot so far, and their bytes.
-    pub fn counts(&self) -> Counts {
-        self.counts
-    }
-
-    /// Stores one chunk (named `mac`), unless an equal one is stored already.
-    pub fn put(&mut self, mac: &str, data: &[u8]) -> Result<(), VaultError> {
-        let put = self.store(mac, data);
-        if let Err(e) = &put {
-            self.full |= e.is_disk_full();
-        }
-        put
-    }
-
-    fn store(&mut self, mac: &str, data: &[u8]) -> Result<(), VaultError> {
-        let oid = match self.known.get(mac) {
-            Some(o) => *o,
-            None => {
-                let gzip = |e| VaultError::Io {
-                    path: "gzip".into(),
-                    error: e,
-                };
-                let mut gz = GzEncoder::new(
-                    Vec::with_capacity(data.len() / 2),
-                    flate2::Compression::new(LEVEL),
-                );
-                gz.write_all(data).map_err(gzip)?;
-                let packed = gz.finish().map_err(gzip)?;
-                let cipher = self.recipients.encrypt(&packed)?;
-                self.counts.add(cipher.len() as u64);
-                let oid = self.vault.write_stored_blob(&cipher)?;
-                self.bindings.record(mac, oid)?;
-                self.known.insert(mac.to_string(), oid);
-                oid
-            }
-        };
-        self.written.push((mac.to_string(), oid));
-        Ok(())
-    }
-
-    /// Writes the snapshot commit and its ref; returns the ref name.
-    pub fn commit(self, snap: &SnapshotCommit) -> Result<String, VaultError> {
-        let vault = self.vault;
-        let mut spec = TreeSpec::default();
-        spec.blob("snapshot", vault.write_blob(snap.index.as_bytes())?);
-        for (mac, oid) in &self.written {
-            spec.blob(&format!("chunks/{mac}"), *oid);
-        }
-        let repo = vault.repo();
-        let tree = vault.git(
+impl Vault {
+    /// Writes the tree `spec` of a snapshot as a signed commit without
+    /// parent and its ref, once every object is durable; returns the ref.
+    pub(super) fn commit_snapshot(
+        &self,
+        snap: &SnapshotCommit,
+        spec: &TreeSpec,
+    ) -> Result<String, VaultError> {
+        let repo = self.repo();
+        let tree = self.git(
             "writing a snapshot",
             spec.write(repo).and_then(|t| repo.find_tree(t)),
         )?;
@@ -143,36 +55,35 @@ impl<'s> ChunkWriter<'s> {
             "etcd snapshot of {} ({}) at revision {}, {} keys\n",
             snap.member, snap.node, snap.revision, snap.keys
         );
-        let oid = vault.signed_commit(&msg, &tree, &[])?;
+        let oid = self.signed_commit(&msg, &tree, &[])?;
+        self.make_durable()?;
         let base = format!("{PREFIX}{}-{}", super::stamp(snap.taken), snap.node);
         // Two snapshots of one node within a second (back-to-back runs)
         // get `.2`, `.3`, ... rather than failing the second run.
         let mut n = 1;
-        let name = loop {
+        loop {
             let name = if n == 1 {
                 base.clone()
             } else {
                 format!("{base}.{n}")
             };
             match repo.reference(&name, oid, false, &msg) {
-                Ok(_) => break name,
+                Ok(_) => {
+                    self.make_durable()?;
+                    return Ok(name);
+                }
                 Err(e) if e.code() == git2::ErrorCode::Exists && n < 100 => n += 1,
                 Err(source) => {
                     return Err(VaultError::Git {
-                        dir: vault.dir().into(),
+                        dir: self.dir().into(),
                         what: "writing the snapshot ref".into(),
                         error: source,
                     })
                 }
             }
-        };
-        self.session.new_blobs += self.counts.new_blobs;
-        self.session.bytes_added += self.counts.bytes_added;
-        Ok(name)
+        }
     }
-}
 
-impl Vault {
     /// Every ref under [`PREFIX`] (full name) and the object it names
     /// (None: a symbolic ref), in git's order.
     pub fn snapshot_refs(&self) -> Result<Vec<(String, Option<Oid>)>, VaultError> {
@@ -203,19 +114,24 @@ impl Vault {
             .get_name("snapshot")
             .ok_or_else(|| damaged("no snapshot index"))?;
         let index = self.read_blob_as("reading a snapshot", idx.id())?;
-        let mut chunks = HashMap::new();
-        if let Some(c) = tree.get_name("chunks") {
-            let ct = self.git("reading a snapshot", self.repo.find_tree(c.id()))?;
-            for e in ct.iter() {
-                if let Some(n) = e.name() {
-                    chunks.insert(n.to_string(), e.id());
+        let listed = |dir: &str| -> Result<HashMap<String, Oid>, VaultError> {
+            let mut out = HashMap::new();
+            if let Some(c) = tree.get_name(dir) {
+                let ct = self.git("reading a snapshot", self.repo.find_tree(c.id()))?;
+                for e in ct.iter() {
+                    if let Some(n) = e.name() {
+                        out.insert(n.to_string(), e.id());
+                    }
                 }
             }
-        }
+            Ok(out)
+        };
         Ok(SnapshotTree {
             commit: oid,
             index,
-            chunks,
+            chunks: listed("chunks")?,
+            map: tree.get_name("map").map(|e| e.id()),
+            packs: listed("packs")?,
         })
     }
 
@@ -282,6 +198,7 @@ impl Vault {
                 super::now_rfc3339()
             ));
             let new = self.signed_commit(&msg, &tree, &[])?;
+            self.make_durable()?;
             self.git(
                 "signing a snapshot ref",
                 self.repo.reference_matching(
@@ -293,6 +210,9 @@ impl Vault {
                 ),
             )?;
             signed.push(name.trim_start_matches(PREFIX).to_string());
+        }
+        if !signed.is_empty() {
+            self.make_durable()?;
         }
         Ok(signed)
     }

@@ -38,6 +38,16 @@ impl Vault {
     }
 
     /// Writes a large ciphertext blob without compressing it (see `loose`).
+    /// Makes every object written so far durable (vault-layout, "Writing a
+    /// commit", step 5): called once, before a ref moves.
+    pub(super) fn make_durable(&self) -> Result<(), VaultError> {
+        let objects = self.repo.path().join("objects");
+        super::loose::syncfs(&objects).map_err(|source| VaultError::Io {
+            path: objects,
+            error: source,
+        })
+    }
+
     pub(super) fn write_stored_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
         let objects = self.repo.path().join("objects");
         super::loose::write_blob(&objects, data).map_err(|source| VaultError::Io {
@@ -130,6 +140,7 @@ impl Vault {
         };
         let refs: Vec<&git2::Commit> = parents.iter().collect();
         let oid = self.signed_commit(&record.to_message(), &tree, &refs)?;
+        self.make_durable()?;
         let log = record.summary.clone();
         let moved = match parent {
             Some(p) => self.repo.reference_matching(BRANCH, oid, true, p, &log),
@@ -146,6 +157,7 @@ impl Vault {
                 }
             }
         })?;
+        self.make_durable()?;
         Ok(oid)
     }
 }

@@ -118,7 +118,7 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
                 output::json(&snaps)?;
             } else {
                 let mut t = output::Table::new(&[
-                    "NAME", "TAKEN", "MEMBER", "NODE", "REVISION", "KEYS", "SIZE", "CHUNKS",
+                    "NAME", "TAKEN", "MEMBER", "NODE", "REVISION", "KEYS", "SIZE", "BLOBS",
                 ]);
                 for s in &snaps {
                     let i = &s.index;
@@ -130,7 +130,7 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
                         i.revision.to_string(),
                         i.keys.to_string(),
                         i.size.to_string(),
-                        i.chunks.len().to_string(),
+                        (i.chunks.len() + s.pack_blobs.len()).to_string(),
                     ]);
                 }
                 t.print();

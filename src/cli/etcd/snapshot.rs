@@ -41,7 +41,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                 exit_code: exit.code(),
                 etcd_snapshot_ok: Some(true),
                 bytes_added: Some(r.bytes_added),
-                objects_added: Some(r.new_chunks),
+                objects_added: Some(r.new_blobs),
                 ..Default::default()
             },
             Ok((exit, None)) => RunMetrics {
@@ -89,15 +89,15 @@ fn snapshot(
         output::json(&r)?;
     } else {
         println!(
-            "etcd snapshot: {} from {} ({}), revision {}, {} keys, {} bytes in {} chunks, {} new ({} bytes), in {:.1} s",
+            "etcd snapshot: {} from {} ({}), revision {}, {} keys, {} bytes in {} packs, {} new blobs ({} bytes), in {:.1} s",
             r.reference.trim_start_matches(sprayvault::etcd::store::PREFIX),
             r.node,
             r.member,
             r.revision,
             r.keys,
             r.size,
-            r.chunks,
-            r.new_chunks,
+            r.packs,
+            r.new_blobs,
             r.bytes_added,
             started.elapsed().as_secs_f64()
         );

@@ -170,18 +170,33 @@ async fn upload(
         files.push((m.node.as_str(), file));
     }
     let mut trailer = Trailer::default();
-    for i in 0..snap.index.chunks.len() {
-        let plain = store::read_chunk(vault, snap, identity, i)?;
-        trailer.update(&plain);
-        let writes = join_all(files.iter_mut().map(|(node, f)| {
-            let plain = &plain;
-            within(node, what, limit, async move {
-                f.write(plain).await.map_err(|e| e.to_string())
-            })
-        }))
-        .await;
-        for r in writes {
-            r.map_err(failed)?;
+    let mut reader = store::Reader::open(vault, snap, identity)?;
+    // Runs of units can be a page long: written in pieces of about 1 MiB.
+    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(2 << 20));
+    loop {
+        let piece = reader.next_piece()?;
+        if let Some(p) = &piece {
+            trailer.update(p);
+            plain.extend_from_slice(p);
+            if plain.len() < 1 << 20 {
+                continue;
+            }
+        }
+        if !plain.is_empty() {
+            let writes = join_all(files.iter_mut().map(|(node, f)| {
+                let plain = &plain;
+                within(node, what, limit, async move {
+                    f.write(plain).await.map_err(|e| e.to_string())
+                })
+            }))
+            .await;
+            for r in writes {
+                r.map_err(failed)?;
+            }
+            zeroize::Zeroize::zeroize(&mut *plain);
+        }
+        if piece.is_none() {
+            break;
         }
     }
     for (node, f) in files {

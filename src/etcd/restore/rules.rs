@@ -36,10 +36,13 @@ fn snap() -> StoredSnapshot {
             keys: 30,
             size: 10 << 20,
             chunks: vec![],
+            map: None,
             etcd: None,
             hashkv: None,
         },
         chunk_blobs: Default::default(),
+        map_blob: None,
+        pack_blobs: Default::default(),
     }
 }
 
