@@ -40,15 +40,12 @@ fn has_object(dir: &Path, oid: &str) -> bool {
     .success()
 }
 
-/// The chunk blobs of a snapshot commit.
-fn chunk_blobs(dir: &Path, commit: &str) -> Vec<String> {
-    git_at(
-        dir,
-        &["ls-tree", "-r", "--format=%(objectname)", commit, "chunks/"],
-    )
-    .lines()
-    .map(str::to_string)
-    .collect()
+/// Every blob of a snapshot commit (index, page map, packs).
+fn snapshot_blobs(dir: &Path, commit: &str) -> BTreeSet<String> {
+    git_at(dir, &["ls-tree", "-r", "--format=%(objectname)", commit])
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Makes every object file of a repository look 30 days old.
@@ -124,9 +121,21 @@ fn pruned_snapshots_are_deleted_on_the_remote_and_never_pulled_back() {
     let names: Vec<&String> = snaps.keys().collect();
     let (s1, s2, s3) = (names[0].clone(), names[1].clone(), names[2].clone());
     let (c1, c2, c3) = (snaps[&s1].clone(), snaps[&s2].clone(), snaps[&s3].clone());
-    let (old_chunks, young_chunks) = (chunk_blobs(&v.dir, &c1), chunk_blobs(&v.dir, &c2));
+    // Snapshots share the packs of pages that did not change: what only
+    // the first has (old, backdated) and what only the second has (young).
+    let (b1, b2, b3) = (
+        snapshot_blobs(&v.dir, &c1),
+        snapshot_blobs(&v.dir, &c2),
+        snapshot_blobs(&v.dir, &c3),
+    );
+    let only = |a: &BTreeSet<String>, x: &BTreeSet<String>, y: &BTreeSet<String>| {
+        a.iter()
+            .filter(|b| !x.contains(*b) && !y.contains(*b))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (old_chunks, young_chunks) = (only(&b1, &b2, &b3), only(&b2, &b1, &b3));
     assert!(!old_chunks.is_empty() && !young_chunks.is_empty());
-    assert!(old_chunks.iter().all(|b| !young_chunks.contains(b)));
     sv_run(&["push", "--vault", v.path(), "--ssh-config", &cfg]).expect(0);
     assert_eq!(snapshots(&r.dir), snaps);
     // On the remote only: a ref this vault never had (at the kept snapshot).
@@ -153,14 +162,27 @@ fn pruned_snapshots_are_deleted_on_the_remote_and_never_pulled_back() {
             "{name} missing from\n{record}"
         );
     }
+    // The backup host's page lists: only of the packs the kept snapshot
+    // lists.
+    let lists: BTreeSet<String> = std::fs::read_dir(v.dir.join("sprayvault/pages"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let kept: BTreeSet<String> =
+        git_at(&v.dir, &["ls-tree", "--name-only", &format!("{c3}:packs")])
+            .lines()
+            .map(str::to_string)
+            .collect();
+    assert!(!kept.is_empty());
+    assert_eq!(lists, kept);
     let blobs = v.blobs();
     assert!(
         old_chunks.iter().all(|b| !blobs.contains(b)),
-        "a chunk unreachable for 30 days survived the 2-week grace"
+        "a blob unreachable for 30 days survived the 2-week grace"
     );
     assert!(
         young_chunks.iter().all(|b| blobs.contains(b)),
-        "a chunk unreachable for seconds was collected despite the grace"
+        "a blob unreachable for seconds was collected despite the grace"
     );
     v.fsck();
     // Nothing is in git's tree of the vault or pushed: the record is local.

@@ -694,19 +694,19 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
     );
     v.git(&["update-ref", &snap_ref, &snap_commit]);
 
-    // A chunk swapped for other content of its size, in a snapshot commit
-    // signed by the vault's own key: only the chunk's keyed hash catches it.
+    // A pack swapped for other content of its size, in a snapshot commit
+    // signed by the vault's own key: only the pack's keyed hash catches it.
     let f = Forge::new(v);
     f.git(&["read-tree", &snap_commit], None);
-    let index = v.git(&["cat-file", "blob", &format!("{snap_commit}:snapshot")]);
-    let chunk = v.git(&["ls-tree", "--name-only", &format!("{snap_commit}:chunks")]);
-    let chunk = chunk.lines().next().expect("a chunk").trim().to_string();
-    let size: usize = index
-        .lines()
-        .find(|l| l.contains(&chunk))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|n| n.parse().ok())
-        .expect("the chunk's size in the index");
+    let pack = v.git(&["ls-tree", "--name-only", &format!("{snap_commit}:packs")]);
+    let pack = pack.lines().next().expect("a pack").trim().to_string();
+    let size: usize = ok(Command::new("sh").arg("-c").arg(format!(
+        "git --git-dir {} cat-file blob {snap_commit}:packs/{pack} | age -d -i {id} | gzip -dc | wc -c",
+        v.path()
+    )))
+    .trim()
+    .parse()
+    .expect("the pack's size");
     let mut gz = Command::new("gzip")
         .args(["-c", "-n"])
         .stdin(std::process::Stdio::piped())
@@ -723,7 +723,7 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
     }
     let packed = gz.wait_with_output().unwrap().stdout;
     f.put(
-        &format!("chunks/{chunk}"),
+        &format!("packs/{pack}"),
         &age_encrypt(&v.key.recipient, &packed),
     );
     let tree = f.git(&["write-tree"], None);
@@ -757,7 +757,7 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
         tmp.path().join("swapped.db").to_str().unwrap(),
     ])
     .expect(10);
-    assert!(r.err.contains("keyed hash"), "swapped chunk: {}", r.err);
+    assert!(r.err.contains("keyed hash"), "swapped pack: {}", r.err);
     assert!(!tmp.path().join("swapped.db").exists());
     v.git(&["update-ref", &snap_ref, &snap_commit]);
 

@@ -240,7 +240,7 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
 
     // A bad vault: the second snapshot's index is rewritten (git plumbing,
     // as anyone with write access to the vault could) to record the first
-    // one's revision and key count; its chunks stay a valid later snapshot.
+    // one's revision and key count; its map and packs stay a valid later snapshot.
     let full = format!("refs/sprayvault/etcd/{second_name}");
     let index = v.git(&["cat-file", "blob", &format!("{full}:snapshot")]);
     let forge = |edit: &dyn Fn(&str) -> String| {
@@ -249,10 +249,12 @@ fn trial_restore(name: &str, net: u8, version: EtcdVersion) {
         let blob_file = v.tmp.path().join("forged-index");
         std::fs::write(&blob_file, &forged).unwrap();
         let blob = v.git(&["hash-object", "-w", blob_file.to_str().unwrap()]);
-        let chunks = v.git(&["rev-parse", &format!("{full}:chunks")]);
+        let map = v.git(&["rev-parse", &format!("{full}:map")]);
+        let packs = v.git(&["rev-parse", &format!("{full}:packs")]);
         let tree = ok(std::process::Command::new("sh").arg("-c").arg(format!(
-            "printf '040000 tree %s\\tchunks\\n100644 blob %s\\tsnapshot\\n' {} {} | git --git-dir {} mktree",
-            chunks.trim(),
+            "printf '100644 blob %s\\tmap\\n040000 tree %s\\tpacks\\n100644 blob %s\\tsnapshot\\n' {} {} {} | git --git-dir {} mktree",
+            map.trim(),
+            packs.trim(),
             blob.trim(),
             v.path()
         )));

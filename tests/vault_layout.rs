@@ -102,9 +102,25 @@ fn etcd_snapshot_example_parses_and_serializes_identically() {
     for text in examples {
         let i = sprayvault::etcd::index::SnapshotIndex::parse(text.as_bytes())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(i.chunks.len(), 2);
+        // Versions 1 and 2 list two chunks; version 3 names its page map.
+        assert_eq!(i.chunks.len() + usize::from(i.paged()) * 2, 2, "{text}");
         assert_eq!(i.to_text(), text);
     }
+}
+
+#[test]
+fn etcd_page_map_example_parses_and_reassembles_the_index_example_size() {
+    let maps = blocks("etcd-pages");
+    assert_eq!(maps.len(), 1);
+    let v3 = blocks("etcd-snapshot")
+        .into_iter()
+        .map(|t| sprayvault::etcd::index::SnapshotIndex::parse(t.as_bytes()).unwrap())
+        .find(|i| i.paged())
+        .expect("a version 3 example");
+    let map = sprayvault::etcd::pages::PageMap::parse(maps[0].as_bytes(), v3.size)
+        .unwrap_or_else(|e| panic!("{e}\n{}", maps[0]));
+    assert_eq!(map.size(), 528_416);
+    assert_eq!(map.to_text(), maps[0]);
 }
 
 #[test]

@@ -478,8 +478,9 @@ while IFS="$TAB" read -r node mode uid gid owner group mtime path <&5; do
 done 5<"$WORK/dirs.rev"
 
 # etcd snapshots (every ref under refs/sprayvault/etcd/, whatever REV):
-# OUT_DIR/etcd/<name>.db, each chunk decrypted and gunzipped in the order its
-# `snapshot` index lists, then checked against etcd's sha256 trailer.
+# OUT_DIR/etcd/<name>.db, reassembled from the chunks its `snapshot` index
+# lists (versions 1 and 2) or from the units of packs its page map lists
+# (version 3), then checked against etcd's sha256 trailer.
 SNAPS=0
 g for-each-ref --format='%(refname)' refs/sprayvault/etcd/ >"$WORK/snaps"
 while IFS= read -r ref <&6; do
@@ -490,17 +491,41 @@ while IFS= read -r ref <&6; do
     mkdir -p -- "$OUT/etcd"
     dest=$OUT/etcd/$name.db
     # Index versions 1 and 2 (which adds the etcd and hashkv lines) list
-    # their chunks alike.
+    # their chunks alike; version 3 names a page map instead.
     if ! g cat-file blob "$ref:snapshot" >"$WORK/snapshot" 2>/dev/null ||
-       ! head -n 1 "$WORK/snapshot" | grep -qx 'sprayvault-etcd-snapshot [12]'; then
+       ! head -n 1 "$WORK/snapshot" | grep -qx 'sprayvault-etcd-snapshot [123]'; then
         err "etcd snapshot $name: no valid snapshot index"
         continue
     fi
     ( umask 077; : >"$dest.part" )
     ok=1
-    grep '^chunk ' "$WORK/snapshot" | while read -r _ mac size; do
-        g cat-file blob "$ref:chunks/$mac" | age -d -i "$IDENTITY" | gzip -dc >>"$dest.part" || exit 1
-    done || ok=0
+    if head -n 1 "$WORK/snapshot" | grep -qx 'sprayvault-etcd-snapshot 3'; then
+        # The page map: `pack MAC BYTES` lines numbered from 0, then
+        # `run PACK FIRST COUNT` lines in file order, each 4096-byte units
+        # FIRST.. of that pack. The pack last decrypted is kept for the next
+        # run, in the work directory (removed on exit).
+        if g cat-file blob "$ref:map" | age -d -i "$IDENTITY" | gzip -dc >"$WORK/map" &&
+           head -n 1 "$WORK/map" | grep -qx 'sprayvault-etcd-pages 1'; then
+            grep '^pack ' "$WORK/map" | cut -d' ' -f2 >"$WORK/packs"
+            held=
+            grep '^run ' "$WORK/map" | while read -r _ pack first count; do
+                case $pack$first$count in *[!0-9]*) exit 1 ;; esac
+                mac=$(sed -n "$((pack + 1))p" "$WORK/packs")
+                case $mac in '' | *[!0-9a-f]*) exit 1 ;; esac
+                if [ "$mac" != "$held" ]; then
+                    g cat-file blob "$ref:packs/$mac" | age -d -i "$IDENTITY" | gzip -dc >"$WORK/pack" || exit 1
+                    held=$mac
+                fi
+                dd if="$WORK/pack" bs=4096 skip="$first" count="$count" 2>/dev/null >>"$dest.part" || exit 1
+            done || ok=0
+        else
+            ok=0
+        fi
+    else
+        grep '^chunk ' "$WORK/snapshot" | while read -r _ mac size; do
+            g cat-file blob "$ref:chunks/$mac" | age -d -i "$IDENTITY" | gzip -dc >>"$dest.part" || exit 1
+        done || ok=0
+    fi
     want=$(sed -n 's/^size //p' "$WORK/snapshot")
     got=$(wc -c <"$dest.part" | tr -d ' ')
     if [ "$ok" = 1 ] && [ "$got" = "$want" ] && [ "$got" -gt 32 ]; then

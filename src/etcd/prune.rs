@@ -141,6 +141,7 @@ pub fn remove(
     for name in refs {
         vault.delete_snapshot_ref(&name)?;
     }
+    forget_page_lists(vault)?;
     let expiry = git_expiry(grace);
     let out = std::process::Command::new("git")
         .arg("--git-dir")
@@ -180,6 +181,25 @@ pub fn remove(
         });
     }
     Ok(before - dir_size(&objects) as i64)
+}
+
+/// Removes the backup host's page lists of packs no snapshot ref lists
+/// any more (vault-layout, "Pages and packs"); none while a ref cannot be
+/// read, as its packs are not known.
+fn forget_page_lists(vault: &Vault) -> Result<(), VaultError> {
+    let (snaps, bad) = super::store::list_readable(vault)?;
+    if !bad.is_empty() {
+        return Ok(());
+    }
+    let keep: HashSet<String> = snaps
+        .iter()
+        .flat_map(|s| s.pack_blobs.keys().cloned())
+        .collect();
+    crate::vault::packs::forget_lists(vault, &keep).map_err(|error| VaultError::Io {
+        path: vault.local_dir().join(crate::vault::packs::PAGES_DIR),
+        error,
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
