@@ -168,11 +168,13 @@ fn pruned_snapshots_are_deleted_on_the_remote_and_never_pulled_back() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let kept: BTreeSet<String> =
-        git_at(&v.dir, &["ls-tree", "--name-only", &format!("{c3}:packs")])
-            .lines()
-            .map(str::to_string)
-            .collect();
+    let kept: BTreeSet<String> = git_at(
+        &v.dir,
+        &["ls-tree", "-r", "--name-only", &format!("{c3}:packs")],
+    )
+    .lines()
+    .map(|l| l.rsplit('/').next().unwrap().to_string())
+    .collect();
     assert!(!kept.is_empty());
     assert_eq!(lists, kept);
     let blobs = v.blobs();

@@ -698,7 +698,12 @@ fn signed_history_is_checked(lab: &Lab, v: &TestVault) {
     // signed by the vault's own key: only the pack's keyed hash catches it.
     let f = Forge::new(v);
     f.git(&["read-tree", &snap_commit], None);
-    let pack = v.git(&["ls-tree", "--name-only", &format!("{snap_commit}:packs")]);
+    let pack = v.git(&[
+        "ls-tree",
+        "-r",
+        "--name-only",
+        &format!("{snap_commit}:packs"),
+    ]);
     let pack = pack.lines().next().expect("a pack").trim().to_string();
     let size: usize = ok(Command::new("sh").arg("-c").arg(format!(
         "git --git-dir {} cat-file blob {snap_commit}:packs/{pack} | age -d -i {id} | gzip -dc | wc -c",

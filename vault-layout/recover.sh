@@ -500,21 +500,24 @@ while IFS= read -r ref <&6; do
     ( umask 077; : >"$dest.part" )
     ok=1
     if head -n 1 "$WORK/snapshot" | grep -qx 'sprayvault-etcd-snapshot 3'; then
-        # The page map: `pack MAC BYTES` lines numbered from 0, then
-        # `run PACK FIRST COUNT` lines in file order, each 4096-byte units
-        # FIRST.. of that pack. The pack last decrypted is kept for the next
-        # run, in the work directory (removed on exit).
+        # The page map: a `pack BYTES` line for each pack of the tree, in
+        # the order of their macs (numbered from 0), then `run PACK FIRST
+        # COUNT` lines in file order, each 4096-byte units FIRST.. of that
+        # pack. The pack last decrypted is kept for the next run, in the
+        # work directory (removed on exit).
         if g cat-file blob "$ref:map" | age -d -i "$IDENTITY" | gzip -dc >"$WORK/map" &&
-           head -n 1 "$WORK/map" | grep -qx 'sprayvault-etcd-pages 1'; then
-            grep '^pack ' "$WORK/map" | cut -d' ' -f2 >"$WORK/packs"
+           head -n 1 "$WORK/map" | grep -qx 'sprayvault-etcd-pages 1' &&
+           g ls-tree -r --name-only "$ref:packs" >"$WORK/packs" &&
+           [ "$(grep -c '^pack ' "$WORK/map")" = "$(wc -l <"$WORK/packs" | tr -d ' ')" ]; then
             held=
             grep '^run ' "$WORK/map" | while read -r _ pack first count; do
                 case $pack$first$count in *[!0-9]*) exit 1 ;; esac
-                mac=$(sed -n "$((pack + 1))p" "$WORK/packs")
-                case $mac in '' | *[!0-9a-f]*) exit 1 ;; esac
-                if [ "$mac" != "$held" ]; then
-                    g cat-file blob "$ref:packs/$mac" | age -d -i "$IDENTITY" | gzip -dc >"$WORK/pack" || exit 1
-                    held=$mac
+                path=$(sed -n "$((pack + 1))p" "$WORK/packs")
+                case $path in [0-9a-f][0-9a-f]/[0-9a-f]*) ;; *) exit 1 ;; esac
+                case $path in */*[!0-9a-f]*) exit 1 ;; esac
+                if [ "$path" != "$held" ]; then
+                    g cat-file blob "$ref:packs/$path" | age -d -i "$IDENTITY" | gzip -dc >"$WORK/pack" || exit 1
+                    held=$path
                 fi
                 dd if="$WORK/pack" bs=4096 skip="$first" count="$count" 2>/dev/null >>"$dest.part" || exit 1
             done || ok=0

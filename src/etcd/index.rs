@@ -51,6 +51,23 @@ fn hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Why an index cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IndexError {
+    #[error("snapshot index is not UTF-8")]
+    NotUtf8,
+    #[error("snapshot index does not start with {HEADER:?}, {HEADER_V2:?} or {HEADER_V3:?}")]
+    Header,
+    #[error("snapshot index line {line}: {text:?}")]
+    Line { line: usize, text: String },
+    #[error("snapshot index: {0}")]
+    Node(String),
+    #[error("snapshot index version 3 has no map line")]
+    NoMap,
+    #[error("snapshot index: chunk sizes do not add up to the snapshot size")]
+    Sizes,
+}
+
 impl SnapshotIndex {
     pub fn to_text(&self) -> String {
         let v2 = self.etcd.is_some() || self.hashkv.is_some();
@@ -83,19 +100,14 @@ impl SnapshotIndex {
         self.map.is_some()
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<SnapshotIndex, String> {
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| "snapshot index is not UTF-8".to_string())?;
+    pub fn parse(bytes: &[u8]) -> Result<SnapshotIndex, IndexError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| IndexError::NotUtf8)?;
         let mut lines = text.lines();
         let version = match lines.next() {
             Some(HEADER) => 1,
             Some(HEADER_V2) => 2,
             Some(HEADER_V3) => 3,
-            _ => {
-                return Err(format!(
-                    "snapshot index does not start with {HEADER:?}, {HEADER_V2:?} or {HEADER_V3:?}"
-                ))
-            }
+            _ => return Err(IndexError::Header),
         };
         let v2 = version >= 2;
         let mut idx = SnapshotIndex {
@@ -111,7 +123,10 @@ impl SnapshotIndex {
             hashkv: None,
         };
         for (i, line) in lines.enumerate() {
-            let bad = || format!("snapshot index line {}: {line:?}", i + 2);
+            let bad = || IndexError::Line {
+                line: i + 2,
+                text: crate::term::escape(line).into_owned(),
+            };
             let (k, v) = line.split_once(' ').ok_or_else(bad)?;
             match k {
                 "node" => idx.node = v.into(),
@@ -134,16 +149,16 @@ impl SnapshotIndex {
                 _ => return Err(bad()),
             }
         }
-        crate::paths::check_node_name(&idx.node).map_err(|e| e.to_string())?;
+        crate::paths::check_node_name(&idx.node).map_err(|e| IndexError::Node(e.to_string()))?;
         if version == 3 {
             // The page map's own length is checked against `size` on reading.
             return match idx.map {
                 Some(_) => Ok(idx),
-                None => Err("snapshot index version 3 has no map line".into()),
+                None => Err(IndexError::NoMap),
             };
         }
         if idx.chunks.iter().map(|c| c.1).sum::<u64>() != idx.size {
-            return Err("snapshot index: chunk sizes do not add up to the snapshot size".into());
+            return Err(IndexError::Sizes);
         }
         Ok(idx)
     }

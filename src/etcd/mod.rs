@@ -58,7 +58,8 @@ pub async fn snapshot(
     for t in members {
         // Each member's writer starts from the stored snapshots: packs a
         // failed member left are not reused (nor counted).
-        let mut writer = session.snapshot(store::base_packs(&snaps, &t.node));
+        let base = store::base_packs(session.vault(), &snaps, &t.node)?;
+        let mut writer = session.snapshot(base);
         let taken = capture::take(t, ssh, &key, &mut writer, limit).await;
         if taken.is_err() && writer.disk_full() {
             return Err(VaultError::DiskFull {
@@ -139,7 +140,7 @@ mod tests {
             },
             chunk_blobs: Default::default(),
             map_blob: None,
-            pack_blobs: Default::default(),
+            packs_tree: None,
         }
     }
 

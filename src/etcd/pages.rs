@@ -21,8 +21,9 @@ pub struct Run {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageMap {
-    /// `(mac, bytes)` of each pack the runs use, numbered in order.
-    pub packs: Vec<(String, u64)>,
+    /// The length of each pack the runs use, in the order of their macs
+    /// (the commit's `packs/` tree), numbered from 0.
+    pub packs: Vec<u64>,
     pub runs: Vec<Run>,
 }
 
@@ -42,11 +43,34 @@ fn hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Why a page map cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MapError {
+    #[error("the page map is not UTF-8")]
+    NotUtf8,
+    #[error("the page map does not start with {HEADER:?}")]
+    Header,
+    #[error("the page map has more than {MAX_LINES} lines")]
+    TooLong,
+    #[error("page map line {line}: {text:?}{why}")]
+    Line {
+        line: usize,
+        text: String,
+        why: &'static str,
+    },
+    #[error("the page map lists pack {0} that no run uses")]
+    Unused(usize),
+    #[error("page map run {0}: a short unit before the end of the file")]
+    ShortUnit(usize),
+    #[error("the page map reassembles {got} bytes, the index says {want}")]
+    Size { got: u64, want: u64 },
+}
+
 impl PageMap {
     pub fn to_text(&self) -> String {
         let mut s = format!("{HEADER}\n");
-        for (mac, bytes) in &self.packs {
-            s.push_str(&format!("pack {mac} {bytes}\n"));
+        for bytes in &self.packs {
+            s.push_str(&format!("pack {bytes}\n"));
         }
         for r in &self.runs {
             s.push_str(&format!("run {} {} {}\n", r.pack, r.first, r.count));
@@ -59,7 +83,7 @@ impl PageMap {
         self.runs
             .iter()
             .map(|r| {
-                let (a, b) = span(r, self.packs[r.pack as usize].1);
+                let (a, b) = span(r, self.packs[r.pack as usize]);
                 (b - a) as u64
             })
             .sum()
@@ -68,31 +92,32 @@ impl PageMap {
     /// Parses and checks a map: packs before runs, each pack used and
     /// listed once, full units but for a pack's last, every run inside its
     /// pack, and the whole `size` bytes long.
-    pub fn parse(bytes: &[u8], size: u64) -> Result<PageMap, String> {
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| "the page map is not UTF-8".to_string())?;
+    pub fn parse(bytes: &[u8], size: u64) -> Result<PageMap, MapError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| MapError::NotUtf8)?;
         let mut lines = text.lines();
         if lines.next() != Some(HEADER) {
-            return Err(format!("the page map does not start with {HEADER:?}"));
+            return Err(MapError::Header);
         }
         let mut map = PageMap::default();
         let mut used = Vec::new();
         for (i, line) in lines.enumerate() {
             if i >= MAX_LINES {
-                return Err(format!("the page map has more than {MAX_LINES} lines"));
+                return Err(MapError::TooLong);
             }
-            let bad = || format!("page map line {}: {:?}", i + 2, crate::term::escape(line));
+            let bad_because = |why| MapError::Line {
+                line: i + 2,
+                text: crate::term::escape(line).into_owned(),
+                why,
+            };
+            let bad = || bad_because("");
             let f: Vec<&str> = line.split(' ').collect();
             match f[..] {
-                ["pack", mac, bytes] if map.runs.is_empty() && hex64(mac) => {
+                ["pack", bytes] if map.runs.is_empty() => {
                     let bytes: u64 = bytes.parse().map_err(|_| bad())?;
                     if bytes == 0 || bytes > (PACK_UNITS * UNIT) as u64 {
                         return Err(bad());
                     }
-                    if map.packs.iter().any(|(m, _)| m == mac) {
-                        return Err(format!("{}: pack listed twice", bad()));
-                    }
-                    map.packs.push((mac.to_string(), bytes));
+                    map.packs.push(bytes);
                     used.push(false);
                 }
                 ["run", pack, first, count] => {
@@ -102,12 +127,12 @@ impl PageMap {
                         first: num(first)?,
                         count: num(count)?,
                     };
-                    let Some((_, bytes)) = map.packs.get(run.pack as usize) else {
-                        return Err(format!("{}: no such pack", bad()));
+                    let Some(bytes) = map.packs.get(run.pack as usize) else {
+                        return Err(bad_because(": no such pack"));
                     };
                     if run.count == 0 || u64::from(run.first) + u64::from(run.count) > units(*bytes)
                     {
-                        return Err(format!("{}: outside its pack", bad()));
+                        return Err(bad_because(": outside its pack"));
                     }
                     used[run.pack as usize] = true;
                     map.runs.push(run);
@@ -116,27 +141,21 @@ impl PageMap {
             }
         }
         if let Some(i) = used.iter().position(|u| !u) {
-            return Err(format!(
-                "the page map lists pack {} that no run uses",
-                map.packs[i].0
-            ));
+            return Err(MapError::Unused(i));
         }
         // A short unit may only end the file: anywhere else it would shift
         // every byte after it.
         for (i, r) in map.runs.iter().enumerate() {
-            let (a, b) = span(r, map.packs[r.pack as usize].1);
+            let (a, b) = span(r, map.packs[r.pack as usize]);
             if (b - a) % UNIT != 0 && i + 1 != map.runs.len() {
-                return Err(format!(
-                    "page map run {}: a short unit before the end of the file",
-                    i + 1
-                ));
+                return Err(MapError::ShortUnit(i + 1));
             }
         }
         if map.size() != size {
-            return Err(format!(
-                "the page map reassembles {} bytes, the index says {size}",
-                map.size()
-            ));
+            return Err(MapError::Size {
+                got: map.size(),
+                want: size,
+            });
         }
         Ok(map)
     }
@@ -208,16 +227,9 @@ impl PageList {
 mod tests {
     use super::*;
 
-    fn pack(c: char, bytes: u64) -> (String, u64) {
-        (c.to_string().repeat(64), bytes)
-    }
-
     fn map() -> PageMap {
         PageMap {
-            packs: vec![
-                pack('a', (PACK_UNITS * UNIT) as u64),
-                pack('b', 2 * UNIT as u64 + 32),
-            ],
+            packs: vec![(PACK_UNITS * UNIT) as u64, 2 * UNIT as u64 + 32],
             runs: vec![
                 Run {
                     pack: 0,
@@ -258,11 +270,11 @@ mod tests {
         let size = m.size();
         let text = m.to_text();
         for (from, to) in [
-            ("run 0 6 122", "run 0 6 123"),           // past its pack
-            ("run 1 0 1", "run 2 0 1"),               // no such pack
-            ("run 0 0 5", "run 0 0 0"),               // empty
-            ("run 0 0 5", "run 0 0 -5"),              // not a number
-            ("run 1 1 2\n", "run 1 1 2\npack x 1\n"), // pack after runs
+            ("run 0 6 122", "run 0 6 123"),         // past its pack
+            ("run 1 0 1", "run 2 0 1"),             // no such pack
+            ("run 0 0 5", "run 0 0 0"),             // empty
+            ("run 0 0 5", "run 0 0 -5"),            // not a number
+            ("run 1 1 2\n", "run 1 1 2\npack 1\n"), // pack after runs
         ] {
             let t = text.replace(from, to);
             assert!(PageMap::parse(t.as_bytes(), size).is_err(), "{to}");
@@ -273,7 +285,7 @@ mod tests {
         assert!(PageMap::parse(m2.to_text().as_bytes(), m2.size()).is_err());
         // A pack no run uses.
         let mut m3 = m.clone();
-        m3.packs.push(pack('c', 10));
+        m3.packs.push(10);
         assert!(PageMap::parse(m3.to_text().as_bytes(), size).is_err());
         assert!(PageMap::parse(b"sprayvault-etcd-pages 2\n", 0).is_err());
     }

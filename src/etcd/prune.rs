@@ -191,10 +191,10 @@ fn forget_page_lists(vault: &Vault) -> Result<(), VaultError> {
     if !bad.is_empty() {
         return Ok(());
     }
-    let keep: HashSet<String> = snaps
-        .iter()
-        .flat_map(|s| s.pack_blobs.keys().cloned())
-        .collect();
+    let mut keep = HashSet::new();
+    for s in &snaps {
+        keep.extend(super::store::packs(vault, s)?.into_iter().map(|(m, _)| m));
+    }
     crate::vault::packs::forget_lists(vault, &keep).map_err(|error| VaultError::Io {
         path: vault.local_dir().join(crate::vault::packs::PAGES_DIR),
         error,
@@ -225,7 +225,7 @@ mod tests {
             },
             chunk_blobs: Default::default(),
             map_blob: None,
-            pack_blobs: Default::default(),
+            packs_tree: None,
         }
     }
 

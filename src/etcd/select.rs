@@ -99,7 +99,7 @@ mod tests {
             },
             chunk_blobs: Default::default(),
             map_blob: None,
-            pack_blobs: Default::default(),
+            packs_tree: None,
         }
     }
 

@@ -30,11 +30,11 @@ pub struct StoredSnapshot {
     pub index: SnapshotIndex,
     #[serde(skip)]
     pub chunk_blobs: HashMap<String, Oid>,
-    /// The page map's blob and each pack's (version 3).
+    /// The page map's blob and the `packs` tree (version 3).
     #[serde(skip)]
     pub map_blob: Option<Oid>,
     #[serde(skip)]
-    pub pack_blobs: HashMap<String, Oid>,
+    pub packs_tree: Option<Oid>,
 }
 
 /// Every snapshot, oldest first; the first unreadable snapshot ref is an error.
@@ -70,7 +70,7 @@ fn read_one(vault: &Vault, name: &str, oid: Option<Oid>) -> Result<StoredSnapsho
         what,
     };
     let tree = vault.snapshot_tree(name, oid)?;
-    let index = SnapshotIndex::parse(&tree.index).map_err(damaged)?;
+    let index = SnapshotIndex::parse(&tree.index).map_err(|e| damaged(e.to_string()))?;
     if index.paged() && tree.map.is_none() {
         return Err(damaged("no page map".into()));
     }
@@ -88,13 +88,25 @@ fn read_one(vault: &Vault, name: &str, oid: Option<Oid>) -> Result<StoredSnapsho
         index,
         chunk_blobs,
         map_blob: tree.map,
-        pack_blobs: tree.packs,
+        packs_tree: tree.packs,
     })
+}
+
+/// The packs of a snapshot (none for chunked ones), by mac.
+pub fn packs(vault: &Vault, snap: &StoredSnapshot) -> Result<Vec<(String, Oid)>, VaultError> {
+    match snap.packs_tree {
+        Some(t) => vault.snapshot_packs(t),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The packs a new snapshot of `node` may refer to: those of the newest
 /// paged snapshot of that node and of the newest of all.
-pub fn base_packs(snaps: &[StoredSnapshot], node: &str) -> Vec<(String, Oid)> {
+pub fn base_packs(
+    vault: &Vault,
+    snaps: &[StoredSnapshot],
+    node: &str,
+) -> Result<Vec<(String, Oid)>, VaultError> {
     let newest = |of_node: bool| {
         snaps
             .iter()
@@ -102,10 +114,14 @@ pub fn base_packs(snaps: &[StoredSnapshot], node: &str) -> Vec<(String, Oid)> {
             .max_by_key(|s| (s.index.taken, &s.name))
     };
     let mut out: Vec<(String, Oid)> = Vec::new();
-    for s in [newest(true), newest(false)].into_iter().flatten() {
-        out.extend(s.pack_blobs.iter().map(|(m, o)| (m.clone(), *o)));
+    let (own, any) = (newest(true), newest(false));
+    for s in [own, any.filter(|a| own.is_none_or(|o| o.name != a.name))]
+        .into_iter()
+        .flatten()
+    {
+        out.extend(packs(vault, s)?);
     }
-    out
+    Ok(out)
 }
 
 /// Writes the commit and ref of the snapshot `index` describes, whose
@@ -143,19 +159,25 @@ fn read_checked(
     identity: &Identity,
     key: &MacKey,
     blob: Blob<'_>,
-) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    plain: &mut Zeroizing<Vec<u8>>,
+) -> Result<(), VaultError> {
     let what = &blob.what;
-    let cipher = vault.read_blob(blob.oid)?;
-    let packed = identity.decrypt(&cipher, what)?;
-    let mut plain = Zeroizing::new(Vec::with_capacity(blob.size.unwrap_or(0) as usize));
-    let gz = flate2::read::GzDecoder::new(&packed[..]);
-    // One byte past the bound tells a longer blob from an exact one.
-    std::io::Read::read_to_end(&mut std::io::Read::take(gz, blob.limit + 1), &mut plain).map_err(
-        |e| VaultError::Damaged {
-            rev: snap.name.clone(),
-            what: format!("{what} does not decompress: {e}"),
-        },
-    )?;
+    // Overwritten in place (the buffer is wiped when dropped).
+    plain.clear();
+    plain.reserve(blob.size.unwrap_or(0) as usize);
+    // Decrypted and decompressed as a stream, straight from git's copy of
+    // the blob into `plain`: no other copy of the blob or its plaintext.
+    vault.with_blob(blob.oid, |cipher| -> Result<(), VaultError> {
+        let gz = flate2::read::GzDecoder::new(identity.decrypting(cipher, what)?);
+        // One byte past the bound tells a longer blob from an exact one.
+        std::io::Read::read_to_end(&mut std::io::Read::take(gz, blob.limit + 1), plain).map_err(
+            |e| VaultError::Damaged {
+                rev: snap.name.clone(),
+                what: format!("{what} does not decrypt or decompress: {e}"),
+            },
+        )?;
+        Ok(())
+    })??;
     let len = plain.len() as u64;
     if blob.size.is_some_and(|s| s != len) || len > blob.limit {
         return Err(VaultError::Damaged {
@@ -166,7 +188,7 @@ fn read_checked(
             },
         });
     }
-    if key.mac(&plain) != blob.mac {
+    if key.mac(plain) != blob.mac {
         return Err(VaultError::Tampered {
             rev: snap.name.clone(),
             node: snap.index.node.clone(),
@@ -174,16 +196,19 @@ fn read_checked(
             why: "its content does not match the keyed hash the snapshot names it by".into(),
         });
     }
-    Ok(plain)
+    Ok(())
 }
 
 /// Decrypted packs kept while reassembling, so that the packs later
 /// snapshots added between runs of an older pack are not decrypted again
-/// for every run. 4 of 512 KiB: about what one chunk of 1 MiB took before.
-const CACHED_PACKS: usize = 4;
+/// for every run. With the one being read, 3 of 512 KiB at most: about
+/// what a chunk of 1 MiB and its copy took before.
+const CACHED_PACKS: usize = 2;
 
 struct Paged {
     map: PageMap,
+    /// The snapshot's packs, by mac: pack n of the map is the n-th.
+    packs: Vec<(String, Oid)>,
     /// For each run, the index of the next run of the same pack.
     next_use: Vec<usize>,
     /// (pack, its next use, plaintext).
@@ -199,6 +224,8 @@ pub struct Reader<'a> {
     key: MacKey,
     next: usize,
     paged: Option<Paged>,
+    /// The chunk last read (versions 1 and 2).
+    chunk: Zeroizing<Vec<u8>>,
 }
 
 impl<'a> Reader<'a> {
@@ -221,18 +248,23 @@ impl<'a> Reader<'a> {
                     limit: MAP_LIMIT,
                     what: format!("the page map of etcd snapshot {}", snap.name),
                 };
-                let text = read_checked(vault, snap, identity, &key, blob)?;
-                let map = PageMap::parse(&text, snap.index.size).map_err(damaged)?;
-                if let Some((mac, _)) = map
-                    .packs
-                    .iter()
-                    .find(|(m, _)| !snap.pack_blobs.contains_key(m))
-                {
-                    return Err(damaged(format!("pack {mac} has no blob")));
+                let mut text = Zeroizing::new(Vec::new());
+                read_checked(vault, snap, identity, &key, blob, &mut text)?;
+                let map =
+                    PageMap::parse(&text, snap.index.size).map_err(|e| damaged(e.to_string()))?;
+                // Pack n of the map is the n-th of the tree, by mac.
+                let packs = packs(vault, snap)?;
+                if packs.len() != map.packs.len() {
+                    return Err(damaged(format!(
+                        "the page map lists {} packs, the snapshot has {}",
+                        map.packs.len(),
+                        packs.len()
+                    )));
                 }
                 Some(Paged {
                     next_use: next_uses(&map.runs),
                     map,
+                    packs,
                     cache: Vec::new(),
                 })
             }
@@ -246,11 +278,12 @@ impl<'a> Reader<'a> {
             key,
             next: 0,
             paged,
+            chunk: Zeroizing::new(Vec::new()),
         })
     }
 
     /// The next piece of the file, or `None` at its end.
-    pub fn next_piece(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+    pub fn next_piece(&mut self) -> Result<Option<&[u8]>, VaultError> {
         let i = self.next;
         self.next += 1;
         let (vault, snap, identity, key) = (self.vault, self.snap, self.identity, &self.key);
@@ -265,37 +298,42 @@ impl<'a> Reader<'a> {
                 limit: *size,
                 what: format!("chunk {} of etcd snapshot {}", i + 1, snap.name),
             };
-            return read_checked(vault, snap, identity, key, blob).map(Some);
+            read_checked(vault, snap, identity, key, blob, &mut self.chunk)?;
+            return Ok(Some(&self.chunk));
         };
         let Some(run) = p.map.runs.get(i).copied() else {
             return Ok(None);
         };
-        let (mac, bytes) = &p.map.packs[run.pack as usize];
+        let bytes = &p.map.packs[run.pack as usize];
+        let (mac, oid) = &p.packs[run.pack as usize];
         let slot = match p.cache.iter().position(|c| c.0 == run.pack) {
             Some(s) => s,
             None => {
                 let blob = Blob {
-                    oid: snap.pack_blobs[mac],
+                    oid: *oid,
                     mac,
                     size: Some(*bytes),
                     limit: *bytes,
                     what: format!("pack {mac} of etcd snapshot {}", snap.name),
                 };
-                let plain = read_checked(vault, snap, identity, key, blob)?;
-                if p.cache.len() == CACHED_PACKS {
-                    // The one needed again last (or never) makes room.
+                // The one needed again last (or never) makes room, and
+                // its buffer takes the next.
+                let mut plain = if p.cache.len() == CACHED_PACKS {
                     let far = (0..p.cache.len())
                         .max_by_key(|&c| p.cache[c].1)
                         .expect("a full cache");
-                    p.cache.swap_remove(far);
-                }
+                    p.cache.swap_remove(far).2
+                } else {
+                    Zeroizing::new(Vec::new())
+                };
+                read_checked(vault, snap, identity, key, blob, &mut plain)?;
                 p.cache.push((run.pack, 0, plain));
                 p.cache.len() - 1
             }
         };
         p.cache[slot].1 = p.next_use[i];
         let (a, b) = span(&run, *bytes);
-        Ok(Some(Zeroizing::new(p.cache[slot].2[a..b].to_vec())))
+        Ok(Some(&p.cache[slot].2[a..b]))
     }
 }
 
@@ -321,7 +359,7 @@ pub fn read(
 ) -> Result<(), VaultError> {
     let mut reader = Reader::open(vault, snap, identity)?;
     while let Some(piece) = reader.next_piece()? {
-        out(&piece).map_err(|source| VaultError::Io {
+        out(piece).map_err(|source| VaultError::Io {
             path: snap.name.clone().into(),
             error: source,
         })?;
@@ -422,7 +460,7 @@ mod tests {
         let previous = f.vault.backup(f.vault.head().unwrap()).unwrap();
         let mut session = Session::new(&f.vault, &previous).unwrap();
         let snaps = list(&f.vault).unwrap();
-        let mut w = session.snapshot(base_packs(&snaps, "node1"));
+        let mut w = session.snapshot(base_packs(&f.vault, &snaps, "node1").unwrap());
         for piece in file.chunks(5000) {
             w.push(piece).unwrap();
         }

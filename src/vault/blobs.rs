@@ -107,6 +107,16 @@ impl Blobs {
             .copied()
     }
 
+    /// Every blob this run wrote.
+    pub(super) fn written_oids(&self) -> Vec<Oid> {
+        self.written
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .copied()
+            .collect()
+    }
+
     fn wrote(&self, mac: &str, oid: Oid, size: u64) -> Oid {
         self.written
             .lock()

@@ -262,6 +262,22 @@ impl Identity {
         Ok(std::mem::take(&mut *plain))
     }
 
+    /// The plaintext of `cipher` as a stream: nothing held but age's chunk
+    /// of 64 KiB.
+    pub fn decrypting<'c>(
+        &self,
+        cipher: &'c [u8],
+        what: &str,
+    ) -> Result<impl std::io::Read + 'c, CryptoError> {
+        let fail = |why: String| CryptoError::Decrypt {
+            what: what.to_string(),
+            why,
+        };
+        let dec = age::Decryptor::new_buffered(cipher).map_err(|e| fail(e.to_string()))?;
+        dec.decrypt(self.keys.iter().map(|k| k.as_ref()))
+            .map_err(|e| fail(e.to_string()))
+    }
+
     /// As [`Identity::decrypt`], the plaintext wiped when dropped.
     pub fn decrypt_secret(
         &self,

@@ -152,15 +152,24 @@ impl Classify for VaultError {
     }
 }
 
-/// Makes libgit2 check every object's hash as it reads it. Durability is
-/// the run's, not libgit2's: objects are written without a sync each and
-/// made durable together (`Vault::make_durable`, one `syncfs`) before a ref
-/// moves, and again after, so the ref is durable when the run says it is
-/// done.
-fn init_libgit2() {
+/// Makes libgit2 fsync every object, index and ref file it writes (its
+/// trees, commits and small blobs), so a crash after the branch moved never
+/// leaves it pointing at lost objects. The large objects sprayvault writes
+/// itself (`loose`) are synced together instead, before a ref moves
+/// (`Vault::make_durable`).
+fn enable_fsync() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        // Initializes libgit2 before the raw call below.
         git2::opts::strict_hash_verification(true);
+        // SAFETY: a documented global libgit2 option taking one int, set once
+        // before any repository is opened by this process.
+        unsafe {
+            libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc::c_int,
+                1 as libc::c_int,
+            );
+        }
     });
 }
 
@@ -170,6 +179,9 @@ pub struct Vault {
     /// Keyed-hash keys decrypted from `mac-key.age` blobs, by blob id: what
     /// readers check content against.
     content_keys: std::sync::Mutex<std::collections::HashMap<Oid, MacKey>>,
+    /// Loose objects written without a sync of their own, made durable
+    /// together before the next ref moves.
+    unsynced: std::sync::Mutex<Vec<Oid>>,
 }
 
 impl Vault {
@@ -196,7 +208,7 @@ impl Vault {
                 });
             }
         }
-        init_libgit2();
+        enable_fsync();
         let mut opts = git2::RepositoryInitOptions::new();
         opts.bare(true).initial_head("main").mkdir(true);
         let repo = Repository::init_opts(dir, &opts).map_err(|source| VaultError::Git {
@@ -208,6 +220,7 @@ impl Vault {
             dir: dir.to_path_buf(),
             repo,
             content_keys: Default::default(),
+            unsynced: Default::default(),
         };
         let local = vault.local_dir();
         std::fs::create_dir_all(&local).map_err(|source| VaultError::Io {
@@ -242,13 +255,14 @@ impl Vault {
         if !dir.exists() {
             return Err(no("the directory does not exist".into()));
         }
-        init_libgit2();
+        enable_fsync();
         let repo = Repository::open_bare(dir)
             .map_err(|e| no(format!("not a bare git repository ({})", e.message())))?;
         let vault = Vault {
             dir: dir.to_path_buf(),
             repo,
             content_keys: Default::default(),
+            unsynced: Default::default(),
         };
         let head = vault
             .repo

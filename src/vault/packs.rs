@@ -10,7 +10,7 @@
 
 use super::blobs::Counts;
 use super::crypto::Recipients;
-use super::mac::MacKey;
+use super::mac::{MacKey, MacMany};
 use super::snapshots::SnapshotCommit;
 use super::tree::TreeSpec;
 use super::{Vault, VaultError};
@@ -49,6 +49,7 @@ pub struct PackWriter<'s> {
     recipients: &'s Recipients,
     session: &'s mut Counts,
     key: MacKey,
+    units: MacMany,
     /// Every pack a run may name: the base's, then this snapshot's.
     packs: Vec<Pack>,
     /// Where each known unit is: (pack, unit).
@@ -83,6 +84,7 @@ impl<'s> PackWriter<'s> {
             vault,
             recipients,
             session,
+            units: key.many(),
             key,
             packs: Vec::new(),
             known: HashMap::new(),
@@ -165,7 +167,7 @@ impl<'s> PackWriter<'s> {
     }
 
     fn unit(&mut self, data: &[u8]) -> Result<(), VaultError> {
-        let mac = self.key.mac_bytes(data);
+        let mac = self.units.mac_bytes(data);
         self.size += data.len() as u64;
         let (pack, unit, added) = match self.known.get(&mac) {
             Some(&(p, u)) => (p, u, false),
@@ -282,19 +284,42 @@ impl<'s> PackWriter<'s> {
                 self.unit(&unit)?;
             }
             self.seal()?;
-            // Renumber the packs the runs use, in order of first use.
-            let mut number: HashMap<u32, u32> = HashMap::new();
-            let mut map = PageMap::default();
-            let mut packs = Vec::new();
-            for r in &self.runs {
-                let n = *number.entry(r.pack).or_insert_with(|| {
-                    let p = &self.packs[r.pack as usize];
-                    map.packs.push((p.mac.clone(), p.bytes));
-                    packs.push((p.mac.clone(), p.blob.expect("sealed")));
-                    map.packs.len() as u32 - 1
-                });
-                map.runs.push(Run { pack: n, ..*r });
-            }
+            // Number the packs the runs use in the order of their macs,
+            // which is the order of the commit's `packs/` tree.
+            let mut used: Vec<u32> = self.runs.iter().map(|r| r.pack).collect();
+            used.sort_unstable();
+            used.dedup();
+            used.sort_by(|a, b| {
+                self.packs[*a as usize]
+                    .mac
+                    .cmp(&self.packs[*b as usize].mac)
+            });
+            let number: HashMap<u32, u32> = used
+                .iter()
+                .enumerate()
+                .map(|(n, id)| (*id, n as u32))
+                .collect();
+            let map = PageMap {
+                packs: used
+                    .iter()
+                    .map(|id| self.packs[*id as usize].bytes)
+                    .collect(),
+                runs: self
+                    .runs
+                    .iter()
+                    .map(|r| Run {
+                        pack: number[&r.pack],
+                        ..*r
+                    })
+                    .collect(),
+            };
+            let packs: Vec<(String, Oid)> = used
+                .iter()
+                .map(|id| {
+                    let p = &self.packs[*id as usize];
+                    (p.mac.clone(), p.blob.expect("sealed"))
+                })
+                .collect();
             debug_assert_eq!(map.size(), self.size);
             let text = map.to_text();
             let mac = self.key.mac(text.as_bytes());
@@ -321,7 +346,7 @@ impl<'s> PackWriter<'s> {
         spec.blob("snapshot", vault.write_blob(snap.index.as_bytes())?);
         spec.blob("map", done.map_blob);
         for (mac, oid) in &done.packs {
-            spec.blob(&format!("packs/{mac}"), *oid);
+            spec.blob(&format!("packs/{}/{mac}", &mac[..2]), *oid);
         }
         let name = vault.commit_snapshot(snap, &spec)?;
         self.lists.clear();

@@ -371,6 +371,12 @@ impl Vault {
         }
     }
 
+    /// Calls `f` with the content of blob `oid`, without copying it.
+    pub fn with_blob<T>(&self, oid: Oid, f: impl FnOnce(&[u8]) -> T) -> Result<T, VaultError> {
+        let b = self.git("reading an object", self.repo.find_blob(oid))?;
+        Ok(f(b.content()))
+    }
+
     /// Reads one file's ciphertext from the vault.
     pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>, VaultError> {
         let b = self.git("reading an object", self.repo.find_blob(oid))?;

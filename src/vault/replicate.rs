@@ -94,7 +94,6 @@ fn restore_refs(repo: &git2::Repository, old: &[(String, git2::Oid)]) {
     for (name, oid) in old {
         let _ = repo.reference(name, *oid, true, "sprayvault pull: refused, put back");
     }
-    let _ = super::loose::syncfs(repo.path());
 }
 
 fn git(dir: &Path, ssh_config: Option<&Path>) -> Command {

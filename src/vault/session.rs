@@ -160,6 +160,7 @@ impl<'v> Session<'v> {
         control: ControlWrite,
         record: &super::message::RunRecord,
     ) -> Result<Oid, VaultError> {
+        self.vault.note_unsynced(self.blobs.written_oids());
         self.vault
             .commit_backup(self.parent, &self.config, nodes, facts, control, record)
     }
@@ -245,7 +246,7 @@ mod tests {
         let tree = vault.snapshot_tree(&name, oid).unwrap();
         assert_eq!(tree.index, b"index");
         assert!(tree.map.is_some());
-        assert_eq!(tree.packs.len(), 1);
+        assert_eq!(vault.snapshot_packs(tree.packs.unwrap()).unwrap().len(), 1);
     }
 
     #[test]

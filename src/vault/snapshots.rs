@@ -33,9 +33,9 @@ pub struct SnapshotTree {
     pub index: Vec<u8>,
     /// The blob of each `chunks/<mac>`, by mac (versions 1 and 2).
     pub chunks: HashMap<String, Oid>,
-    /// The page map's blob and the blob of each `packs/<mac>` (version 3).
+    /// The page map's blob and the `packs` tree (version 3).
     pub map: Option<Oid>,
-    pub packs: HashMap<String, Oid>,
+    pub packs: Option<Oid>,
 }
 
 impl Vault {
@@ -68,10 +68,7 @@ impl Vault {
                 format!("{base}.{n}")
             };
             match repo.reference(&name, oid, false, &msg) {
-                Ok(_) => {
-                    self.make_durable()?;
-                    return Ok(name);
-                }
+                Ok(_) => return Ok(name),
                 Err(e) if e.code() == git2::ErrorCode::Exists && n < 100 => n += 1,
                 Err(source) => {
                     return Err(VaultError::Git {
@@ -131,8 +128,28 @@ impl Vault {
             index,
             chunks: listed("chunks")?,
             map: tree.get_name("map").map(|e| e.id()),
-            packs: listed("packs")?,
+            packs: tree.get_name("packs").map(|e| e.id()),
         })
+    }
+
+    /// The packs of a snapshot's `packs` tree (`packs/<xx>/<mac>`), by
+    /// mac: read when needed, as a listing holds every snapshot.
+    pub fn snapshot_packs(&self, packs: Oid) -> Result<Vec<(String, Oid)>, VaultError> {
+        let mut out = Vec::new();
+        let pt = self.git("reading a snapshot", self.repo.find_tree(packs))?;
+        for fan in pt.iter() {
+            let ft = self.git("reading a snapshot", self.repo.find_tree(fan.id()))?;
+            for e in ft.iter() {
+                let (Some(f), Some(n)) = (fan.name(), e.name()) else {
+                    continue;
+                };
+                if n.starts_with(f) {
+                    out.push((n.to_string(), e.id()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     fn read_blob_as(&self, what: &str, oid: Oid) -> Result<Vec<u8>, VaultError> {
@@ -198,7 +215,6 @@ impl Vault {
                 super::now_rfc3339()
             ));
             let new = self.signed_commit(&msg, &tree, &[])?;
-            self.make_durable()?;
             self.git(
                 "signing a snapshot ref",
                 self.repo.reference_matching(
@@ -210,9 +226,6 @@ impl Vault {
                 ),
             )?;
             signed.push(name.trim_start_matches(PREFIX).to_string());
-        }
-        if !signed.is_empty() {
-            self.make_durable()?;
         }
         Ok(signed)
     }

@@ -38,22 +38,31 @@ impl Vault {
     }
 
     /// Writes a large ciphertext blob without compressing it (see `loose`).
-    /// Makes every object written so far durable (vault-layout, "Writing a
-    /// commit", step 5): called once, before a ref moves.
+    /// Makes every object written so far without a sync of its own durable
+    /// (vault-layout, "Writing a commit", step 5): one pass, before a ref
+    /// moves.
     pub(super) fn make_durable(&self) -> Result<(), VaultError> {
+        let oids = std::mem::take(&mut *self.unsynced.lock().expect("not poisoned"));
         let objects = self.repo.path().join("objects");
-        super::loose::syncfs(&objects).map_err(|source| VaultError::Io {
+        super::loose::sync_objects(&objects, &oids).map_err(|source| VaultError::Io {
             path: objects,
             error: source,
         })
     }
 
+    /// Notes objects written without a sync, for [`Vault::make_durable`].
+    pub(super) fn note_unsynced(&self, oids: impl IntoIterator<Item = Oid>) {
+        self.unsynced.lock().expect("not poisoned").extend(oids);
+    }
+
     pub(super) fn write_stored_blob(&self, data: &[u8]) -> Result<Oid, VaultError> {
         let objects = self.repo.path().join("objects");
-        super::loose::write_blob(&objects, data).map_err(|source| VaultError::Io {
+        let oid = super::loose::write_blob(&objects, data).map_err(|source| VaultError::Io {
             path: objects,
             error: source,
-        })
+        })?;
+        self.note_unsynced([oid]);
+        Ok(oid)
     }
 
     /// Writes a backup commit on top of `parent` and moves the branch to it
@@ -157,7 +166,6 @@ impl Vault {
                 }
             }
         })?;
-        self.make_durable()?;
         Ok(oid)
     }
 }

@@ -130,7 +130,7 @@ pub fn run(g: &Global, c: Command) -> anyhow::Result<Exit> {
                         i.revision.to_string(),
                         i.keys.to_string(),
                         i.size.to_string(),
-                        (i.chunks.len() + s.pack_blobs.len()).to_string(),
+                        (i.chunks.len() + store::packs(&vault, s)?.len()).to_string(),
                     ]);
                 }
                 t.print();

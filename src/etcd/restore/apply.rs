@@ -175,7 +175,8 @@ async fn upload(
     let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(2 << 20));
     loop {
         let piece = reader.next_piece()?;
-        if let Some(p) = &piece {
+        let end = piece.is_none();
+        if let Some(p) = piece {
             trailer.update(p);
             plain.extend_from_slice(p);
             if plain.len() < 1 << 20 {
@@ -195,7 +196,7 @@ async fn upload(
             }
             zeroize::Zeroize::zeroize(&mut *plain);
         }
-        if piece.is_none() {
+        if end {
             break;
         }
     }

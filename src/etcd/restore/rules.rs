@@ -42,7 +42,7 @@ fn snap() -> StoredSnapshot {
         },
         chunk_blobs: Default::default(),
         map_blob: None,
-        pack_blobs: Default::default(),
+        packs_tree: None,
     }
 }
 
