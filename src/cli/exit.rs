@@ -133,7 +133,10 @@ mod tests {
     /// status it must give.
     fn vault_errors() -> Vec<(fn() -> VaultError, Exit)> {
         vec![
-            (|| VaultError::Rev("x".into()), Exit::Failure),
+            (
+                || VaultError::Rev(sprayvault::vault::rev::RevError::NoneBefore("x".into())),
+                Exit::Failure,
+            ),
             (
                 || VaultError::NoVault {
                     dir: "/v".into(),

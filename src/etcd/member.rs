@@ -65,14 +65,40 @@ impl Member {
     }
 }
 
+/// What etcdctl said when a member command failed, or why its output
+/// could not be read. Callers add the node's name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    /// etcdctl's one-line error, its JSON log lines taken out.
+    #[error("{0}")]
+    Command(String),
+    #[error("`member list -w json` is not JSON: {0}")]
+    NotJson(String),
+    #[error("`member list -w json` has no members")]
+    NoMembers,
+    #[error("a member without an ID in `member list -w json`")]
+    NoId,
+    #[error("`member add` printed no member id: {0}")]
+    NoAddedId(String),
+    #[error("`member add` printed no ETCD_INITIAL_CLUSTER: {0}")]
+    NoInitialCluster(String),
+}
+
+impl MemberError {
+    /// etcd answered that the member is not (or no longer) there.
+    pub fn member_not_found(&self) -> bool {
+        matches!(self, MemberError::Command(t) if t.contains("member not found"))
+    }
+}
+
 /// Parses `etcdctl member list -w json`.
-pub fn parse_list(json: &str) -> Result<Vec<Member>, String> {
-    let v: serde_json::Value = serde_json::from_str(json.trim())
-        .map_err(|e| format!("`member list -w json` is not JSON: {e}"))?;
+pub fn parse_list(json: &str) -> Result<Vec<Member>, MemberError> {
+    let v: serde_json::Value =
+        serde_json::from_str(json.trim()).map_err(|e| MemberError::NotJson(e.to_string()))?;
     let members = v
         .get("members")
         .and_then(|m| m.as_array())
-        .ok_or("`member list -w json` has no members")?;
+        .ok_or(MemberError::NoMembers)?;
     let strings = |m: &serde_json::Value, k: &str| -> Vec<String> {
         m.get(k)
             .and_then(|a| a.as_array())
@@ -89,7 +115,7 @@ pub fn parse_list(json: &str) -> Result<Vec<Member>, String> {
             let id = m
                 .get("ID")
                 .and_then(|i| i.as_u64())
-                .ok_or("a member without an ID in `member list -w json`")?;
+                .ok_or(MemberError::NoId)?;
             Ok(Member {
                 id: format!("{id:x}"),
                 name: m
@@ -115,7 +141,7 @@ pub struct Added {
 
 /// Parses the text output of `etcdctl member add` (`Member ID added to
 /// cluster ...` then `ETCD_*="..."` lines).
-pub fn parse_added(text: &str) -> Result<Added, String> {
+pub fn parse_added(text: &str) -> Result<Added, MemberError> {
     let id = text
         .lines()
         .find_map(|l| {
@@ -123,14 +149,11 @@ pub fn parse_added(text: &str) -> Result<Added, String> {
             (w.next() == Some("Member")).then(|| w.next()).flatten()
         })
         .filter(|id| u64::from_str_radix(id, 16).is_ok())
-        .ok_or_else(|| format!("`member add` printed no member id: {}", text.trim()))?;
+        .ok_or_else(|| MemberError::NoAddedId(text.trim().to_string()))?;
     let env = EtcdEnv::parse(text);
-    let initial_cluster = env.get("ETCD_INITIAL_CLUSTER").ok_or_else(|| {
-        format!(
-            "`member add` printed no ETCD_INITIAL_CLUSTER: {}",
-            text.trim()
-        )
-    })?;
+    let initial_cluster = env
+        .get("ETCD_INITIAL_CLUSTER")
+        .ok_or_else(|| MemberError::NoInitialCluster(text.trim().to_string()))?;
     Ok(Added {
         id: id.to_string(),
         initial_cluster: initial_cluster.to_string(),
@@ -188,8 +211,8 @@ pub fn rewrite_env(text: &str, set: &[(&str, &str)]) -> String {
 
 /// What went wrong, without the node's name (callers add it) and without
 /// the JSON log lines etcdctl's client prints before its one-line error.
-fn why(e: crate::source::SourceError) -> String {
-    clean(&e.reason())
+fn why(e: crate::source::SourceError) -> MemberError {
+    MemberError::Command(clean(&e.reason()))
 }
 
 /// `what: stderr` with etcdctl's JSON log lines taken out.
@@ -203,7 +226,7 @@ fn clean(reason: &str) -> String {
 }
 
 /// `member list` through `ctl` on `remote`.
-pub async fn list(remote: &Remote, ctl: &Etcdctl) -> Result<Vec<Member>, String> {
+pub async fn list(remote: &Remote, ctl: &Etcdctl) -> Result<Vec<Member>, MemberError> {
     let out = remote
         .run_privileged(
             &ctl.command("member list -w json"),
@@ -215,7 +238,7 @@ pub async fn list(remote: &Remote, ctl: &Etcdctl) -> Result<Vec<Member>, String>
 }
 
 /// `endpoint health` of the member `ctl` points at.
-pub async fn health(remote: &Remote, ctl: &Etcdctl) -> Result<(), String> {
+pub async fn health(remote: &Remote, ctl: &Etcdctl) -> Result<(), MemberError> {
     remote
         .run_privileged(
             &ctl.command("endpoint health"),
@@ -232,7 +255,7 @@ pub async fn add_learner(
     ctl: &Etcdctl,
     name: &str,
     peer_urls: &[String],
-) -> Result<Added, String> {
+) -> Result<Added, MemberError> {
     let out = remote
         .run_privileged(
             &ctl.command(&format!(
@@ -247,7 +270,7 @@ pub async fn add_learner(
     parse_added(&out)
 }
 
-pub async fn remove(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), String> {
+pub async fn remove(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), MemberError> {
     remote
         .run_privileged(
             &ctl.command(&format!("member remove {}", shell_quote(id))),
@@ -258,7 +281,7 @@ pub async fn remove(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), Stri
         .map_err(why)
 }
 
-pub async fn promote(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), String> {
+pub async fn promote(remote: &Remote, ctl: &Etcdctl, id: &str) -> Result<(), MemberError> {
     remote
         .run_privileged(
             &ctl.command(&format!("member promote {}", shell_quote(id))),

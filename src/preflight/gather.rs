@@ -379,7 +379,7 @@ pub async fn gather(opts: &Options<'_>) -> Gathered {
         let health = match remotes.get(node) {
             Some(Ok(r)) => match member_ctl(r).await {
                 Ok(ctl) => {
-                    let h = member::health(r, &ctl).await;
+                    let h = member::health(r, &ctl).await.map_err(|e| e.to_string());
                     if h.is_ok() && listed.is_none() {
                         listed = member::list(r, &ctl).await.ok();
                     }

@@ -86,10 +86,10 @@ fn rerun(node: &str) -> String {
 
 /// Retries `f` every `every` until it succeeds, a non-retryable error, or
 /// `deadline`.
-async fn retry<F, Fut, T>(deadline: Instant, every: Duration, mut f: F) -> Result<T, String>
+async fn retry<F, Fut, T, E>(deadline: Instant, every: Duration, mut f: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     loop {
         match f().await {
@@ -166,7 +166,7 @@ async fn etcd_step(
             ));
             retry(deadline, Duration::from_millis(500), || async {
                 match member::remove(via, via_ctl, &old.id).await {
-                    Err(m) if m.contains("member not found") => Ok(()),
+                    Err(m) if m.member_not_found() => Ok(()),
                     r => r,
                 }
             })

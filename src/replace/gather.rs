@@ -100,11 +100,11 @@ async fn other_member(
         }
     };
     m.name = env.get("ETCD_NAME").map(str::to_string);
-    m.health = member::health(r, &ctl).await;
+    m.health = member::health(r, &ctl).await.map_err(|e| e.to_string());
     if m.health.is_ok() {
         match member::list(r, &ctl).await {
             Ok(list) => m.members = Some(list),
-            Err(e) => m.health = Err(e),
+            Err(e) => m.health = Err(e.to_string()),
         }
     }
     (m, Some(ctl))

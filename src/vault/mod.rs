@@ -90,8 +90,8 @@ pub enum VaultError {
         rev: String,
         error: manifest::ManifestError,
     },
-    #[error("{0}")]
-    Rev(String),
+    #[error(transparent)]
+    Rev(#[from] rev::RevError),
     #[error("node {node} is not in backup {rev}; nodes there: {known}")]
     UnknownNode {
         node: String,

@@ -7,6 +7,7 @@
 //! stand for a backup.
 
 use git2::{Oid, Repository};
+use thiserror::Error;
 use time::{
     format_description::well_known::Rfc3339, macros::format_description, Date, OffsetDateTime,
     PrimitiveDateTime,
@@ -41,20 +42,40 @@ pub fn parse_date(text: &str) -> Option<i64> {
     None
 }
 
+/// Why a revision names no backup. `shown` is what the operator typed,
+/// escaped for a terminal.
+#[derive(Debug, Error)]
+pub enum RevError {
+    #[error("the vault has no backups yet ({0})")]
+    NoBackups(git2::Error),
+    #[error("reading the vault's history: {0}")]
+    Git(#[from] git2::Error),
+    #[error("revision {0:?} does not name a backup; give latest, latest~N, a date such as 2026-11-20, or a backup's commit id (see `sprayvault log`); tags and refs are not backups")]
+    NotABackupName(String),
+    #[error("revision {shown:?}: the vault has {count} backups; see `sprayvault log`")]
+    TooFarBack { shown: String, count: usize },
+    #[error("no backup at or before {0}; run `sprayvault log` to see the backups there are")]
+    NoneBefore(String),
+    #[error("revision {0:?} is not a backup of this vault; give a commit id that `sprayvault log` shows, latest, latest~N or a date such as 2026-11-20")]
+    Unknown(String),
+    #[error("revision {shown:?} names {count} backups; give more of its digits")]
+    Ambiguous { shown: String, count: usize },
+    #[error("backup {backup} is not in the authenticated history of vault {vault}")]
+    NotAuthenticated { backup: String, vault: String },
+}
+
 /// The backups on `branch`, newest first (its first-parent line).
-fn backups(repo: &Repository, branch: &str) -> Result<Vec<Oid>, String> {
-    let tip = repo
-        .refname_to_id(branch)
-        .map_err(|e| format!("the vault has no backups yet ({e})"))?;
+fn backups(repo: &Repository, branch: &str) -> Result<Vec<Oid>, RevError> {
+    let tip = repo.refname_to_id(branch).map_err(RevError::NoBackups)?;
     first_parents(repo, tip)
 }
 
 /// The first-parent line from `tip`, newest first.
-pub fn first_parents(repo: &Repository, tip: Oid) -> Result<Vec<Oid>, String> {
-    let mut walk = repo.revwalk().map_err(|e| e.to_string())?;
-    walk.push(tip).map_err(|e| e.to_string())?;
-    walk.simplify_first_parent().map_err(|e| e.to_string())?;
-    walk.map(|o| o.map_err(|e| e.to_string())).collect()
+pub fn first_parents(repo: &Repository, tip: Oid) -> Result<Vec<Oid>, RevError> {
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    walk.simplify_first_parent()?;
+    Ok(walk.collect::<Result<Vec<Oid>, git2::Error>>()?)
 }
 
 /// What `rev` asks for, before the history is read.
@@ -89,40 +110,33 @@ pub fn wanted(rev: &str) -> Option<Wanted> {
 
 /// Resolves `rev` to a backup on the vault's branch `branch` (see the
 /// module). Errors are plain sentences naming the revision.
-pub fn resolve(repo: &Repository, branch: &str, rev: &str) -> Result<Oid, String> {
+pub fn resolve(repo: &Repository, branch: &str, rev: &str) -> Result<Oid, RevError> {
     pick(repo, backups(repo, branch)?, rev)
 }
 
 /// Resolves `rev` among the backups on the first-parent line from `tip`
 /// (an authenticated newest backup).
-pub fn resolve_from(repo: &Repository, tip: Oid, rev: &str) -> Result<Oid, String> {
+pub fn resolve_from(repo: &Repository, tip: Oid, rev: &str) -> Result<Oid, RevError> {
     pick(repo, first_parents(repo, tip)?, rev)
 }
 
-fn pick(repo: &Repository, history: Vec<Oid>, rev: &str) -> Result<Oid, String> {
+fn pick(repo: &Repository, history: Vec<Oid>, rev: &str) -> Result<Oid, RevError> {
     let shown = crate::term::escape(rev.trim()).into_owned();
     let Some(want) = wanted(rev) else {
-        return Err(format!(
-            "revision {shown:?} does not name a backup; give latest, latest~N, a date such as 2026-11-20, or a backup's commit id (see `sprayvault log`); tags and refs are not backups"
-        ));
+        return Err(RevError::NotABackupName(shown));
     };
     match want {
-        Wanted::Back(n) => history.get(n).copied().ok_or_else(|| {
-            format!(
-                "revision {shown:?}: the vault has {} backups; see `sprayvault log`",
-                history.len()
-            )
+        Wanted::Back(n) => history.get(n).copied().ok_or(RevError::TooFarBack {
+            shown,
+            count: history.len(),
         }),
         Wanted::AtOrBefore(limit) => {
             for oid in history {
-                let c = repo.find_commit(oid).map_err(|e| e.to_string())?;
-                if c.time().seconds() <= limit {
+                if repo.find_commit(oid)?.time().seconds() <= limit {
                     return Ok(oid);
                 }
             }
-            Err(format!(
-                "no backup at or before {shown}; run `sprayvault log` to see the backups there are"
-            ))
+            Err(RevError::NoneBefore(shown))
         }
         Wanted::Id(prefix) => {
             let found: Vec<Oid> = history
@@ -131,13 +145,11 @@ fn pick(repo: &Repository, history: Vec<Oid>, rev: &str) -> Result<Oid, String> 
                 .collect();
             match found[..] {
                 [one] => Ok(one),
-                [] => Err(format!(
-                    "revision {shown:?} is not a backup of this vault; give a commit id that `sprayvault log` shows, latest, latest~N or a date such as 2026-11-20"
-                )),
-                _ => Err(format!(
-                    "revision {shown:?} names {} backups; give more of its digits",
-                    found.len()
-                )),
+                [] => Err(RevError::Unknown(shown)),
+                _ => Err(RevError::Ambiguous {
+                    shown,
+                    count: found.len(),
+                }),
             }
         }
     }
@@ -200,12 +212,12 @@ mod tests {
         repo.tag_lightweight(&short, &repo.find_object(old, None).unwrap(), false)
             .unwrap();
         assert_eq!(repo.revparse_single(&short).unwrap().id(), old);
-        assert_eq!(resolve(&repo, "refs/heads/main", &short), Ok(new));
-        assert_eq!(resolve(&repo, "refs/heads/main", "latest~1"), Ok(old));
-        assert_eq!(resolve(&repo, "refs/heads/main", "latest"), Ok(new));
+        assert_eq!(resolve(&repo, "refs/heads/main", &short).unwrap(), new);
+        assert_eq!(resolve(&repo, "refs/heads/main", "latest~1").unwrap(), old);
+        assert_eq!(resolve(&repo, "refs/heads/main", "latest").unwrap(), new);
         assert_eq!(
-            resolve(&repo, "refs/heads/main", "1970-01-01T00:02:30Z"),
-            Ok(old)
+            resolve(&repo, "refs/heads/main", "1970-01-01T00:02:30Z").unwrap(),
+            old
         );
         // A commit off the branch is no backup, whatever names it.
         let stray = repo
@@ -220,15 +232,16 @@ mod tests {
             .unwrap();
         repo.tag_lightweight("v1", &repo.find_object(stray, None).unwrap(), false)
             .unwrap();
-        assert!(resolve(&repo, "refs/heads/main", &stray.to_string())
-            .unwrap_err()
-            .contains("is not a backup of this vault"));
-        assert!(resolve(&repo, "refs/heads/main", "v1")
-            .unwrap_err()
-            .contains("does not name a backup"));
-        assert!(resolve(&repo, "refs/heads/main", "latest~2")
-            .unwrap_err()
-            .contains("the vault has 2 backups"));
+        assert!(matches!(
+            resolve(&repo, "refs/heads/main", &stray.to_string()),
+            Err(RevError::Unknown(_))
+        ));
+        assert!(matches!(
+            resolve(&repo, "refs/heads/main", "v1"),
+            Err(RevError::NotABackupName(_))
+        ));
+        let far = resolve(&repo, "refs/heads/main", "latest~2").unwrap_err();
+        assert!(far.to_string().contains("the vault has 2 backups"), "{far}");
     }
 
     #[test]

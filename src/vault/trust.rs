@@ -179,11 +179,10 @@ impl<'v> TrustedVault<'v> {
     /// The backup `commit`, which must lie on the authenticated history.
     pub fn backup_at(&self, commit: Oid) -> Result<Authentic<Backup>, VaultError> {
         if !self.history()?.contains(&commit) {
-            return Err(VaultError::Rev(format!(
-                "backup {} is not in the authenticated history of vault {}",
-                &commit.to_string()[..10],
-                self.vault.dir.display()
-            )));
+            return Err(VaultError::Rev(rev::RevError::NotAuthenticated {
+                backup: commit.to_string()[..10].to_string(),
+                vault: self.vault.dir.display().to_string(),
+            }));
         }
         Ok(Authentic(self.vault.backup(commit)?))
     }
