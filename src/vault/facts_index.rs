@@ -3,6 +3,7 @@
 //! per host, sorted: `host TAB mtime TAB size TAB mac`, where mac is the keyed
 //! hash of the host's stable facts (volatile facts left out).
 
+use super::format::FormatError;
 use crate::paths::check_node_name;
 use std::collections::BTreeMap;
 
@@ -31,20 +32,27 @@ impl FactsIndex {
         s
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<FactsIndex, String> {
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| "facts index is not UTF-8".to_string())?;
+    pub fn parse(bytes: &[u8]) -> Result<FactsIndex, FormatError> {
+        const WHAT: &str = "facts index";
+        let text = std::str::from_utf8(bytes).map_err(|_| FormatError::NotUtf8(WHAT))?;
         let body = text
             .strip_suffix('\n')
-            .ok_or("facts index lacks its final newline")?;
+            .ok_or(FormatError::NoFinalNewline(WHAT))?;
         let mut lines = body.split('\n');
         if lines.next() != Some(HEADER) {
-            return Err(format!("facts index does not start with {HEADER:?}"));
+            return Err(FormatError::Header {
+                what: WHAT,
+                header: HEADER,
+            });
         }
         let mut idx = FactsIndex::default();
         for (i, line) in lines.enumerate() {
             let f: Vec<&str> = line.split('\t').collect();
-            let bad = |why: &str| format!("facts index line {}: {why}", i + 2);
+            let bad = |why: &str| FormatError::Line {
+                what: WHAT,
+                line: i + 2,
+                why: why.to_string(),
+            };
             if f.len() != 4 {
                 return Err(bad("expected 4 TAB-separated fields"));
             }

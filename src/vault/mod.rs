@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod facts_index;
+pub mod format;
 pub mod lock;
 pub(crate) mod loose;
 pub mod mac;

@@ -166,7 +166,8 @@ impl Vault {
                 .get_name("index")
                 .ok_or_else(|| damaged("facts/ has no index".into()))?;
             let blob = self.git("reading the facts index", self.repo.find_blob(idx.id()))?;
-            facts = facts_index::FactsIndex::parse(blob.content()).map_err(&damaged)?;
+            facts = facts_index::FactsIndex::parse(blob.content())
+                .map_err(|e| damaged(e.to_string()))?;
             if let Some(files) = ftree.get_name("files") {
                 for (host, oid) in
                     self.git("reading facts", tree::blobs_below(&self.repo, files.id()))?

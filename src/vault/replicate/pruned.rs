@@ -16,6 +16,7 @@
 //! atomically (temporary file, fsync, rename, fsync of the directory) under
 //! the vault lock.
 
+use crate::vault::format::FormatError;
 use crate::vault::VaultError;
 use git2::Oid;
 use std::collections::HashSet;
@@ -45,16 +46,26 @@ pub fn path(vault_dir: &Path) -> PathBuf {
 }
 
 impl PrunedRecord {
-    pub fn parse(text: &str) -> Result<PrunedRecord, String> {
+    pub fn parse(text: &str) -> Result<PrunedRecord, FormatError> {
+        const WHAT: &str = "the record of pruned snapshots";
         let mut lines = text.lines();
         match lines.next() {
             None => return Ok(PrunedRecord::default()),
             Some(HEADER) => {}
-            Some(other) => return Err(format!("first line is {other:?}, not {HEADER:?}")),
+            Some(_) => {
+                return Err(FormatError::Header {
+                    what: WHAT,
+                    header: HEADER,
+                })
+            }
         }
         let mut entries = Vec::new();
         for (i, line) in lines.enumerate() {
-            let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 2);
+            let bad = |why: &str| FormatError::Line {
+                what: WHAT,
+                line: i + 2,
+                why: format!("{why}: {:?}", crate::term::escape(line)),
+            };
             let mut f = line.split(' ');
             let (Some(commit), Some(name), Some(when), None) =
                 (f.next(), f.next(), f.next(), f.next())
