@@ -9,6 +9,7 @@ pub mod index;
 pub mod member;
 pub mod pages;
 pub mod prune;
+pub mod reassemble;
 pub mod restore;
 pub mod run;
 pub mod select;

@@ -18,7 +18,7 @@
 //! for the length of the trial.
 
 use super::index::{hashkv_text, SnapshotIndex};
-use super::store::{self, StoredSnapshot};
+use super::store::StoredSnapshot;
 use super::trailer::Trailer;
 use crate::progress::Progress;
 use crate::vault::crypto::Identity;
@@ -531,7 +531,7 @@ pub fn trial(
             .open(&file)
             .map_err(|e| failed(format!("cannot create {}: {e}", file.display())))?;
         let mut trailer = Trailer::default();
-        store::read(vault, snap, identity, |piece| {
+        super::reassemble::read(vault, snap, identity, |piece| {
             trailer.update(piece);
             o.size += piece.len() as u64;
             f.write_all(piece)

@@ -168,7 +168,7 @@ fn export(g: &Global, vault: &Vault, a: ExportArgs) -> anyhow::Result<Exit> {
     let snap = &*snap;
     a.output.write(true, |out| {
         let mut trailer = Trailer::default();
-        store::read(vault, snap, &identity, |chunk| {
+        sprayvault::etcd::reassemble::read(vault, snap, &identity, |chunk| {
             trailer.update(chunk);
             out.write_all(chunk)
         })?;

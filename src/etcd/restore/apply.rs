@@ -5,7 +5,8 @@ use super::plan::{MemberPlan, RestorePlan};
 use super::script::{self, Data, ScriptPlan, State};
 use super::EtcdRestoreError;
 use crate::etcd::capture::etcdctl;
-use crate::etcd::store::{self, StoredSnapshot};
+use crate::etcd::reassemble;
+use crate::etcd::store::StoredSnapshot;
 use crate::etcd::trailer::Trailer;
 use crate::paths::parent;
 use crate::progress::Progress;
@@ -170,7 +171,7 @@ async fn upload(
         files.push((m.node.as_str(), file));
     }
     let mut trailer = Trailer::default();
-    let mut reader = store::Reader::open(vault, snap, identity)?;
+    let mut reader = reassemble::Reader::open(vault, snap, identity)?;
     // Runs of units can be a page long: written in pieces of about 1 MiB.
     let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(2 << 20));
     loop {
