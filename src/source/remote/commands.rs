@@ -171,6 +171,7 @@ impl Commands {
             .map_err(|e| self.failed(what, format!("cannot start ssh: {e}")))?;
         let mut out = child.stdout.take().expect("stdout was piped");
         let mut err = child.stderr.take().expect("stderr was piped");
+        widen_pipe(&out);
         let errors = async { read_capped(&mut err, STDERR_LIMIT).await.0 };
         let reading = async {
             // Wiped when done: it holds what the command printed (a snapshot).
@@ -215,6 +216,19 @@ impl Commands {
         Ok(Finished { bytes, stderr })
     }
 }
+
+/// Lets ssh write up to [`PIPE_BYTES`] ahead of the reader, so that ssh
+/// goes on decrypting while a piece is hashed rather than waiting on a
+/// full 64 KiB pipe. Best effort: a smaller pipe only costs speed.
+fn widen_pipe(out: &tokio::process::ChildStdout) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor this process owns.
+    unsafe { libc::fcntl(out.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
+}
+
+/// The pipe size asked for a streamed command's output: 1 MiB, Linux's
+/// default `pipe-max-size`.
+const PIPE_BYTES: libc::c_int = 1 << 20;
 
 /// The most of a command's standard output [`Commands::run`] keeps.
 pub const OUTPUT_LIMIT: usize = 256 << 10;
