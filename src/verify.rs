@@ -99,7 +99,11 @@ pub fn verify(vault: &Vault, identity: Option<&Identity>) -> Result<VerifyReport
                             report.objects += 1;
                         }
                         Err(err) => {
-                            let why = format!("object {} is missing or damaged: {err}", short(oid));
+                            let why = format!(
+                                "object {} is missing or damaged: {}",
+                                short(oid),
+                                err.message()
+                            );
                             bad.insert(oid, why.clone());
                             report.problems.push(problem(why));
                             continue;

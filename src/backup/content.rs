@@ -89,15 +89,28 @@ enum Stage {
     Store { want: String, spool: Spool },
 }
 
+/// Why a file is skipped by the backup (its previous record is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum Skip {
+    #[error("grew while being read; skipped, run the backup again")]
+    Grew,
+    #[error("changed between its two reads (hashed, then read again to be stored); skipped, its previous record is kept; run the backup again")]
+    Changed,
+    /// The vault could not take it.
+    #[error("could not be stored in the vault: {0}")]
+    NotStored(crate::vault::VaultError),
+}
+
 impl Pass for Take {
     type Kept = Kept;
+    type Skip = Skip;
 
-    fn feed(&mut self, piece: &[u8]) -> Result<(), String> {
+    fn feed(&mut self, piece: &[u8]) -> Result<(), Skip> {
         self.mac.update(piece);
         match &mut self.stage {
             Stage::Hash { held: Some(held) } => {
                 if held.len() + piece.len() > held.capacity() {
-                    return Err("grew while being read; skipped, run the backup again".into());
+                    return Err(Skip::Grew);
                 }
                 held.extend_from_slice(piece);
                 Ok(())
@@ -107,7 +120,7 @@ impl Pass for Take {
         }
     }
 
-    fn end(self) -> Result<Ended<Take>, String> {
+    fn end(self) -> Result<Ended<Take>, Skip> {
         let mac = self.mac.finish();
         match self.stage {
             Stage::Hash { held } => {
@@ -139,7 +152,7 @@ impl Pass for Take {
             }
             Stage::Store { want, spool } => {
                 if mac != want {
-                    return Err("changed between its two reads (hashed, then read again to be stored); skipped, its previous record is kept; run the backup again".into());
+                    return Err(Skip::Changed);
                 }
                 let blob = spool
                     .finish(&self.blobs, &mac)
@@ -155,8 +168,8 @@ impl Pass for Take {
     }
 }
 
-fn stored(blobs: &Blobs, e: crate::vault::VaultError) -> String {
-    format!("could not be stored in the vault: {}", blobs.note(e))
+fn stored(blobs: &Blobs, e: crate::vault::VaultError) -> Skip {
+    Skip::NotStored(blobs.note(e))
 }
 
 /// notAfter of every certificate in a file (kubeconfigs' embedded ones too).
@@ -192,7 +205,7 @@ mod tests {
         path: &str,
         content: &[u8],
         second: Option<&[u8]>,
-    ) -> (Result<Kept, String>, usize) {
+    ) -> (Result<Kept, Skip>, usize) {
         let mut pass = c.begin(path, content.len() as u64);
         let mut reads = 1;
         let mut data = content;
@@ -274,7 +287,7 @@ mod tests {
         other[1_500_000] = 8;
         let (kept, reads) = read(&c, "/etc/kubernetes/big", &large, Some(&other));
         assert_eq!(reads, 2);
-        let why = kept.err().unwrap();
+        let why = kept.err().unwrap().to_string();
         assert!(why.contains("changed between its two reads"), "{why}");
         // Its spool is gone.
         let objects = dir.path().join("v").join("objects");
@@ -289,6 +302,6 @@ mod tests {
         let c = contents(&session, &[]);
         let mut pass = c.begin("/etc/kubernetes/x", 4);
         pass.feed(b"1234").unwrap();
-        assert!(pass.feed(b"5").unwrap_err().contains("grew"));
+        assert!(pass.feed(b"5").unwrap_err().to_string().contains("grew"));
     }
 }

@@ -202,14 +202,9 @@ fn backup(g: &Global, a: Args) -> anyhow::Result<(Exit, Option<BackupReport>)> {
         adopt_history: a.adopt_history,
     };
     let progress = g.progress();
-    let rt = super::runtime()?;
-    let report = rt.block_on(sprayvault::backup::run(
+    let report = super::run::block_on(sprayvault::backup::run(
         &vault, &inventory, &opts, &progress,
-    ));
-    // What a node cut off at its deadline left (its ssh is killed) must not
-    // hold the end of the run.
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    let report = report?;
+    ))??;
     drop(progress);
     if g.json {
         output::json(&report)?;

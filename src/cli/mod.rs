@@ -20,6 +20,7 @@ mod progress;
 mod replace;
 mod replicate;
 mod restore;
+mod run;
 mod show;
 mod trust;
 mod verify;
@@ -257,14 +258,7 @@ fn status(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
         sprayvault::facts::config::FactsConfigError,
         sprayvault::paths::PathError,
         sprayvault::vault::manifest::ManifestError,
+        sprayvault::etcd::select::PickError,
     );
     None
-}
-
-/// A tokio runtime for the subcommands that talk to nodes.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
 }

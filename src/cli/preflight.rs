@@ -48,8 +48,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     let backup = trusted.as_ref().map(|t| t.backup(None)).transpose()?;
     let ssh = a.ssh.options();
     let started = std::time::Instant::now();
-    let rt = super::runtime()?;
-    let gathered = rt.block_on(preflight::gather(&Options {
+    let gathered = super::run::block_on(preflight::gather(&Options {
         inventory: &inv,
         inventory_path: &a.inventory.inventory,
         limit: &a.nodes,
@@ -60,7 +59,7 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
             _ => None,
         },
         max_age: g.max_age.as_secs(),
-    }));
+    }))?;
     let report = Report {
         limit: a.nodes.clone(),
         checks: gathered.checks,

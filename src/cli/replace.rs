@@ -77,89 +77,59 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         stop: a.stop_command.clone(),
         start: a.start_command.clone(),
     };
-    let fact_cache =
-        sprayvault::facts::config::find(a.ansible_dir.as_deref()).map_err(|e| e.to_string());
+    let fact_cache = sprayvault::facts::config::find(a.ansible_dir.as_deref());
     let progress = g.progress();
-    let rt = super::runtime()?;
-    rt.block_on(async {
-        let (node_remote, connected) = futures_util::future::join(
-            Remote::connect(&target, &ssh),
-            futures_util::future::join_all(others.iter().map(|t| Remote::connect(t, &ssh))),
-        )
-        .await;
-        let node_remote = node_remote.map_err(|e| e.reason());
-        let other_remotes: Vec<(String, Result<Remote, String>)> = others
-            .iter()
-            .zip(connected)
-            .map(|(t, r)| (t.node.clone(), r.map_err(|e| e.reason())))
+    let mut targets = vec![target];
+    targets.extend(others);
+    super::run::with_nodes(&targets, &ssh, false, async |nodes| {
+        let gathered =
+            replace::gather(&vault, &backup, &identity, &inv, &a.node, nodes, a.force).await?;
+        let plan = replace::decide(&gathered.observed);
+        print_plan(g, &plan, &gathered, &commands, &fact_cache)?;
+        if !plan.refusals.is_empty() {
+            for r in &plan.refusals {
+                eprintln!("error: {r}");
+            }
+            eprintln!("replacement of {} refused; nothing was changed", a.node);
+            return Ok(Exit::Refused);
+        }
+        if !a.yes {
+            eprintln!("nothing was changed: re-run with --yes to carry out the steps above");
+            return Ok(Exit::Refused);
+        }
+        let node = match nodes.get(&a.node) {
+            Some(Ok(r)) => r,
+            _ => unreachable!("a plan without refusals has reached the node"),
+        };
+        let others: Vec<&Remote> = nodes
+            .each()
+            .filter(|(n, _)| *n != a.node)
+            .filter_map(|(_, r)| r.ok())
             .collect();
-        let result = async {
-            let gathered = replace::gather(
-                &vault,
-                &backup,
-                &identity,
-                &inv,
-                &a.node,
-                &node_remote,
-                &other_remotes,
-                a.force,
-            )
-            .await?;
-            let plan = replace::decide(&gathered.observed);
-            print_plan(g, &plan, &gathered, &commands, &fact_cache)?;
-            if !plan.refusals.is_empty() {
-                for r in &plan.refusals {
-                    eprintln!("error: {r}");
-                }
-                eprintln!("replacement of {} refused; nothing was changed", a.node);
-                return Ok(Exit::Refused);
-            }
-            if !a.yes {
-                eprintln!("nothing was changed: re-run with --yes to carry out the steps above");
-                return Ok(Exit::Refused);
-            }
-            let node = node_remote
-                .as_ref()
-                .expect("a plan without refusals has reached the node");
-            let others: Vec<&Remote> = other_remotes
-                .iter()
-                .filter_map(|(_, r)| r.as_ref().ok())
-                .collect();
-            let inventory = a.inventory.inventory.display().to_string();
-            let report = replace::apply(&replace::Context {
-                vault: &vault,
-                backup: &backup,
-                identity: &identity,
-                plan: &plan,
-                gathered: &gathered,
-                node,
-                others: &others,
-                commands: &commands,
-                timeout: a.timeout,
-                fact_cache: &fact_cache,
-                inventory: &inventory,
-                progress: &progress,
-            })
-            .await;
-            print_report(g, &report)?;
-            anyhow::Ok(if report.failed.is_some() {
-                Exit::Failure
-            } else if report.warnings.len() > plan.warnings.len() {
-                Exit::Partial
-            } else {
-                Exit::Success
-            })
-        }
+        let inventory = a.inventory.inventory.display().to_string();
+        let report = replace::apply(&replace::Context {
+            vault: &vault,
+            backup: &backup,
+            identity: &identity,
+            plan: &plan,
+            gathered: &gathered,
+            node,
+            others: &others,
+            commands: &commands,
+            timeout: a.timeout,
+            fact_cache: &fact_cache,
+            inventory: &inventory,
+            progress: &progress,
+        })
         .await;
-        if let Ok(r) = node_remote {
-            r.close().await;
-        }
-        for (_, r) in other_remotes {
-            if let Ok(r) = r {
-                r.close().await;
-            }
-        }
-        result
+        print_report(g, &report)?;
+        anyhow::Ok(if report.failed.is_some() {
+            Exit::Failure
+        } else if report.warnings.len() > plan.warnings.len() {
+            Exit::Partial
+        } else {
+            Exit::Success
+        })
     })
 }
 
@@ -168,7 +138,10 @@ fn print_plan(
     plan: &ReplacePlan,
     gathered: &replace::Gathered,
     commands: &Commands,
-    fact_cache: &Result<sprayvault::facts::config::FactCache, String>,
+    fact_cache: &Result<
+        sprayvault::facts::config::FactCache,
+        sprayvault::facts::config::FactsConfigError,
+    >,
 ) -> anyhow::Result<()> {
     if g.json {
         return output::json(&serde_json::json!({"plan": plan}));

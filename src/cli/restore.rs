@@ -3,7 +3,7 @@
 use super::exit::Exit;
 use super::{args, output, Global};
 use sprayvault::restore::{Action, Owners, Plan};
-use sprayvault::source::{Remote, Target};
+use sprayvault::source::Target;
 use sprayvault::vault::Vault;
 use std::time::Duration;
 
@@ -78,14 +78,23 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
     }
     let ssh = a.ssh.options();
     let progress = g.progress();
-    let rt = super::runtime()?;
     let step = a.step_timeout;
-    let result = rt.block_on(async {
-        let remote = Remote::connect(&target, &ssh).await?;
-        let result = async {
-            let owners = if a.numeric_ids { Owners::NumericIds } else { Owners::RootForMissing };
-            let planning = sprayvault::restore::make_plan_with(&vault, &backup, &a.node, &identity, &remote, owners);
-            let plan = match tokio::time::timeout(step, planning).await {
+    let node = a.node.clone();
+    super::run::with_nodes(&[target.clone()], &ssh, false, async |nodes| {
+        let remote = match nodes.get(&node) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(e.clone().into()),
+            None => unreachable!("the one target"),
+        };
+        let owners = if a.numeric_ids {
+            Owners::NumericIds
+        } else {
+            Owners::RootForMissing
+        };
+        let planning = sprayvault::restore::make_plan_with(
+            &vault, &backup, &a.node, &identity, remote, owners,
+        );
+        let plan = match tokio::time::timeout(step, planning).await {
                 Ok(p) => p?,
                 Err(_) => anyhow::bail!(
                     "node {}: reading it for the restore plan did not finish within {} s: the node is frozen or unreachable, so it was cut off (raise --step-timeout if it is only slow); nothing was changed",
@@ -93,31 +102,35 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                     step.as_secs()
                 ),
             };
-            print_plan(g, &plan)?;
-            let conflicts = plan.conflicts();
-            if !conflicts.is_empty() && !a.force {
-                eprintln!("error: restore of {} refused: {}; check that {} is the machine you mean, then re-run with --force", a.node, conflicts.join("; "), target.display());
-                return Ok(Exit::Refused);
+        print_plan(g, &plan)?;
+        let conflicts = plan.conflicts();
+        if !conflicts.is_empty() && !a.force {
+            eprintln!("error: restore of {} refused: {}; check that {} is the machine you mean, then re-run with --force", a.node, conflicts.join("; "), target.display());
+            return Ok(Exit::Refused);
+        }
+        if a.dry_run {
+            if !g.json {
+                println!("dry run: nothing was changed");
             }
-            if a.dry_run {
-                if !g.json {
-                    println!("dry run: nothing was changed");
-                }
-                return Ok(Exit::Success);
+            return Ok(Exit::Success);
+        }
+        let report = sprayvault::restore::apply_within(&plan, remote, &progress, step).await?;
+        if g.json {
+            output::json(&report)?;
+        } else {
+            for (path, why) in &report.errors {
+                println!("FAILED {path}: {why}");
             }
-            let report = sprayvault::restore::apply_within(&plan, &remote, &progress, step).await?;
-            if g.json {
-                output::json(&report)?;
-            } else {
-                for (path, why) in &report.errors {
-                    println!("FAILED {path}: {why}");
+            match &report.trust_store {
+                Some(sprayvault::restore::TrustStore::Updated) => {
+                    println!("trust store updated (update-ca-certificates)")
                 }
-                match &report.trust_store {
-                    Some(sprayvault::restore::TrustStore::Updated) => println!("trust store updated (update-ca-certificates)"),
-                    Some(sprayvault::restore::TrustStore::NotUpdated(why)) => println!("FAILED trust store: {why}"),
-                    None => {}
+                Some(sprayvault::restore::TrustStore::NotUpdated(why)) => {
+                    println!("FAILED trust store: {why}")
                 }
-                println!(
+                None => {}
+            }
+            println!(
                     "restored {} from {}: {} created, {} replaced, {} updated, {} unchanged, {} files verified, {} errors",
                     plan.node,
                     &plan.commit[..10],
@@ -128,21 +141,20 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
                     report.verified,
                     report.errors.len()
                 );
-            }
-            if let Some(why) = &report.cut_off {
-                eprintln!("error: {why}");
-            }
-            let trusted = !matches!(report.trust_store, Some(sprayvault::restore::TrustStore::NotUpdated(_)));
-            anyhow::Ok(if report.errors.is_empty() && trusted { Exit::Success } else { Exit::Partial })
         }
-        .await;
-        // A node cut off at its deadline does not answer the close: its ssh
-        // is killed when the close is dropped.
-        let _ = tokio::time::timeout(Duration::from_secs(3), remote.close()).await;
-        result
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result
+        if let Some(why) = &report.cut_off {
+            eprintln!("error: {why}");
+        }
+        let trusted = !matches!(
+            report.trust_store,
+            Some(sprayvault::restore::TrustStore::NotUpdated(_))
+        );
+        anyhow::Ok(if report.errors.is_empty() && trusted {
+            Exit::Success
+        } else {
+            Exit::Partial
+        })
+    })
 }
 
 fn bare_target(node: &str) -> Target {

@@ -100,7 +100,7 @@ fn run_trial(
     at: Option<&str>,
 ) -> anyhow::Result<TrialReport> {
     let snaps = store::list(vault)?;
-    let snap = select::pick(vault, &snaps, at).map_err(anyhow::Error::msg)?;
+    let snap = select::pick(vault, &snaps, at)?;
     let local = trial::find_local(std::env::var_os("PATH"))?;
     let progress = g.progress();
     // A vault error inside keeps its own class (wrong identity: exit 6).

@@ -174,15 +174,26 @@ fn tagged(v: &serde_json::Value) -> bool {
         .is_some_and(|m| m.len() == 1 && m.contains_key("__ansible_vault"))
 }
 
+/// Why a file is not read as variables (a note of the diff).
+#[derive(Debug, thiserror::Error)]
+enum NotVariables {
+    /// The inventory's YAML reader's message.
+    #[error("{0}")]
+    Yaml(String),
+    #[error("not a mapping of variables")]
+    NotAMapping,
+}
+
 /// Top-level variables of a variables file: name to (rendered value, secret).
 /// Read with the inventory's own YAML reader, so values are what Ansible sees.
-fn variables(data: &[u8]) -> Result<BTreeMap<String, (String, bool)>, String> {
-    let v = crate::inventory::yaml_to_json(&String::from_utf8_lossy(data))?;
+fn variables(data: &[u8]) -> Result<BTreeMap<String, (String, bool)>, NotVariables> {
+    let v = crate::inventory::yaml_to_json(&String::from_utf8_lossy(data))
+        .map_err(|e| NotVariables::Yaml(e.to_string()))?;
     let mut out = BTreeMap::new();
     let map = match v {
         serde_json::Value::Object(m) => m,
         serde_json::Value::Null => return Ok(out),
-        _ => return Err("not a mapping of variables".into()),
+        _ => return Err(NotVariables::NotAMapping),
     };
     for (name, v) in map {
         let name = name.as_str();

@@ -57,6 +57,17 @@ fn relative(p: &Path, base: &Path) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
+/// Why the kubespray directory cannot be looked for.
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("inventory {}: {why}", .path.display())]
+    Inventory { path: PathBuf, why: std::io::Error },
+    #[error("--kubespray-dir {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("--kubespray-dir {}: {why}", .path.display())]
+    KubesprayDir { path: PathBuf, why: std::io::Error },
+}
+
 /// Finds the directory. `Ok(None)`: no kubespray directory (a note, not an
 /// error); `Err`: `--kubespray-dir` names no directory.
 pub fn locate(
@@ -64,9 +75,11 @@ pub fn locate(
     inventory: &Path,
     ansible_dir: Option<&Path>,
     ansible_config_env: Option<&Path>,
-) -> Result<Option<Located>, String> {
-    let inventory = std::fs::canonicalize(inventory)
-        .map_err(|e| format!("inventory {}: {e}", inventory.display()))?;
+) -> Result<Option<Located>, LocateError> {
+    let inventory = std::fs::canonicalize(inventory).map_err(|why| LocateError::Inventory {
+        path: inventory.to_path_buf(),
+        why,
+    })?;
     let inv_is_dir = inventory.is_dir();
     let inv_dir = if inv_is_dir {
         inventory.clone()
@@ -79,13 +92,13 @@ pub fn locate(
     let (dir, how) = match (kubespray_dir, from_layout(&inv_dir), ansible_dir) {
         (Some(d), _, _) => match std::fs::canonicalize(d) {
             Ok(c) if c.is_dir() => (c, "--kubespray-dir"),
-            Ok(_) => {
-                return Err(format!(
-                    "--kubespray-dir {} is not a directory",
-                    d.display()
-                ))
+            Ok(_) => return Err(LocateError::NotADirectory(d.to_path_buf())),
+            Err(why) => {
+                return Err(LocateError::KubesprayDir {
+                    path: d.to_path_buf(),
+                    why,
+                })
             }
-            Err(e) => return Err(format!("--kubespray-dir {}: {e}", d.display())),
         },
         (None, Some(d), _) => (d, "the inventory's location"),
         (None, None, Some(d)) => match std::fs::canonicalize(d) {

@@ -22,7 +22,17 @@ pub struct Version {
     pub note: Option<String>,
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+/// Why a git command in the checkout gave nothing.
+#[derive(Debug, thiserror::Error)]
+enum GitError {
+    #[error("cannot run git: {0}")]
+    Spawn(std::io::Error),
+    /// git's own message.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
     let out = Command::new("git")
         .arg("--no-pager")
         .args(["-c", "safe.directory=*", "-c", "core.fsmonitor=false"])
@@ -37,11 +47,13 @@ fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
         .env_remove("GIT_INDEX_FILE")
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(GitError::Spawn)?;
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(GitError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
 }
 

@@ -13,9 +13,11 @@ use super::index::{hashkv_text, plain_version, SnapshotIndex};
 use super::trailer::Trailer;
 use crate::source::remote::shell_quote;
 use crate::source::remote::Commands;
+use crate::source::SourceError;
 use crate::source::{SshOptions, Target};
 use crate::vault::mac::MacKey;
 use crate::vault::packs::PackWriter;
+use crate::vault::VaultError;
 
 /// Where the snapshot helper lives on an etcd member.
 pub const HELPER: &str = "/usr/local/libexec/sprayvault/etcd-snapshot";
@@ -55,16 +57,44 @@ fn plain_member(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Why a member gave no snapshot to store; each names the node.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("the snapshot stream passed {0} bytes, the most this backup accepts (4 times the last snapshot's size); stopped. If the database really grew that much, raise --etcd-snapshot-limit")]
+    TooLong(u64),
+    #[error("node {node}: the etcd snapshot helper {HELPER} did not run ({why}); install it on every etcd member (contrib/ansible/install.yml, or the manual's manual step) and allow it in the backup account's sudo rule")]
+    NoHelper { node: String, why: String },
+    /// The helper ran and failed, or the connection did.
+    #[error(transparent)]
+    Stream(SourceError),
+    #[error("node {0}: the snapshot helper named no member (is {HELPER} sprayvault's?)")]
+    NoMember(String),
+    #[error("node {node}: /etc/etcd.env's ETCD_NAME {:?} is not a plain member name (letters, digits, '.', '_', '-'; at most 64)", crate::term::escape(.name))]
+    Member { node: String, name: String },
+    #[error("node {0}: the snapshot command gave no `snapshot status`")]
+    NoStatus(String),
+    #[error("node {node}: cannot read `snapshot status`: {why}")]
+    Status {
+        node: String,
+        why: serde_json::Error,
+    },
+    #[error("node {0}: the snapshot's sha256 trailer does not match its content (a truncated or corrupted snapshot); not stored as good")]
+    Trailer(String),
+    #[error("node {node}: the snapshot has {size} bytes but `snapshot status` reports a {total}-byte database")]
+    Size { node: String, size: u64, total: u64 },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
 /// Takes, verifies and stores one snapshot from the member on `target`,
-/// refusing a stream longer than `limit` bytes. Errors are sentences naming
-/// the node.
+/// refusing a stream longer than `limit` bytes.
 pub async fn take(
     target: &Target,
     ssh: &SshOptions,
     key: &MacKey,
     writer: &mut PackWriter<'_>,
     limit: u64,
-) -> Result<SnapshotIndex, String> {
+) -> Result<SnapshotIndex, CaptureError> {
     let node = &target.node;
     let commands = Commands::new(target, ssh);
     let taken = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -74,12 +104,10 @@ pub async fn take(
         .stream_helper(HELPER, "taking an etcd snapshot", 1 << 20, |piece| {
             seen += piece.len() as u64;
             if seen > limit {
-                return Err(format!(
-                    "the snapshot stream passed {limit} bytes, the most this backup accepts (4 times the last snapshot's size); stopped. If the database really grew that much, raise --etcd-snapshot-limit"
-                ));
+                return Err(CaptureError::TooLong(limit));
             }
             trailer.update(piece);
-            writer.push(piece).map_err(|e| e.to_string())
+            Ok(writer.push(piece)?)
         })
         .await;
     let finished = match streamed {
@@ -87,14 +115,14 @@ pub async fn take(
         Err(e) => {
             let text = e.to_string();
             if !text.contains(HELPER_MARK.trim_end()) && !text.contains("not healthy") {
-                return Err(format!(
-                    "node {node}: the etcd snapshot helper {HELPER} did not run ({}); install it on every etcd member (contrib/ansible/install.yml, or the manual's manual step) and allow it in the backup account's sudo rule",
-                    text.trim()
-                ));
+                return Err(CaptureError::NoHelper {
+                    node: node.clone(),
+                    why: text.trim().to_string(),
+                });
             }
             // The helper removes its directory however it ends (a dropped
             // connection included), and old ones at its next run.
-            return Err(text);
+            return Err(CaptureError::Stream(e));
         }
     };
     let member = finished
@@ -102,27 +130,26 @@ pub async fn take(
         .lines()
         .find_map(|l| l.strip_prefix(MEMBER))
         .map(str::trim)
-        .ok_or(format!(
-            "node {node}: the snapshot helper named no member (is {HELPER} sprayvault's?)"
-        ))?
+        .ok_or_else(|| CaptureError::NoMember(node.clone()))?
         .to_string();
     if !plain_member(&member) {
-        return Err(format!(
-            "node {node}: /etc/etcd.env's ETCD_NAME {:?} is not a plain member name (letters, digits, '.', '_', '-'; at most 64)",
-            crate::term::escape(&member)
-        ));
+        return Err(CaptureError::Member {
+            node: node.clone(),
+            name: member,
+        });
     }
-    let map = Some(writer.finish().map_err(|e| e.to_string())?);
+    let map = Some(writer.finish()?);
     let size = finished.bytes;
     let status = finished
         .stderr
         .lines()
         .find_map(|l| l.strip_prefix(STATUS))
-        .ok_or(format!(
-            "node {node}: the snapshot command gave no `snapshot status`"
-        ))?;
-    let status: serde_json::Value = serde_json::from_str(status.trim())
-        .map_err(|e| format!("node {node}: cannot read `snapshot status`: {e}"))?;
+        .ok_or_else(|| CaptureError::NoStatus(node.clone()))?;
+    let status: serde_json::Value =
+        serde_json::from_str(status.trim()).map_err(|why| CaptureError::Status {
+            node: node.clone(),
+            why,
+        })?;
     let num = |k: &str| status.get(k).and_then(serde_json::Value::as_u64);
     let (revision, keys, total) = (
         num("revision").unwrap_or(0),
@@ -148,13 +175,14 @@ pub async fn take(
         // Only what the index can carry and read back.
         .filter(|v| plain_version(v));
     if !trailer.valid() {
-        return Err(format!("node {node}: the snapshot's sha256 trailer does not match its content (a truncated or corrupted snapshot); not stored as good"));
+        return Err(CaptureError::Trailer(node.clone()));
     }
-    if total.is_some_and(|t| t + 32 != size) {
-        return Err(format!(
-            "node {node}: the snapshot has {size} bytes but `snapshot status` reports a {}-byte database",
-            total.unwrap_or(0)
-        ));
+    if let Some(total) = total.filter(|t| t + 32 != size) {
+        return Err(CaptureError::Size {
+            node: node.clone(),
+            size,
+            total,
+        });
     }
     Ok(SnapshotIndex {
         node: node.clone(),

@@ -86,7 +86,7 @@ pub async fn snapshot(
                     skipped,
                 }));
             }
-            Err(why) => reasons.push(why),
+            Err(why) => reasons.push(why.to_string()),
         }
     }
     Ok(Err(reasons))

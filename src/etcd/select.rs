@@ -4,18 +4,48 @@
 //! taken at or before it).
 
 use super::store::{StoredSnapshot, PREFIX};
+use crate::error::{Classify, ErrorClass};
 use crate::vault::rev::parse_date;
-use crate::vault::Vault;
+use crate::vault::{Vault, VaultError};
 
-/// Picks one of `snaps` (oldest first). Errors are sentences that say what
-/// to give instead.
+/// Why `--at` names no snapshot; each says what to give instead.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    #[error("the vault holds no etcd snapshot; backups take one from a member of the inventory's etcd group")]
+    NoSnapshots,
+    #[error("etcd revision {0} is out of range")]
+    RevisionRange(String),
+    #[error("no etcd snapshot at revision {0}; `sprayvault etcd ls` lists the revisions held")]
+    NoRevision(u64),
+    #[error("no etcd snapshot taken at or before {0}; `sprayvault etcd ls` lists them")]
+    NoneBefore(String),
+    #[error("backup {at} took etcd snapshot {name}, which has been pruned; `sprayvault etcd ls` lists those left")]
+    Pruned { at: String, name: String },
+    #[error("backup {0} holds no etcd snapshot (its run took none or failed to); give a snapshot name, revision or date from `sprayvault etcd ls`")]
+    NoneInBackup(String),
+    #[error("no etcd snapshot {0:?}: give latest, a name or revision from `sprayvault etcd ls`, a backup (commit, tag, latest~N), or a date")]
+    Unknown(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl Classify for PickError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PickError::Vault(v) => v.class(),
+            _ => ErrorClass::Failed,
+        }
+    }
+}
+
+/// Picks one of `snaps` (oldest first).
 pub fn pick<'a>(
     vault: &Vault,
     snaps: &'a [StoredSnapshot],
     at: Option<&str>,
-) -> Result<&'a StoredSnapshot, String> {
+) -> Result<&'a StoredSnapshot, PickError> {
     if snaps.is_empty() {
-        return Err("the vault holds no etcd snapshot; backups take one from a member of the inventory's etcd group".into());
+        return Err(PickError::NoSnapshots);
     }
     let at = at.unwrap_or("latest").trim();
     if at == "latest" {
@@ -28,14 +58,12 @@ pub fn pick<'a>(
     if !at.is_empty() && at.bytes().all(|b| b.is_ascii_digit()) {
         let rev: u64 = at
             .parse()
-            .map_err(|_| format!("etcd revision {at} is out of range"))?;
+            .map_err(|_| PickError::RevisionRange(at.to_string()))?;
         return snaps
             .iter()
             .rev()
             .find(|s| s.index.revision == rev)
-            .ok_or_else(|| {
-                format!("no etcd snapshot at revision {rev}; `sprayvault etcd ls` lists the revisions held")
-            });
+            .ok_or(PickError::NoRevision(rev));
     }
     if at.len() >= 4 && at.bytes().all(|b| b.is_ascii_hexdigit()) {
         let found: Vec<&StoredSnapshot> =
@@ -49,12 +77,10 @@ pub fn pick<'a>(
             .iter()
             .rev()
             .find(|s| s.index.taken <= limit)
-            .ok_or_else(|| {
-                format!("no etcd snapshot taken at or before {at}; `sprayvault etcd ls` lists them")
-            });
+            .ok_or_else(|| PickError::NoneBefore(at.to_string()));
     }
     if let Ok(commit) = vault.resolve(Some(at)) {
-        let (_, record) = vault.commit_info(commit).map_err(|e| e.to_string())?;
+        let (_, record) = vault.commit_info(commit)?;
         let taken = record
             .etcd
             .as_ref()
@@ -62,17 +88,14 @@ pub fn pick<'a>(
             .and_then(|r| r.strip_prefix(PREFIX))
             .map(str::to_string);
         return match taken {
-            Some(n) => snaps.iter().find(|s| s.name == n).ok_or_else(|| {
-                format!("backup {at} took etcd snapshot {n}, which has been pruned; `sprayvault etcd ls` lists those left")
+            Some(n) => snaps.iter().find(|s| s.name == n).ok_or(PickError::Pruned {
+                at: at.to_string(),
+                name: n,
             }),
-            None => Err(format!(
-                "backup {at} holds no etcd snapshot (its run took none or failed to); give a snapshot name, revision or date from `sprayvault etcd ls`"
-            )),
+            None => Err(PickError::NoneInBackup(at.to_string())),
         };
     }
-    Err(format!(
-        "no etcd snapshot {at:?}: give latest, a name or revision from `sprayvault etcd ls`, a backup (commit, tag, latest~N), or a date"
-    ))
+    Err(PickError::Unknown(at.to_string()))
 }
 
 #[cfg(test)]
@@ -114,7 +137,11 @@ mod tests {
             snap("20261120T020000Z-node1", "aaaa1111", 1795140000, 100),
             snap("20261121T020000Z-node1", "bbbb2222", 1795226400, 250),
         ];
-        let name = |at: Option<&str>| pick(&vault, &snaps, at).map(|s| s.name.as_str());
+        let name = |at: Option<&str>| {
+            pick(&vault, &snaps, at)
+                .map(|s| s.name.as_str())
+                .map_err(|e| e.to_string())
+        };
         assert_eq!(name(None), Ok("20261121T020000Z-node1"));
         assert_eq!(name(Some("latest")), Ok("20261121T020000Z-node1"));
         assert_eq!(
@@ -135,7 +162,7 @@ mod tests {
         assert!(e.contains("holds no etcd snapshot"), "{e}");
         let e = name(Some("tuesday")).unwrap_err();
         assert!(e.contains("no etcd snapshot \"tuesday\""), "{e}");
-        let e = pick(&vault, &[], None).unwrap_err();
+        let e = pick(&vault, &[], None).unwrap_err().to_string();
         assert!(e.contains("holds no etcd snapshot"), "{e}");
     }
 }

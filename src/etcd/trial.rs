@@ -335,25 +335,56 @@ fn clean(program: &Path) -> Command {
     c
 }
 
+/// Why one command of a trial gave no answer to use.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{what}: cannot run {program:?}: {why}")]
+    Spawn {
+        what: String,
+        program: std::ffi::OsString,
+        why: std::io::Error,
+    },
+    #[error("{what} failed ({status}): {stderr}")]
+    Exit {
+        what: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("{what} is not JSON: {why}")]
+    Json {
+        what: String,
+        why: serde_json::Error,
+    },
+    #[error("cannot remove {0}; remove it by hand (it holds the decrypted database)")]
+    Leftover(String),
+}
+
 /// Runs `c`; its stdout, or an error with its stderr.
-fn output(c: &mut Command, what: &str) -> Result<String, String> {
+fn output(c: &mut Command, what: &str) -> Result<String, CommandError> {
     let o = c
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("{what}: cannot run {:?}: {e}", c.get_program()))?;
+        .map_err(|why| CommandError::Spawn {
+            what: what.into(),
+            program: c.get_program().to_owned(),
+            why,
+        })?;
     if !o.status.success() {
-        return Err(format!(
-            "{what} failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
+        return Err(CommandError::Exit {
+            what: what.into(),
+            status: o.status,
+            stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&o.stdout).to_string())
 }
 
-/// A loopback port nobody listens on right now.
-fn json(text: &str, what: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_str(text.trim()).map_err(|e| format!("{what} is not JSON: {e}"))
+/// A command's output as JSON.
+fn json(text: &str, what: &str) -> Result<serde_json::Value, CommandError> {
+    serde_json::from_str(text.trim()).map_err(|why| CommandError::Json {
+        what: what.into(),
+        why,
+    })
 }
 
 fn b64(s: &str) -> Option<String> {
@@ -419,7 +450,7 @@ fn serve(
                 ]),
             "snapshot restore",
         )
-        .map_err(Served::Unrestorable)?;
+        .map_err(|e| Served::Unrestorable(e.to_string()))?;
         let log_path = work.dir.join(format!("etcd-{attempt}.log"));
         let log = std::fs::OpenOptions::new()
             .write(true)
@@ -509,12 +540,12 @@ pub fn trial(
     progress: &dyn Progress,
 ) -> Result<TrialReport, TrialError> {
     let started = Instant::now();
-    let failed = |what: String| TrialError::Failed {
+    let failed = |what: &dyn std::fmt::Display| TrialError::Failed {
         snapshot: snap.name.clone(),
-        what,
+        what: what.to_string(),
     };
     let mut work = Workdir::new().map_err(|e| {
-        failed(format!(
+        failed(&format!(
             "cannot make a private directory under {}: {e}",
             memory_dir().unwrap_or_else(std::env::temp_dir).display()
         ))
@@ -529,7 +560,7 @@ pub fn trial(
             .create_new(true)
             .mode(0o600)
             .open(&file)
-            .map_err(|e| failed(format!("cannot create {}: {e}", file.display())))?;
+            .map_err(|e| failed(&format!("cannot create {}: {e}", file.display())))?;
         let mut trailer = Trailer::default();
         super::reassemble::read(vault, snap, identity, |piece| {
             trailer.update(piece);
@@ -537,7 +568,7 @@ pub fn trial(
             f.write_all(piece)
         })?;
         f.sync_all()
-            .map_err(|e| failed(format!("writing {}: {e}", file.display())))?;
+            .map_err(|e| failed(&format!("writing {}: {e}", file.display())))?;
         o.trailer_ok = trailer.valid();
     }
     progress.info(&format!(
@@ -559,8 +590,8 @@ pub fn trial(
     let status = match status {
         Ok(s) => s,
         Err(why) => {
-            o.unreadable = Some(why);
-            return finish(snap, local, work, o, started).map_err(failed);
+            o.unreadable = Some(why.to_string());
+            return finish(snap, local, work, o, started).map_err(|e| failed(&e));
         }
     };
     o.status_revision = status["revision"].as_u64();
@@ -572,9 +603,9 @@ pub fn trial(
         Ok(url) => url,
         Err(Served::Unrestorable(why)) => {
             o.unreadable = Some(why);
-            return finish(snap, local, work, o, started).map_err(failed);
+            return finish(snap, local, work, o, started).map_err(|e| failed(&e));
         }
-        Err(Served::Failed(why)) => return Err(failed(why)),
+        Err(Served::Failed(why)) => return Err(failed(&why)),
     };
     // The database is in the data directory now: the file is not needed.
     let _ = std::fs::remove_file(&file);
@@ -592,7 +623,7 @@ pub fn trial(
         "endpoint status",
     )
     .and_then(|s| json(&s, "endpoint status"))
-    .map_err(failed)?;
+    .map_err(|e| failed(&e))?;
     o.served_revision = st[0]["Status"]["header"]["revision"].as_u64();
     if snap.index.hashkv.is_some() {
         let rev = format!("--rev={}", snap.index.revision);
@@ -611,7 +642,7 @@ pub fn trial(
         "listing the keys",
     )
     .and_then(|s| json(&s, "get --keys-only"))
-    .map_err(failed)?;
+    .map_err(|e| failed(&e))?;
     o.served_keys = listed["count"]
         .as_u64()
         .or_else(|| listed["kvs"].as_array().map(|a| a.len() as u64))
@@ -643,7 +674,7 @@ pub fn trial(
         }
     }
 
-    finish(snap, local, work, o, started).map_err(failed)
+    finish(snap, local, work, o, started).map_err(|e| failed(&e))
 }
 
 /// 4. Stops etcd, removes the private directory (an error if it stays),
@@ -654,14 +685,12 @@ fn finish(
     mut work: Workdir,
     o: Observed,
     started: Instant,
-) -> Result<TrialReport, String> {
+) -> Result<TrialReport, CommandError> {
     let workdir = work.dir.display().to_string();
     work.stop_etcd();
     drop(work);
     if Path::new(&workdir).exists() {
-        return Err(format!(
-            "cannot remove {workdir}; remove it by hand (it holds the decrypted database)"
-        ));
+        return Err(CommandError::Leftover(workdir));
     }
     let mismatches = compare(&snap.index, &o);
     Ok(TrialReport {

@@ -7,6 +7,7 @@ use super::*;
 use crate::etcd::env::EtcdEnv;
 use crate::etcd::member::{self, Etcdctl};
 use crate::inventory::Inventory;
+use crate::source::connections::Connections;
 use crate::source::remote::SMALL_FILE_LIMIT;
 use crate::source::{Remote, SshOptions, Target};
 use crate::vault::crypto::Identity;
@@ -194,16 +195,25 @@ async fn certs_seen(
 }
 
 /// The live `etcd.env` of a member and an `etcdctl` with its certificate.
-async fn member_ctl(remote: &Remote) -> Result<Etcdctl, String> {
+async fn member_ctl(remote: &Remote) -> Result<Etcdctl, NoCtl> {
     let text = remote
         .read("/etc/etcd.env", SMALL_FILE_LIMIT)
         .await
-        .map_err(|e| e.reason())?;
+        .map_err(NoCtl::Read)?;
     Etcdctl::from_env(
         &remote.target.node,
         &EtcdEnv::parse(&String::from_utf8_lossy(&text)),
     )
-    .ok_or_else(|| "/etc/etcd.env has no ETCD_ADVERTISE_CLIENT_URLS".to_string())
+    .ok_or(NoCtl::NoClientUrl)
+}
+
+/// Why a member's etcd cannot be asked.
+#[derive(Debug, thiserror::Error)]
+enum NoCtl {
+    #[error("{}", .0.reason())]
+    Read(crate::source::SourceError),
+    #[error("/etc/etcd.env has no ETCD_ADVERTISE_CLIENT_URLS")]
+    NoClientUrl,
 }
 
 fn facts_fix(opts: &Options, host: &str) -> String {
@@ -308,12 +318,10 @@ pub async fn gather(opts: &Options<'_>) -> Gathered {
         .filter_map(|h| inv.hosts.get(h))
         .map(Target::from_host)
         .collect();
-    let connected =
-        futures_util::future::join_all(targets.iter().map(|t| Remote::connect(t, opts.ssh))).await;
-    let remotes: BTreeMap<String, Result<Remote, String>> = targets
-        .iter()
-        .zip(connected)
-        .map(|(t, r)| (t.node.clone(), r.map_err(|e| e.reason())))
+    let nodes = Connections::open(&targets, opts.ssh, false).await;
+    let remotes: BTreeMap<String, Result<&Remote, String>> = nodes
+        .each()
+        .map(|(n, r)| (n.to_string(), r.map_err(|e| e.reason())))
         .collect();
 
     if let Some((_, backup, _)) = opts.vault {
@@ -385,7 +393,7 @@ pub async fn gather(opts: &Options<'_>) -> Gathered {
                     }
                     h
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             },
             Some(Err(e)) => Err(e.clone()),
             None => Err("not in the inventory".into()),
@@ -438,11 +446,8 @@ pub async fn gather(opts: &Options<'_>) -> Gathered {
     });
     checks.push(control_check(recorded, now_version));
 
-    for (_, r) in remotes {
-        if let Ok(r) = r {
-            r.close().await;
-        }
-    }
+    drop(remotes);
+    nodes.close().await;
     Gathered { checks }
 }
 

@@ -71,7 +71,7 @@ pub struct Context<'a> {
     pub commands: &'a Commands,
     pub timeout: Duration,
     /// The fact cache, or why it is not used.
-    pub fact_cache: &'a Result<FactCache, String>,
+    pub fact_cache: &'a Result<FactCache, crate::facts::config::FactsConfigError>,
     /// The inventory path, for the commands left to run.
     pub inventory: &'a str,
     pub progress: &'a dyn Progress,

@@ -9,8 +9,9 @@ use crate::etcd::flags;
 use crate::etcd::member::{self, Etcdctl};
 use crate::inventory::Inventory;
 use crate::restore;
+use crate::source::connections::Connections;
 use crate::source::remote::SMALL_FILE_LIMIT;
-use crate::source::Remote;
+use crate::source::{Remote, SourceError};
 use crate::vault::crypto::Identity;
 use crate::vault::trust::Authentic;
 use crate::vault::{Backup, Vault};
@@ -30,23 +31,41 @@ pub struct Gathered {
     pub ctls: BTreeMap<String, Etcdctl>,
 }
 
-fn recorded_member(env: &EtcdEnv, backup: &Backup) -> Result<RecordedMember, String> {
-    let missing: Vec<&str> = ["ETCD_NAME", "ETCD_INITIAL_ADVERTISE_PEER_URLS"]
+/// Why a member's `etcd.env` (the vault's copy, or the live one) cannot be
+/// used; shown in the plan.
+#[derive(Clone, Debug, thiserror::Error)]
+enum EnvProblem {
+    #[error("backup {0} has no state for it")]
+    NoNode(String),
+    #[error("backup {0} holds no {ENV_PATH} for it; was it an etcd member then?")]
+    NoEnv(String),
+    #[error("its {ENV_PATH} in backup {backup} has no {}", .missing.join(", "))]
+    Missing {
+        backup: String,
+        missing: Vec<&'static str>,
+    },
+    #[error("ETCD_DATA_DIR {0:?} in its {ENV_PATH} is not an absolute path")]
+    DataDir(String),
+    #[error("{}", .0.reason())]
+    Read(SourceError),
+    #[error("{ENV_PATH} has no ETCD_ADVERTISE_CLIENT_URLS")]
+    NoClientUrl,
+}
+
+fn recorded_member(env: &EtcdEnv, backup: &Backup) -> Result<RecordedMember, EnvProblem> {
+    let missing: Vec<&'static str> = ["ETCD_NAME", "ETCD_INITIAL_ADVERTISE_PEER_URLS"]
         .into_iter()
         .filter(|k| env.get(k).is_none())
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "its {ENV_PATH} in backup {} has no {}",
-            backup.short_id(),
-            missing.join(", ")
-        ));
+        return Err(EnvProblem::Missing {
+            backup: backup.short_id(),
+            missing,
+        });
     }
     let data_dir = env.data_dir().trim_end_matches('/').to_string();
     if !data_dir.starts_with('/') || data_dir.split('/').any(|c| c == "..") {
-        return Err(format!(
-            "ETCD_DATA_DIR {data_dir:?} in its {ENV_PATH} is not an absolute path"
-        ));
+        return Err(EnvProblem::DataDir(data_dir));
     }
     Ok(RecordedMember {
         name: env.get("ETCD_NAME").unwrap_or_default().to_string(),
@@ -63,20 +82,19 @@ fn recorded_member(env: &EtcdEnv, backup: &Backup) -> Result<RecordedMember, Str
 }
 
 /// The live `etcd.env` of a member and an `etcdctl` with its certificate.
-async fn live_ctl(remote: &Remote) -> Result<(EtcdEnv, Etcdctl), String> {
+async fn live_ctl(remote: &Remote) -> Result<(EtcdEnv, Etcdctl), EnvProblem> {
     let node = &remote.target.node;
     let text = remote
         .read(ENV_PATH, SMALL_FILE_LIMIT)
         .await
-        .map_err(|e| e.reason())?;
+        .map_err(EnvProblem::Read)?;
     let env = EtcdEnv::parse(&String::from_utf8_lossy(&text));
-    let ctl = Etcdctl::from_env(node, &env)
-        .ok_or_else(|| format!("{ENV_PATH} has no ETCD_ADVERTISE_CLIENT_URLS"))?;
+    let ctl = Etcdctl::from_env(node, &env).ok_or(EnvProblem::NoClientUrl)?;
     Ok((env, ctl))
 }
 
 async fn other_member(
-    remote: &Result<Remote, String>,
+    remote: Result<&Remote, String>,
     node: &str,
 ) -> (OtherMember, Option<Etcdctl>) {
     let mut m = OtherMember {
@@ -88,14 +106,14 @@ async fn other_member(
     let r = match remote {
         Ok(r) => r,
         Err(e) => {
-            m.health = Err(e.clone());
+            m.health = Err(e);
             return (m, None);
         }
     };
     let (env, ctl) = match live_ctl(r).await {
         Ok(x) => x,
         Err(e) => {
-            m.health = Err(e);
+            m.health = Err(e.to_string());
             return (m, None);
         }
     };
@@ -110,29 +128,40 @@ async fn other_member(
     (m, Some(ctl))
 }
 
-/// Reads everything the plan needs. `node_remote` is the connection to the
-/// node (or why there is none); `others` one per other host of the etcd
+/// Reads everything the plan needs through `nodes`: the connection to
+/// `node` (or why there is none), and one to each other host of the etcd
 /// group, in the inventory's order.
-#[allow(clippy::too_many_arguments)]
 pub async fn gather(
     vault: &Vault,
     backup: &Authentic<Backup>,
     identity: &Identity,
     inventory: &Inventory,
     node: &str,
-    node_remote: &Result<Remote, String>,
-    others: &[(String, Result<Remote, String>)],
+    nodes: &Connections,
     force: bool,
 ) -> Result<Gathered, ReplaceError> {
+    fn reach<'c>(r: Option<Result<&'c Remote, &SourceError>>) -> Result<&'c Remote, String> {
+        match r {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => Err(e.reason()),
+            None => Err("not connected".to_string()),
+        }
+    }
+    let node_remote = reach(nodes.get(node));
+    let others: Vec<(&str, Result<&Remote, String>)> = nodes
+        .each()
+        .filter(|(n, _)| *n != node)
+        .map(|(n, r)| (n, reach(Some(r))))
+        .collect();
     let backup_has_node = backup.nodes.contains_key(node);
     let host = inventory.hosts.get(node);
     let is_etcd = host.is_some_and(|h| h.is_etcd());
     let mut recorded_env = None;
     let mut restore_plan = None;
-    let target = match node_remote {
+    let target = match &node_remote {
         Err(e) => Err(e.clone()),
         Ok(remote) if backup_has_node => {
-            let mut plan = restore::make_plan(vault, backup, node, identity, remote).await?;
+            let mut plan = restore::make_plan(vault, backup, node, identity, *remote).await?;
             if is_etcd {
                 if let Some((e, Some(text))) = plan.recorded(ENV_PATH) {
                     recorded_env = Some((e.clone(), text.to_vec()));
@@ -154,20 +183,19 @@ pub async fn gather(
     let mut ctls = BTreeMap::new();
     let etcd = if is_etcd {
         let recorded = if !backup_has_node {
-            Err(format!("backup {} has no state for it", backup.short_id()))
+            Err(EnvProblem::NoNode(backup.short_id()))
         } else if let Some((_, text)) = &recorded_env {
             recorded_member(&EtcdEnv::parse(&String::from_utf8_lossy(text)), backup)
         } else if backup.nodes[node].blobs.contains_key(ENV_PATH) {
             let text = vault.decrypt_file(backup, node, ENV_PATH, identity)?;
             recorded_member(&EtcdEnv::parse(&String::from_utf8_lossy(&text)), backup)
         } else {
-            Err(format!(
-                "backup {} holds no {ENV_PATH} for it; was it an etcd member then?",
-                backup.short_id()
-            ))
-        };
+            Err(EnvProblem::NoEnv(backup.short_id()))
+        }
+        .map_err(|e| e.to_string());
         let seen =
-            futures_util::future::join_all(others.iter().map(|(n, r)| other_member(r, n))).await;
+            futures_util::future::join_all(others.into_iter().map(|(n, r)| other_member(r, n)))
+                .await;
         let mut list = Vec::new();
         for (m, ctl) in seen {
             if let (Ok(()), Some(ctl)) = (&m.health, ctl) {
@@ -175,7 +203,7 @@ pub async fn gather(
             }
             list.push(m);
         }
-        let own_healthy = match node_remote {
+        let own_healthy = match &node_remote {
             Ok(r) => match live_ctl(r).await {
                 Ok((_, ctl)) => member::health(r, &ctl).await.is_ok(),
                 Err(_) => false,
@@ -184,7 +212,7 @@ pub async fn gather(
         };
         // The node's etcd must start on the etcd.env the replacement writes
         // (the vault's, with the new cluster's settings: same keys).
-        let env_check = match (node_remote, &recorded_env) {
+        let env_check = match (&node_remote, &recorded_env) {
             (Ok(r), Some((_, text))) => r
                 .run_privileged(flags::PROBE, "reading etcd's version and flags")
                 .await

@@ -27,11 +27,13 @@ pub trait Reader: Send + Sync {
 /// One read of a file, from its first byte to its last.
 pub trait Pass: Send + Sized {
     type Kept: Send;
+    /// Why a file is skipped: the reason the walk records for it.
+    type Skip: std::fmt::Display;
     /// The next piece, in order. An error skips the file with that reason.
-    fn feed(&mut self, piece: &[u8]) -> Result<(), String>;
+    fn feed(&mut self, piece: &[u8]) -> Result<(), Self::Skip>;
     /// The whole file was fed: what is kept of it, or the pass for a second
     /// read of the same file (which must end with `Kept`).
-    fn end(self) -> Result<Ended<Self>, String>;
+    fn end(self) -> Result<Ended<Self>, Self::Skip>;
 }
 
 pub enum Ended<P: Pass> {

@@ -6,13 +6,13 @@
 //! the executor mean what they would on a machine.
 
 use super::accounts::Accounts;
-use super::node::NodeFs;
+use super::node::{NewFile, NodeFs};
 use super::remote::{chain_of, components, Attrs, Chain, Meta};
 use super::SourceError;
 use crate::paths::parent;
 use crate::vault::manifest::Kind;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FakeEntry {
@@ -25,13 +25,28 @@ pub struct FakeNode {
     pub name: String,
     pub hostname: String,
     pub accounts: Accounts,
-    pub fs: Mutex<BTreeMap<String, FakeEntry>>,
+    pub fs: Arc<Mutex<BTreeMap<String, FakeEntry>>>,
     /// Privileged command lines run, in order.
     pub commands: Mutex<Vec<String>>,
+    /// How privileged commands answer; without it they print nothing.
+    answer: Mutex<Option<Answerer>>,
     /// When set, files read back differ from what was written (a failing
     /// disk), for the executor's read-back check.
     pub corrupt_reads: std::sync::atomic::AtomicBool,
 }
+
+/// What a privileged command does on the fake, as a test scripts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Succeeds, printing this.
+    Out(String),
+    /// Fails with this on stderr.
+    Fail(String),
+    /// Never ends: a frozen node or a connection that went silent.
+    Hang,
+}
+
+type Answerer = Box<dyn Fn(&str) -> Reply + Send + Sync>;
 
 fn meta(kind: Kind, mode: u32, uid: u32, gid: u32, size: u64, mtime: i64) -> Meta {
     Meta {
@@ -64,8 +79,9 @@ impl FakeNode {
                 "root:x:0:0::/root:/bin/sh\nkube:x:998:998::/:/sbin/nologin\netcd:x:997:997::/:/sbin/nologin\n",
                 "root:x:0:\nkube-cert:x:996:\netcd:x:997:\n",
             ),
-            fs: Mutex::new(fs),
+            fs: Arc::new(Mutex::new(fs)),
             commands: Mutex::new(vec![]),
+            answer: Mutex::new(None),
             corrupt_reads: Default::default(),
         }
     }
@@ -117,6 +133,11 @@ impl FakeNode {
         }
     }
 
+    /// From now on, privileged commands answer as `f` says.
+    pub fn answer(&self, f: impl Fn(&str) -> Reply + Send + Sync + 'static) {
+        *self.answer.lock().unwrap() = Some(Box::new(f));
+    }
+
     pub fn get(&self, path: &str) -> Option<FakeEntry> {
         self.fs.lock().unwrap().get(path).cloned()
     }
@@ -127,6 +148,24 @@ impl FakeNode {
             path: path.into(),
             why: why.into(),
         }
+    }
+
+    /// Creates an empty `path` that must not exist yet, in an existing directory.
+    fn create(&self, path: &str, meta: Meta) -> Result<(), SourceError> {
+        let mut fs = self.fs.lock().unwrap();
+        self.check_parent(&fs, path)?;
+        if fs.contains_key(path) {
+            return Err(self.err(path, "File exists"));
+        }
+        fs.insert(
+            path.into(),
+            FakeEntry {
+                meta,
+                content: vec![],
+                link: None,
+            },
+        );
+        Ok(())
     }
 
     /// How far down `dir` only root can change things, as the SSH remote
@@ -245,20 +284,7 @@ impl NodeFs for FakeNode {
         Ok(())
     }
     async fn mkdir(&self, path: &str) -> Result<(), SourceError> {
-        let mut fs = self.fs.lock().unwrap();
-        self.check_parent(&fs, path)?;
-        if fs.contains_key(path) {
-            return Err(self.err(path, "File exists"));
-        }
-        fs.insert(
-            path.into(),
-            FakeEntry {
-                meta: meta(Kind::Dir, 0o700, 0, 0, 0, 0),
-                content: vec![],
-                link: None,
-            },
-        );
-        Ok(())
+        self.create(path, meta(Kind::Dir, 0o700, 0, 0, 0, 0))
     }
     async fn set_meta(
         &self,
@@ -296,19 +322,13 @@ impl NodeFs for FakeNode {
         Ok(())
     }
     async fn symlink(&self, target: &str, path: &str) -> Result<(), SourceError> {
-        let mut fs = self.fs.lock().unwrap();
-        self.check_parent(&fs, path)?;
-        if fs.contains_key(path) {
-            return Err(self.err(path, "File exists"));
+        self.create(
+            path,
+            meta(Kind::Symlink, 0o777, 0, 0, target.len() as u64, 0),
+        )?;
+        if let Some(e) = self.fs.lock().unwrap().get_mut(path) {
+            e.link = Some(target.into());
         }
-        fs.insert(
-            path.into(),
-            FakeEntry {
-                meta: meta(Kind::Symlink, 0o777, 0, 0, target.len() as u64, 0),
-                content: vec![],
-                link: Some(target.into()),
-            },
-        );
         Ok(())
     }
     async fn remove_file(&self, path: &str) -> Result<(), SourceError> {
@@ -322,8 +342,59 @@ impl NodeFs for FakeNode {
             None => Err(self.err(path, "No such file")),
         }
     }
-    async fn run_privileged(&self, cmd: &str, _what: &str) -> Result<String, SourceError> {
+    async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
         self.commands.lock().unwrap().push(cmd.to_string());
-        Ok(String::new())
+        let reply = match &*self.answer.lock().unwrap() {
+            Some(f) => f(cmd),
+            None => Reply::Out(String::new()),
+        };
+        match reply {
+            Reply::Out(out) => Ok(out),
+            Reply::Fail(why) => Err(SourceError::Command {
+                node: self.name.clone(),
+                what: what.into(),
+                why,
+            }),
+            Reply::Hang => std::future::pending().await,
+        }
+    }
+    type Upload = FakeUpload;
+    async fn make_private_dir(&self, path: &str) -> Result<(), SourceError> {
+        self.mkdir(path).await?;
+        let m = self.get(path).map(|e| e.meta);
+        match m {
+            Some(m) if m.kind == Some(Kind::Dir) && m.uid == 0 && m.mode & 0o077 == 0 => Ok(()),
+            _ => Err(self.err(path, "not root's and private after creating it")),
+        }
+    }
+    async fn create_new(&self, path: &str) -> Result<FakeUpload, SourceError> {
+        self.create(path, meta(Kind::File, 0o600, 0, 0, 0, 0))?;
+        Ok(FakeUpload {
+            fs: self.fs.clone(),
+            path: path.into(),
+        })
+    }
+}
+
+/// A file on the fake being written in pieces: each piece lands at once.
+pub struct FakeUpload {
+    fs: Arc<Mutex<BTreeMap<String, FakeEntry>>>,
+    path: String,
+}
+
+impl NewFile for FakeUpload {
+    async fn write(&mut self, data: &[u8]) -> Result<(), SourceError> {
+        let mut fs = self.fs.lock().unwrap();
+        let e = fs.get_mut(&self.path).ok_or_else(|| SourceError::Io {
+            node: String::new(),
+            path: self.path.clone(),
+            why: "removed while being written".into(),
+        })?;
+        e.content.extend_from_slice(data);
+        e.meta.size = e.content.len() as u64;
+        Ok(())
+    }
+    async fn finish(self) -> Result<(), SourceError> {
+        Ok(())
     }
 }

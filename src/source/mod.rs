@@ -8,6 +8,7 @@
 //! never a prompt and never accepted silently.
 
 pub mod accounts;
+pub mod connections;
 pub mod content;
 #[cfg(test)]
 pub mod fake;
@@ -15,7 +16,7 @@ pub mod node;
 pub mod remote;
 pub mod walk;
 
-pub use node::NodeFs;
+pub use node::{NewFile, NodeFs};
 pub use remote::{Meta, Remote};
 
 use crate::inventory::Host;
@@ -78,7 +79,7 @@ impl Default for SshOptions {
     }
 }
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum SourceError {
     #[error("node {node}: cannot connect over ssh to {target}: {why}; {hint}")]
     Connect {

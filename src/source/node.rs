@@ -50,6 +50,30 @@ pub trait NodeFs {
     async fn remove_file(&self, path: &str) -> Result<(), SourceError>;
     /// Runs a shell command line as root; its stdout.
     async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError>;
+    /// A file written in pieces, as [`NodeFs::create_new`] opens it.
+    type Upload: NewFile;
+    /// Creates a directory that must not exist yet and checks that it is
+    /// root's and private.
+    async fn make_private_dir(&self, path: &str) -> Result<(), SourceError>;
+    /// Creates `path` exclusively, mode 0600, for writing in pieces.
+    async fn create_new(&self, path: &str) -> Result<Self::Upload, SourceError>;
+}
+
+/// A new file on a node being written in pieces.
+#[allow(async_fn_in_trait)]
+pub trait NewFile {
+    async fn write(&mut self, data: &[u8]) -> Result<(), SourceError>;
+    /// Syncs the file to the node's disk and closes it.
+    async fn finish(self) -> Result<(), SourceError>;
+}
+
+impl NewFile for super::remote::Upload {
+    async fn write(&mut self, data: &[u8]) -> Result<(), SourceError> {
+        super::remote::Upload::write(self, data).await
+    }
+    async fn finish(self) -> Result<(), SourceError> {
+        super::remote::Upload::finish(self).await
+    }
 }
 
 impl NodeFs for super::Remote {
@@ -109,5 +133,12 @@ impl NodeFs for super::Remote {
     }
     async fn run_privileged(&self, cmd: &str, what: &str) -> Result<String, SourceError> {
         super::Remote::run_privileged(self, cmd, what).await
+    }
+    type Upload = super::remote::Upload;
+    async fn make_private_dir(&self, path: &str) -> Result<(), SourceError> {
+        super::Remote::make_private_dir(self, path).await
+    }
+    async fn create_new(&self, path: &str) -> Result<Self::Upload, SourceError> {
+        super::Remote::create_new(self, path).await
     }
 }

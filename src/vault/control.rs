@@ -45,6 +45,39 @@ fn one_word(s: &str) -> bool {
     !s.is_empty() && s != "-" && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// Why a `kubespray` record does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("not UTF-8")]
+    NotUtf8,
+    #[error("does not start with {HEADER:?}")]
+    Header,
+    #[error("line {0}: not `key value`")]
+    NotKeyValue(usize),
+    #[error("line {line}: {key} repeated")]
+    Repeated { line: usize, key: String },
+    #[error("no {0} line")]
+    Missing(&'static str),
+    #[error("{0} must not be '-'")]
+    Empty(&'static str),
+    #[error(transparent)]
+    Path(#[from] crate::paths::PathError),
+    #[error("commit {0:?} is not 40 hex digits")]
+    Commit(String),
+    #[error("{0} must be one word")]
+    NotOneWord(&'static str),
+    #[error("modified {0:?} is not yes, no or -")]
+    Modified(String),
+    #[error("changes needs `MAC SIZE`")]
+    ChangesForm,
+    #[error("changes: the mac is not 64 hex digits")]
+    ChangesMac,
+    #[error("changes: size {0:?} is not a number")]
+    ChangesSize(String),
+    #[error("not in canonical form (order of lines, spacing)")]
+    NotCanonical,
+}
+
 impl KubesprayRecord {
     /// Serializes canonically: `key value` lines in a fixed order.
     pub fn to_text(&self) -> String {
@@ -68,66 +101,67 @@ impl KubesprayRecord {
         out
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<KubesprayRecord, String> {
-        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    pub fn parse(bytes: &[u8]) -> Result<KubesprayRecord, RecordError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| RecordError::NotUtf8)?;
         let mut lines = text.lines();
         if lines.next() != Some(HEADER) {
-            return Err(format!("does not start with {HEADER:?}"));
+            return Err(RecordError::Header);
         }
         let mut values: BTreeMap<&str, &str> = BTreeMap::new();
         for (i, line) in lines.enumerate() {
             let (k, v) = line
                 .split_once(' ')
-                .ok_or_else(|| format!("line {}: not `key value`", i + 2))?;
+                .ok_or(RecordError::NotKeyValue(i + 2))?;
             if values.insert(k, v).is_some() {
-                return Err(format!("line {}: {k} repeated", i + 2));
+                return Err(RecordError::Repeated {
+                    line: i + 2,
+                    key: k.to_string(),
+                });
             }
         }
-        let get = |k: &str| -> Result<Option<String>, String> {
+        let get = |k: &'static str| -> Result<Option<String>, RecordError> {
             match values.get(k) {
-                None => Err(format!("no {k} line")),
+                None => Err(RecordError::Missing(k)),
                 Some(&"-") => Ok(None),
                 Some(v) => Ok(Some(v.to_string())),
             }
         };
-        let need = |k: &str| get(k)?.ok_or_else(|| format!("{k} must not be '-'"));
+        let need = |k: &'static str| get(k)?.ok_or(RecordError::Empty(k));
         let dir = need("dir")?;
         let inventory = need("inventory")?;
-        crate::paths::check_path(&inventory).map_err(|e| e.to_string())?;
+        crate::paths::check_path(&inventory)?;
         let commit = get("commit")?;
         if let Some(c) = &commit {
             if c.len() != 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("commit {c:?} is not 40 hex digits"));
+                return Err(RecordError::Commit(c.clone()));
             }
         }
         let describe = get("describe")?;
         if describe.as_deref().is_some_and(|d| !one_word(d)) {
-            return Err("describe must be one word".into());
+            return Err(RecordError::NotOneWord("describe"));
         }
         let modified = match get("modified")?.as_deref() {
             None => None,
             Some("yes") => Some(true),
             Some("no") => Some(false),
-            Some(o) => return Err(format!("modified {o:?} is not yes, no or -")),
+            Some(o) => return Err(RecordError::Modified(o.to_string())),
         };
         let changes = match get("changes")? {
             None => None,
             Some(v) => {
-                let (mac, size) = v
-                    .split_once(' ')
-                    .ok_or_else(|| "changes needs `MAC SIZE`".to_string())?;
+                let (mac, size) = v.split_once(' ').ok_or(RecordError::ChangesForm)?;
                 if mac.len() != 64 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err("changes: the mac is not 64 hex digits".into());
+                    return Err(RecordError::ChangesMac);
                 }
                 let size = size
                     .parse()
-                    .map_err(|_| format!("changes: size {size:?} is not a number"))?;
+                    .map_err(|_| RecordError::ChangesSize(size.to_string()))?;
                 Some((mac.to_string(), size))
             }
         };
         let origin = get("origin")?;
         if origin.as_deref().is_some_and(|o| !one_word(o)) {
-            return Err("origin must be one word".into());
+            return Err(RecordError::NotOneWord("origin"));
         }
         let r = KubesprayRecord {
             dir,
@@ -140,7 +174,7 @@ impl KubesprayRecord {
             changes,
         };
         if r.to_text().as_bytes() != bytes {
-            return Err("not in canonical form (order of lines, spacing)".into());
+            return Err(RecordError::NotCanonical);
         }
         Ok(r)
     }
@@ -220,7 +254,8 @@ impl Vault {
                 rev: rev.clone(),
                 error: source,
             })?;
-        let record = KubesprayRecord::parse(&blob("kubespray")?).map_err(&damaged)?;
+        let record =
+            KubesprayRecord::parse(&blob("kubespray")?).map_err(|e| damaged(e.to_string()))?;
         let mut blobs = BTreeMap::new();
         if let Some(files) = tree.get_name("files") {
             for (rel, oid) in self.git("reading control/", blobs_below(&self.repo, files.id()))? {
@@ -276,7 +311,8 @@ impl Vault {
             .ok_or_else(|| tampered("the manifest has no entry for it".into()))?;
         let key = self.content_key_of(commit, self.mac_key_blob(commit)?, identity)?;
         let mac = entry.mac.as_deref().unwrap_or_default();
-        super::check_content(&key, (mac, entry.size), &plain).map_err(tampered)?;
+        super::check_content(&key, (mac, entry.size), &plain)
+            .map_err(|why| tampered(why.to_string()))?;
         Ok(plain)
     }
 
@@ -302,7 +338,7 @@ impl Vault {
                         rev,
                         node: "control host".into(),
                         path: "the kubespray changes".into(),
-                        why,
+                        why: why.to_string(),
                     }
                 })?;
                 Ok(Some(plain))

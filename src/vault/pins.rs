@@ -105,11 +105,22 @@ pub fn read(path: &Path) -> Result<Vec<Pin>, PinFileError> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_SIZE), &mut text)
         .map_err(|e| bad(path, e.to_string()))?;
-    parse(&text).map_err(|why| bad(path, why))
+    parse(&text).map_err(|why| bad(path, why.to_string()))
+}
+
+/// Why a line of a pin file is not a pin.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PinLineError {
+    #[error("line {0} is not SIGNER TAB MAC-KEY TAB NEWEST TAB TIME")]
+    Fields(usize),
+    #[error("line {0} has a malformed id or time")]
+    Malformed(usize),
+    #[error("line {0} is not a pin")]
+    NotAPin(usize),
 }
 
 /// The pins in `text`, version 2 or version 1; the error names the line.
-pub fn parse(text: &str) -> Result<Vec<Pin>, String> {
+pub fn parse(text: &str) -> Result<Vec<Pin>, PinLineError> {
     let mut lines = text.lines().enumerate().peekable();
     let v2 = lines.peek().map(|(_, l)| *l == HEADER).unwrap_or(false);
     if v2 {
@@ -121,16 +132,13 @@ pub fn parse(text: &str) -> Result<Vec<Pin>, String> {
         let pin = if v2 {
             let (Some(signer), true) = (f.first().and_then(|s| parse_signer(s)), f.len() == 4)
             else {
-                return Err(format!(
-                    "line {} is not SIGNER TAB MAC-KEY TAB NEWEST TAB TIME",
-                    i + 1
-                ));
+                return Err(PinLineError::Fields(i + 1));
             };
             let oid = |s: &str| (s != "-").then(|| Oid::from_str(s).ok()).flatten();
             let mac_key = oid(f[1]);
             let newest = oid(f[2]).zip(f[3].parse::<i64>().ok());
             if (f[1] != "-" && mac_key.is_none()) || (f[2] != "-" && newest.is_none()) {
-                return Err(format!("line {} has a malformed id or time", i + 1));
+                return Err(PinLineError::Malformed(i + 1));
             }
             Pin {
                 signer,
@@ -146,7 +154,7 @@ pub fn parse(text: &str) -> Result<Vec<Pin>, String> {
                     ))
                 })
                 .flatten();
-            let (key, mac) = parsed.ok_or_else(|| format!("line {} is not a pin", i + 1))?;
+            let (key, mac) = parsed.ok_or(PinLineError::NotAPin(i + 1))?;
             Pin {
                 signer: signer_text(&key),
                 mac_key: Some(mac),
@@ -288,9 +296,9 @@ mod tests {
     #[test]
     fn a_malformed_line_or_signer_is_refused_by_line() {
         let e = parse(&format!("{HEADER}\nSHA256:short\t-\t-\t0\n")).unwrap_err();
-        assert!(e.contains("line 2"), "{e}");
+        assert_eq!(e, PinLineError::Fields(2));
         let e = parse(&format!("{HEADER}\n{}\tnothex\t-\t0\n", signer())).unwrap_err();
-        assert!(e.contains("line 2 has a malformed id"), "{e}");
+        assert!(e.to_string().contains("line 2 has a malformed id"), "{e}");
         assert_eq!(parse_signer(&signer()), Some(signer()));
         assert_eq!(parse_signer("SHA256:abc"), None);
         assert_eq!(parse_signer("ssh-ed25519 AAAA"), None);

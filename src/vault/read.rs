@@ -364,12 +364,9 @@ impl Vault {
     }
 
     /// Ok when `oid` is a blob present and intact in the object store;
-    /// else git's reason.
-    pub fn check_blob(&self, oid: Oid) -> Result<(), String> {
-        match self.repo.find_blob(oid) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.message().to_string()),
-        }
+    /// else git's error.
+    pub fn check_blob(&self, oid: Oid) -> Result<(), git2::Error> {
+        self.repo.find_blob(oid).map(|_| ())
     }
 
     /// Calls `f` with the content of blob `oid`, without copying it.
@@ -419,24 +416,33 @@ impl Vault {
         let key = self.content_key(backup, identity)?;
         let mac = entry.mac.as_deref().unwrap_or_default();
         check_content(&key, (mac, entry.size), &plain)
-            .map_err(|why| backup.tampered(node, path, &why))?;
+            .map_err(|why| backup.tampered(node, path, &why.to_string()))?;
         // Wiped here when its check fails; the caller's to wipe otherwise.
         Ok(std::mem::take(&mut *plain))
     }
 }
 
+/// How decrypted content differs from what its manifest records.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotRecorded {
+    #[error("the content is {got} bytes, not the size the manifest records ({want})")]
+    Size { got: u64, want: u64 },
+    #[error("the content does not have the mac the manifest records")]
+    Mac,
+}
+
 /// Why decrypted content is not the `(mac, size)` a manifest or index
 /// records, if it is not.
-pub fn check_content(key: &MacKey, want: (&str, u64), plain: &[u8]) -> Result<(), String> {
+pub fn check_content(key: &MacKey, want: (&str, u64), plain: &[u8]) -> Result<(), NotRecorded> {
     let (mac, size) = want;
     if plain.len() as u64 != size {
-        return Err(format!(
-            "the content is {} bytes, not the size the manifest records ({size})",
-            plain.len()
-        ));
+        return Err(NotRecorded::Size {
+            got: plain.len() as u64,
+            want: size,
+        });
     }
     if key.mac(plain) != mac {
-        return Err("the content does not have the mac the manifest records".into());
+        return Err(NotRecorded::Mac);
     }
     Ok(())
 }

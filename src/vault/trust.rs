@@ -227,6 +227,15 @@ pub fn unpinned_signer(vault: &Vault) -> Option<String> {
     (!pinned).then_some(signer)
 }
 
+/// Why a commit's signature cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum SignatureError {
+    #[error("{}", .0.message())]
+    Unreadable(git2::Error),
+    #[error("not an SSH signature ({0})")]
+    NotSsh(ssh_key::Error),
+}
+
 impl Vault {
     /// The fingerprint the backup host's own state gives: its signing key
     /// and the newest commit's `mac-key.age`.
@@ -242,13 +251,13 @@ impl Vault {
     }
 
     /// The key that signed `commit`, whatever it is (checked against itself).
-    fn signer_of(&self, commit: Oid) -> Result<Option<PublicKey>, String> {
+    fn signer_of(&self, commit: Oid) -> Result<Option<PublicKey>, SignatureError> {
         match self.repo.extract_signature(&commit, None) {
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.message().to_string()),
+            Err(e) => Err(SignatureError::Unreadable(e)),
             Ok((sig, _)) => SshSig::from_pem(&*sig)
                 .map(|s| Some(PublicKey::from(s.public_key().clone())))
-                .map_err(|e| format!("not an SSH signature ({e})")),
+                .map_err(SignatureError::NotSsh),
         }
     }
 
@@ -289,7 +298,7 @@ impl Vault {
                 return Err(TrustError::Foreign {
                     dir,
                     commit: short(head),
-                    why,
+                    why: why.to_string(),
                     pinned: "-".into(),
                 })
             }

@@ -258,7 +258,7 @@ pub(super) fn pick_signed(
     snaps: &[StoredSnapshot],
     at: Option<&str>,
 ) -> anyhow::Result<Authentic<StoredSnapshot>> {
-    let snap = select::pick(trusted.vault(), snaps, at).map_err(anyhow::Error::msg)?;
+    let snap = select::pick(trusted.vault(), snaps, at)?;
     let snap = trusted.signed(snap.clone())?;
     if at.is_none_or(|a| a == "latest") {
         store::check_newest_present(trusted, snaps)?;

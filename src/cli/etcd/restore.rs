@@ -5,7 +5,7 @@ use crate::cli::exit::Exit;
 use crate::cli::{args, output, Global};
 use sprayvault::etcd::env::deployment_refusal;
 use sprayvault::etcd::restore::{self, Commands, RestorePlan};
-use sprayvault::source::{Remote, Target};
+use sprayvault::source::Target;
 use sprayvault::vault::{rfc3339, Vault};
 use std::time::Duration;
 
@@ -81,97 +81,89 @@ pub fn run(g: &Global, a: Args) -> anyhow::Result<Exit> {
         start: a.start_command.clone(),
     };
     let progress = g.progress();
-    let rt = crate::cli::runtime()?;
-    let result = rt.block_on(async {
-        let connected =
-            futures_util::future::join_all(targets.iter().map(|t| Remote::connect(t, &ssh))).await;
-        let mut remotes = Vec::new();
-        let mut unreachable = Vec::new();
-        for c in connected {
-            match c {
-                Ok(r) => remotes.push(r),
-                Err(e) => unreachable.push(e.to_string()),
-            }
-        }
-        let result = async {
-            if !unreachable.is_empty() {
-                anyhow::bail!(
+    crate::cli::run::with_nodes(&targets, &ssh, false, async |nodes| {
+        let unreachable: Vec<String> = nodes.unreachable().iter().map(|e| e.to_string()).collect();
+        let remotes = nodes.open_ones();
+        if !unreachable.is_empty() {
+            anyhow::bail!(
                     "every etcd member must be reachable to restore them together, and {}; nothing was changed",
                     unreachable.join("; ")
                 );
-            }
-            let plan =
-                restore::make_plan(&trusted, &snap, &identity, &remotes, &commands, a.force, a.step_timeout)
-                    .await?;
-            print_plan(g, &plan)?;
-            if !plan.problems.is_empty() {
-                for p in &plan.problems {
-                    eprintln!("error: {p}");
-                }
-                eprintln!("etcd restore refused; nothing was changed");
-                return Ok(Exit::Refused);
-            }
-            if !a.yes {
-                eprintln!("nothing was changed: this restores every member above; re-run with --yes to carry it out");
-                return Ok(Exit::Refused);
-            }
-            let report = restore::apply(
-                &vault,
-                &snap,
-                &identity,
-                &plan,
-                &remotes,
-                restore::Deadlines {
-                    step: a.step_timeout,
-                    healthy: a.timeout.unwrap_or(a.step_timeout),
-                },
-                &progress,
-            )
-            .await?;
-            let healthy = report.members.iter().all(|m| m.healthy);
-            if g.json {
-                output::json(&report)?;
-            } else {
-                let mut t = output::Table::new(&["NODE", "MEMBER", "STATE", "REVISION", "OLD DATA"]);
-                for m in &report.members {
-                    t.row(vec![
-                        m.node.clone(),
-                        m.member.clone(),
-                        m.error.clone().unwrap_or_else(|| "healthy".into()),
-                        m.revision.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                        m.old_data.clone().unwrap_or_else(|| "-".into()),
-                    ]);
-                }
-                t.print();
-                println!(
-                    "restored etcd snapshot {} (revision {}) onto {} members in {:.1} s: {}",
-                    report.snapshot,
-                    report.revision,
-                    report.members.len(),
-                    report.seconds,
-                    if healthy {
-                        "all healthy".to_string()
-                    } else {
-                        format!(
-                            "{} not healthy",
-                            report.members.iter().filter(|m| !m.healthy).count()
-                        )
-                    }
-                );
-            }
-            anyhow::Ok(if healthy { Exit::Success } else { Exit::Failure })
         }
-        .await;
-        // A member cut off at its deadline does not answer the close: its
-        // ssh is killed when the close is dropped.
-        futures_util::future::join_all(remotes.into_iter().map(|r| async move {
-            let _ = tokio::time::timeout(Duration::from_secs(3), r.close()).await;
-        }))
-        .await;
-        result
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result
+        let plan = restore::make_plan(
+            &trusted,
+            &snap,
+            &identity,
+            &remotes,
+            &commands,
+            a.force,
+            a.step_timeout,
+        )
+        .await?;
+        print_plan(g, &plan)?;
+        if !plan.problems.is_empty() {
+            for p in &plan.problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!("etcd restore refused; nothing was changed");
+            return Ok(Exit::Refused);
+        }
+        if !a.yes {
+            eprintln!("nothing was changed: this restores every member above; re-run with --yes to carry it out");
+            return Ok(Exit::Refused);
+        }
+        let report = restore::apply(
+            &vault,
+            &snap,
+            &identity,
+            &plan,
+            &remotes,
+            restore::Deadlines {
+                step: a.step_timeout,
+                healthy: a.timeout.unwrap_or(a.step_timeout),
+            },
+            &progress,
+        )
+        .await?;
+        let healthy = report.members.iter().all(|m| m.healthy);
+        if g.json {
+            output::json(&report)?;
+        } else {
+            let mut t = output::Table::new(&["NODE", "MEMBER", "STATE", "REVISION", "OLD DATA"]);
+            for m in &report.members {
+                t.row(vec![
+                    m.node.clone(),
+                    m.member.clone(),
+                    m.error.clone().unwrap_or_else(|| "healthy".into()),
+                    m.revision
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    m.old_data.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            t.print();
+            println!(
+                "restored etcd snapshot {} (revision {}) onto {} members in {:.1} s: {}",
+                report.snapshot,
+                report.revision,
+                report.members.len(),
+                report.seconds,
+                if healthy {
+                    "all healthy".to_string()
+                } else {
+                    format!(
+                        "{} not healthy",
+                        report.members.iter().filter(|m| !m.healthy).count()
+                    )
+                }
+            );
+        }
+        anyhow::Ok(if healthy {
+            Exit::Success
+        } else {
+            Exit::Failure
+        })
+    })
 }
 
 fn print_plan(g: &Global, plan: &RestorePlan) -> anyhow::Result<()> {

@@ -74,15 +74,13 @@ fn snapshot(
     };
     let progress = g.progress();
     let started = std::time::Instant::now();
-    let rt = crate::cli::runtime()?;
-    let report = rt.block_on(sprayvault::etcd::run::run(
+    let report = crate::cli::run::block_on(sprayvault::etcd::run::run(
         &vault,
         &inventory,
         &a.inventory.inventory.display().to_string(),
         &opts,
         &progress,
-    ));
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    ))?;
     let r = report?;
     drop(progress);
     if g.json {

@@ -31,17 +31,23 @@
 //! whatever happens; what a run cut off leaves, the next one sweeps first.
 
 pub mod apply;
+#[cfg(test)]
+mod apply_tests;
+mod follow;
+mod members;
 pub mod plan;
 #[cfg(test)]
 mod rules;
 pub mod script;
 pub mod tool;
+mod upload;
 
 use crate::source::SourceError;
 use crate::vault::VaultError;
 use thiserror::Error;
 
-pub use apply::{apply, Deadlines, MemberResult, RestoreReport};
+pub use apply::{apply, MemberResult, RestoreReport};
+pub use members::Deadlines;
 pub use plan::{make_plan, MemberPlan, RestorePlan};
 
 /// The commands that stop and start etcd on a member, run through the
@@ -73,9 +79,60 @@ pub enum EtcdRestoreError {
     /// The restore cannot be carried out safely; nothing was changed.
     #[error("{0}")]
     Refused(String),
-    /// A step failed; the message says what state each member was left in.
-    #[error("{0}")]
-    Failed(String),
+    #[error("node {0}: no connection to it")]
+    NoConnection(String),
+    #[error("node {node}: looking at etcd's data directory and tools did not finish within {} s: the node is frozen or unreachable, so it was cut off (raise --step-timeout if it is only slow); nothing was changed", .limit.as_secs())]
+    ProbeCutOff {
+        node: String,
+        limit: std::time::Duration,
+    },
+    /// A step before any member was stopped failed on the members named.
+    #[error("{}", .step.say(.failures))]
+    Unchanged {
+        step: Unchanged,
+        failures: Vec<String>,
+    },
+    #[error("etcd snapshot {0} does not match its sha256 trailer after reassembly; nothing was changed; run `sprayvault verify --full`")]
+    Trailer(String),
+    /// Not every member was stopped and swapped, so none got the go: each
+    /// was told to go back to its old data.
+    #[error("stopping etcd failed, so nothing was restored: {}; {}", .why.join("; "), if *.back { "etcd was started again on every member with its old data".to_string() } else { .members.join("; ") })]
+    NotStopped {
+        /// Why, one sentence per member.
+        why: Vec<String>,
+        /// Every member is back on its old data with etcd started.
+        back: bool,
+        /// Where each member ended up.
+        members: Vec<String>,
+    },
+}
+
+/// The steps that change nothing when they fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unchanged {
+    /// Removing what an earlier run left.
+    Sweep,
+    /// Streaming the snapshot to the members.
+    Upload,
+    /// `snapshot restore` beside each member's data.
+    Restore,
+    /// Writing each member's script.
+    Script,
+}
+
+impl Unchanged {
+    fn say(&self, failures: &[String]) -> String {
+        let f = failures.join("; ");
+        match self {
+            Unchanged::Sweep | Unchanged::Upload => format!("{f}; nothing was changed"),
+            Unchanged::Restore => format!(
+                "restoring the snapshot failed, nothing was changed and etcd was not stopped: {f}"
+            ),
+            Unchanged::Script => format!(
+                "writing the restore script failed, nothing was changed and etcd was not stopped: {f}"
+            ),
+        }
+    }
 }
 
 impl crate::error::Classify for EtcdRestoreError {

@@ -140,15 +140,28 @@ fn in_backup(
     Ok(InBackup::Env(String::from_utf8_lossy(&text).into_owned()))
 }
 
+/// Why the vault's copy of a member's `etcd.env` cannot be used: a
+/// problem of the plan.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotRecorded {
+    #[error("node {node} is in the inventory's etcd group but backup {backup} has no state for it; give --at a snapshot taken when it was backed up, or take it out of the etcd group")]
+    NoNode { node: String, backup: String },
+    #[error("node {node} is in the inventory's etcd group but backup {backup} holds no {ENV_PATH} for it; was it an etcd member then?")]
+    NoEnv { node: String, backup: String },
+    #[error("node {node}: {ENV_PATH} in backup {backup} has no {}; it cannot be restored as an etcd member", .missing.join(", "))]
+    Missing {
+        node: String,
+        backup: String,
+        missing: Vec<&'static str>,
+    },
+}
+
 /// The vault's copy of a member's `etcd.env`, or why it cannot be used.
-pub fn recorded(node: &str, short: &str, held: &InBackup) -> Result<Recorded, String> {
+pub fn recorded(node: &str, short: &str, held: &InBackup) -> Result<Recorded, NotRecorded> {
+    let (n, backup) = (node.to_string(), short.to_string());
     let text = match held {
-        InBackup::NoNode => return Err(format!(
-            "node {node} is in the inventory's etcd group but backup {short} has no state for it; give --at a snapshot taken when it was backed up, or take it out of the etcd group"
-        )),
-        InBackup::NoEnv => return Err(format!(
-            "node {node} is in the inventory's etcd group but backup {short} holds no {ENV_PATH} for it; was it an etcd member then?"
-        )),
+        InBackup::NoNode => return Err(NotRecorded::NoNode { node: n, backup }),
+        InBackup::NoEnv => return Err(NotRecorded::NoEnv { node: n, backup }),
         InBackup::Env(t) => t,
     };
     let env = EtcdEnv::parse(text);
@@ -164,10 +177,11 @@ pub fn recorded(node: &str, short: &str, held: &InBackup) -> Result<Recorded, St
         }
     }
     if !missing.is_empty() {
-        return Err(format!(
-            "node {node}: {ENV_PATH} in backup {short} has no {}; it cannot be restored as an etcd member",
-            missing.join(", ")
-        ));
+        return Err(NotRecorded::Missing {
+            node: n,
+            backup,
+            missing,
+        });
     }
     Ok(Recorded {
         member: env.get("ETCD_NAME").unwrap_or_default().to_string(),
@@ -261,7 +275,7 @@ pub async fn make_plan(
     trusted: &TrustedVault<'_>,
     snap: &Authentic<StoredSnapshot>,
     identity: &Identity,
-    remotes: &[Remote],
+    remotes: &[&Remote],
     commands: &Commands,
     force: bool,
     step: std::time::Duration,
@@ -276,18 +290,17 @@ pub async fn make_plan(
         let held = in_backup(vault, &backup, &r.target.node, identity)?;
         match recorded(&r.target.node, &short, &held) {
             Ok(rec) => records.push((r, rec)),
-            Err(why) => early.push(why),
+            Err(why) => early.push(why.to_string()),
         }
     }
     // A member that stops answering is cut off at the step deadline.
     let found = futures_util::future::join_all(records.iter().map(|(r, rec)| async move {
         match tokio::time::timeout(step, probe(r, rec)).await {
             Ok(f) => f,
-            Err(_) => Err(EtcdRestoreError::Failed(format!(
-                "node {}: looking at etcd's data directory and tools did not finish within {} s: the node is frozen or unreachable, so it was cut off (raise --step-timeout if it is only slow); nothing was changed",
-                r.target.node,
-                step.as_secs()
-            ))),
+            Err(_) => Err(EtcdRestoreError::ProbeCutOff {
+                node: r.target.node.clone(),
+                limit: step,
+            }),
         }
     }))
     .await

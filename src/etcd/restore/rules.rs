@@ -74,7 +74,7 @@ fn member(i: u8) -> MemberInput {
     }
 }
 
-fn plan(members: Vec<MemberInput>, force: bool) -> RestorePlan {
+pub(super) fn plan(members: Vec<MemberInput>, force: bool) -> RestorePlan {
     decide(
         &snap(),
         ("abc1234567".into(), 0),
@@ -86,7 +86,7 @@ fn plan(members: Vec<MemberInput>, force: bool) -> RestorePlan {
     )
 }
 
-fn three() -> Vec<MemberInput> {
+pub(super) fn three() -> Vec<MemberInput> {
     (1..=3).map(member).collect()
 }
 
@@ -116,11 +116,17 @@ fn a_whole_healthy_record_plans_every_member_with_no_problem() {
 
 #[test]
 fn refused_when_the_backup_has_no_state_or_no_etcd_env_for_a_member() {
-    let e = recorded("node4", "abc1234567", &InBackup::NoNode).unwrap_err();
+    let e = recorded("node4", "abc1234567", &InBackup::NoNode)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("backup abc1234567 has no state for it"), "{e}");
-    let e = recorded("node4", "abc1234567", &InBackup::NoEnv).unwrap_err();
+    let e = recorded("node4", "abc1234567", &InBackup::NoEnv)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("holds no /etc/etcd.env"), "{e}");
-    let e = recorded("node4", "abc", &InBackup::Env("ETCD_NAME=x\n".into())).unwrap_err();
+    let e = recorded("node4", "abc", &InBackup::Env("ETCD_NAME=x\n".into()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("has no ETCD_INITIAL_ADVERTISE_PEER_URLS"), "{e}");
 }
 

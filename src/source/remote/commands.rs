@@ -122,7 +122,7 @@ impl Commands {
     /// Runs a fixed command line with root's rights, handing its standard
     /// output to `sink` in pieces of at most `piece` bytes as it arrives.
     /// Fails if the command exits non-zero (with its stderr) or `sink` fails.
-    pub async fn stream_privileged<F>(
+    pub async fn stream_privileged<F, E>(
         &self,
         cmd: &str,
         what: &str,
@@ -130,7 +130,8 @@ impl Commands {
         sink: F,
     ) -> Result<Finished, SourceError>
     where
-        F: FnMut(&[u8]) -> Result<(), String>,
+        F: FnMut(&[u8]) -> Result<(), E>,
+        E: std::fmt::Display,
     {
         self.stream(&self.privileged(cmd), what, piece, sink).await
     }
@@ -138,7 +139,7 @@ impl Commands {
     /// Like [`Commands::stream_privileged`] for a fixed program on the node
     /// that takes no arguments, run under sudo as it is (no shell with
     /// root's rights), so a sudo rule can name exactly it.
-    pub async fn stream_helper<F>(
+    pub async fn stream_helper<F, E>(
         &self,
         program: &str,
         what: &str,
@@ -146,13 +147,14 @@ impl Commands {
         sink: F,
     ) -> Result<Finished, SourceError>
     where
-        F: FnMut(&[u8]) -> Result<(), String>,
+        F: FnMut(&[u8]) -> Result<(), E>,
+        E: std::fmt::Display,
     {
         self.stream(&helper(self.sudo, program), what, piece, sink)
             .await
     }
 
-    async fn stream<F>(
+    async fn stream<F, E>(
         &self,
         line: &str,
         what: &str,
@@ -160,7 +162,8 @@ impl Commands {
         mut sink: F,
     ) -> Result<Finished, SourceError>
     where
-        F: FnMut(&[u8]) -> Result<(), String>,
+        F: FnMut(&[u8]) -> Result<(), E>,
+        E: std::fmt::Display,
     {
         let mut child = self
             .command(line)
@@ -195,7 +198,7 @@ impl Commands {
                 // channel ends the command on the node.
                 if let Err(e) = sink(&buf[..filled]) {
                     let _ = child.start_kill();
-                    return (total, Err(e));
+                    return (total, Err(e.to_string()));
                 }
             }
         };

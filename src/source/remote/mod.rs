@@ -244,7 +244,7 @@ impl Remote {
     /// Like [`Remote::run_privileged`], handing the command's standard output
     /// to `sink` in pieces of at most `piece` bytes as it arrives; returns the
     /// bytes seen. See [`Commands::stream_privileged`].
-    pub async fn stream_privileged<F>(
+    pub async fn stream_privileged<F, E>(
         &self,
         cmd: &str,
         what: &str,
@@ -252,7 +252,8 @@ impl Remote {
         sink: F,
     ) -> Result<u64, SourceError>
     where
-        F: FnMut(&[u8]) -> Result<(), String>,
+        F: FnMut(&[u8]) -> Result<(), E>,
+        E: std::fmt::Display,
     {
         Ok(self
             .commands

@@ -56,11 +56,17 @@ impl Remote {
         pass: P,
     ) -> Result<P::Kept, SourceError> {
         let pass = self.read_once(path, listed, limit, pass).await?;
-        match pass.end().map_err(|why| self.refused(path, why))? {
+        match pass
+            .end()
+            .map_err(|why| self.refused(path, why.to_string()))?
+        {
             Ended::Kept(kept) => Ok(kept),
             Ended::Again(again) => {
                 let again = self.read_once(path, listed, limit, again).await?;
-                match again.end().map_err(|why| self.refused(path, why))? {
+                match again
+                    .end()
+                    .map_err(|why| self.refused(path, why.to_string()))?
+                {
                     Ended::Kept(kept) => Ok(kept),
                     Ended::Again(_) => Err(self.refused(
                         path,
@@ -127,7 +133,7 @@ impl Remote {
             buf.as_mut().zeroize();
             buf.clear();
             if let Err(why) = fed {
-                break Err(self.refused(path, why));
+                break Err(self.refused(path, why.to_string()));
             }
         };
         let after = match fed {
