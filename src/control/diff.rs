@@ -177,7 +177,8 @@ fn tagged(v: &serde_json::Value) -> bool {
 /// Top-level variables of a variables file: name to (rendered value, secret).
 /// Read with the inventory's own YAML reader, so values are what Ansible sees.
 fn variables(data: &[u8]) -> Result<BTreeMap<String, (String, bool)>, String> {
-    let v = crate::inventory::yaml_to_json(&String::from_utf8_lossy(data))?;
+    let v = crate::inventory::yaml_to_json(&String::from_utf8_lossy(data))
+        .map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
     let map = match v {
         serde_json::Value::Object(m) => m,
