@@ -177,9 +177,8 @@ fn tagged(v: &serde_json::Value) -> bool {
 /// Why a file is not read as variables (a note of the diff).
 #[derive(Debug, thiserror::Error)]
 enum NotVariables {
-    /// The inventory's YAML reader's message.
-    #[error("{0}")]
-    Yaml(String),
+    #[error(transparent)]
+    Yaml(#[from] crate::inventory::YamlError),
     #[error("not a mapping of variables")]
     NotAMapping,
 }
@@ -187,8 +186,7 @@ enum NotVariables {
 /// Top-level variables of a variables file: name to (rendered value, secret).
 /// Read with the inventory's own YAML reader, so values are what Ansible sees.
 fn variables(data: &[u8]) -> Result<BTreeMap<String, (String, bool)>, NotVariables> {
-    let v = crate::inventory::yaml_to_json(&String::from_utf8_lossy(data))
-        .map_err(|e| NotVariables::Yaml(e.to_string()))?;
+    let v = crate::inventory::yaml_to_json(&String::from_utf8_lossy(data))?;
     let mut out = BTreeMap::new();
     let map = match v {
         serde_json::Value::Object(m) => m,

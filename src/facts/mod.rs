@@ -97,7 +97,7 @@ pub fn collect(
             config::Plugin::Jsonfile => serde_json::from_slice(&data).map_err(|e| e.to_string()),
             config::Plugin::Yaml => std::str::from_utf8(&data)
                 .map_err(|e| e.to_string())
-                .and_then(crate::inventory::yaml_to_json),
+                .and_then(|t| crate::inventory::yaml_to_json(t).map_err(|e| e.to_string())),
         }
         .unwrap_or_else(|why| {
             report.errors.push((

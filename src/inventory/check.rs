@@ -4,85 +4,77 @@
 //! metacharacters, or is a Jinja template (which sprayvault does not
 //! evaluate, beyond the host's own name: see `template.rs`). Host names also become directory names in the vault.
 
+use super::host_error::{HostError, Rule};
 use std::net::Ipv6Addr;
 
-/// `Err(why; what to do)` when `value` is empty, a template, starts with
-/// `-`, or holds a character outside `allowed`; `rule` says what is allowed.
+/// An error when `value` is empty, a template, starts with `-`, or holds a
+/// character outside `allowed`; `rule` says what is allowed.
 fn common(
-    what: &str,
+    what: &'static str,
     value: &str,
     allowed: impl Fn(char) -> bool,
-    rule: &str,
-) -> Result<(), String> {
+    rule: Rule,
+) -> Result<(), HostError> {
     if value.is_empty() {
-        return Err(format!("{what} is empty; {rule}"));
+        return Err(HostError::Empty { what, rule });
     }
     if value.contains("{{") || value.contains("{%") || value.contains("{#") {
-        return Err(format!(
-            "{what} {value:?} is a Jinja template, which sprayvault does not evaluate (beyond {{{{ inventory_hostname }}}} and {{{{ inventory_hostname_short }}}}); write the value itself"
-        ));
+        return Err(HostError::Template {
+            what,
+            value: value.to_string(),
+        });
     }
     if value.starts_with('-') {
-        return Err(format!(
-            "{what} {value:?} starts with '-', which ssh would take for an option; {rule}"
-        ));
+        return Err(HostError::Dash {
+            what,
+            value: value.to_string(),
+            rule,
+        });
     }
-    let Some(bad) = value.chars().find(|c| !allowed(*c)) else {
-        return Ok(());
-    };
-    let shown = if bad.is_whitespace() {
-        "whitespace".to_string()
-    } else if bad.is_control() {
-        "a control character".to_string()
-    } else if ";|&$`'\"<>(){}*?!\\#~%=,[]^".contains(bad) {
-        format!("the shell metacharacter '{bad}'")
-    } else {
-        format!("the character '{bad}'")
-    };
-    Err(format!("{what} {value:?} holds {shown}; {rule}"))
+    match value.chars().find(|c| !allowed(*c)) {
+        None => Ok(()),
+        Some(found) => Err(HostError::Holds {
+            what,
+            value: value.to_string(),
+            found,
+            rule,
+        }),
+    }
 }
 
 /// Host names: letters and digits of any script (`příbor`, as Ansible
 /// takes them), `.`, `_` and `-`, starting with a letter or digit (the
 /// vault's rule for node directories), at most 253 bytes.
-pub fn host_name(name: &str) -> Result<(), String> {
-    let rule = "host names may hold only letters, digits, '.', '_' and '-', and start with a letter or digit";
+pub fn host_name(name: &str) -> Result<(), HostError> {
     if name.parse::<Ipv6Addr>().is_ok() {
-        return Err(format!(
-            "host name {name:?} is an IPv6 address; name the host and set ansible_host={name}"
-        ));
+        return Err(HostError::Ipv6Name {
+            name: name.to_string(),
+        });
     }
     let ok = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
-    common("host name", name, ok, rule)?;
+    common("host name", name, ok, Rule::HostName)?;
     if !name.starts_with(char::is_alphanumeric) {
-        return Err(format!(
-            "host name {name:?} does not start with a letter or digit; {rule}"
-        ));
+        return Err(HostError::NameStart {
+            name: name.to_string(),
+        });
     }
     if name.len() > 253 {
-        let start: String = name.chars().take(20).collect();
-        return Err(format!(
-            "host name {start:?}... is longer than 253 bytes; shorten it"
-        ));
+        return Err(HostError::NameTooLong {
+            start: name.chars().take(20).collect(),
+        });
     }
     Ok(())
 }
 
 /// `ansible_user` (named `what`): letters, digits, `.`, `_`, `-`, `@`, `+`.
-pub fn user(what: &str, u: &str) -> Result<(), String> {
+pub fn user(what: &'static str, u: &str) -> Result<(), HostError> {
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
-    common(
-        what,
-        u,
-        ok,
-        "users may hold only ASCII letters, digits, '.', '_', '-', '@' and '+'",
-    )
+    common(what, u, ok, Rule::User)
 }
 
 /// `ansible_host` (named `what`): a host name or IPv4 address, or an IPv6
 /// address (optionally with a `%zone`).
-pub fn address(what: &str, a: &str) -> Result<(), String> {
-    let rule = "give a host name, an IPv4 address or an IPv6 address";
+pub fn address(what: &'static str, a: &str) -> Result<(), HostError> {
     let (ip, zone) = a.split_once('%').unwrap_or((a, ""));
     let zone_ok = zone
         .chars()
@@ -91,22 +83,20 @@ pub fn address(what: &str, a: &str) -> Result<(), String> {
         return Ok(());
     }
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    common(what, a, ok, rule)?;
+    common(what, a, ok, Rule::Address)?;
     if a.starts_with('.') {
-        return Err(format!("{what} {a:?} starts with '.'; {rule}"));
+        return Err(HostError::AddressDot {
+            what,
+            value: a.to_string(),
+        });
     }
     Ok(())
 }
 
 /// `ansible_ssh_private_key_file` (named `what`): any path that is not an
 /// option and has no control characters (ssh gets it as one argument).
-pub fn key_file(what: &str, k: &str) -> Result<(), String> {
-    common(
-        what,
-        k,
-        |c| !c.is_control(),
-        "give the path of the private key",
-    )
+pub fn key_file(what: &'static str, k: &str) -> Result<(), HostError> {
+    common(what, k, |c| !c.is_control(), Rule::KeyFile)
 }
 
 #[cfg(test)]
@@ -148,9 +138,13 @@ mod tests {
         ] {
             assert!(host_name(bad).is_err(), "{bad}");
         }
-        assert!(host_name("fe80::1").unwrap_err().contains("IPv6"));
+        assert!(host_name("fe80::1")
+            .unwrap_err()
+            .to_string()
+            .contains("IPv6"));
         assert!(host_name("a;b")
             .unwrap_err()
+            .to_string()
             .contains("shell metacharacter ';'"));
     }
 

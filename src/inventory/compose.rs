@@ -6,6 +6,7 @@
 //!
 //! Nesting is bounded (a deeper document is refused, not a stack overflow).
 
+use super::yaml_error::{Pos, YamlError};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -35,19 +36,6 @@ pub enum Raw {
     },
 }
 
-/// Where a node starts, 1-based, for messages.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pos {
-    pub line: usize,
-    pub col: usize,
-}
-
-impl std::fmt::Display for Pos {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "line {} column {}", self.line, self.col)
-    }
-}
-
 impl Raw {
     pub fn at(&self) -> Pos {
         match self {
@@ -73,17 +61,24 @@ fn tag_text(tag: Option<std::borrow::Cow<'_, Tag>>) -> Option<String> {
     tag.map(|t| format!("{}{}", t.handle, t.suffix))
 }
 
+fn unexpected(event: &Event<'_>, at: Pos) -> YamlError {
+    YamlError::UnexpectedEvent {
+        event: format!("{event:?}"),
+        at,
+    }
+}
+
 struct Composer<'a> {
     events: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: HashMap<usize, Rc<Raw>>,
 }
 
 impl<'a> Composer<'a> {
-    fn next(&mut self) -> Result<(Event<'a>, Span), String> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
         match self.events.next_event() {
             Some(Ok(e)) => Ok(e),
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("the YAML ends early".into()),
+            Some(Err(e)) => Err(YamlError::Scan(e)),
+            None => Err(YamlError::EndsEarly),
         }
     }
 
@@ -95,19 +90,20 @@ impl<'a> Composer<'a> {
     }
 
     /// The node that starts with `event`.
-    fn node(&mut self, event: Event<'a>, span: Span, depth: usize) -> Result<Rc<Raw>, String> {
+    fn node(&mut self, event: Event<'a>, span: Span, depth: usize) -> Result<Rc<Raw>, YamlError> {
         let at = pos(&span);
         if depth > MAX_DEPTH {
-            return Err(format!(
-                "the YAML nests deeper than {MAX_DEPTH} levels at {at}"
-            ));
+            return Err(YamlError::TooDeep {
+                limit: MAX_DEPTH,
+                at,
+            });
         }
         match event {
             Event::Alias(id) => self
                 .anchors
                 .get(&id)
                 .cloned()
-                .ok_or_else(|| format!("an alias at {at} refers to a node that contains it")),
+                .ok_or(YamlError::AliasInside { at }),
             Event::Scalar(value, style, id, tag) => {
                 let tag = tag_text(tag);
                 let implicit = match &tag {
@@ -147,13 +143,13 @@ impl<'a> Composer<'a> {
                 let tag = tag_text(tag).filter(|t| t != "!");
                 Ok(self.anchor(id, Rc::new(Raw::Map { pairs, tag, at })))
             }
-            other => Err(format!("unexpected YAML event {other:?} at {at}")),
+            other => Err(unexpected(&other, at)),
         }
     }
 }
 
 /// The document of `text`, or `None` for a stream with no document.
-pub fn compose(text: &str) -> Result<Option<Rc<Raw>>, String> {
+pub fn compose(text: &str) -> Result<Option<Rc<Raw>>, YamlError> {
     let mut c = Composer {
         events: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -165,21 +161,16 @@ pub fn compose(text: &str) -> Result<Option<Rc<Raw>>, String> {
             (Event::StreamEnd, _) => return Ok(doc),
             (Event::DocumentStart(_), span) => {
                 if doc.is_some() {
-                    return Err(format!(
-                        "expected a single document in the stream, but found another document at {}",
-                        pos(&span)
-                    ));
+                    return Err(YamlError::SecondDocument { at: pos(&span) });
                 }
                 let (e, s) = c.next()?;
                 doc = Some(c.node(e, s, 0)?);
                 match c.next()? {
                     (Event::DocumentEnd, _) => {}
-                    (other, s) => {
-                        return Err(format!("unexpected YAML event {other:?} at {}", pos(&s)))
-                    }
+                    (other, s) => return Err(unexpected(&other, pos(&s))),
                 }
             }
-            (other, s) => return Err(format!("unexpected YAML event {other:?} at {}", pos(&s))),
+            (other, s) => return Err(unexpected(&other, pos(&s))),
         }
     }
 }

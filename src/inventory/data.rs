@@ -4,6 +4,7 @@
 //! the inventory files give them; and where each variable was set, for
 //! error messages. Parsers add to it in file order, so later settings win.
 
+use super::parse_error::ParseError;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -71,14 +72,14 @@ impl Data {
         self.groups.contains_key(name)
     }
 
-    pub fn add_group(&mut self, name: &str) -> Result<(), String> {
+    pub fn add_group(&mut self, name: &str) -> Result<(), ParseError> {
         if name.is_empty() {
-            return Err("a group has an empty name; give it one".into());
+            return Err(ParseError::EmptyGroupName);
         }
         if name.chars().any(char::is_control) {
-            return Err(format!(
-                "group name {name:?} holds control characters; remove them"
-            ));
+            return Err(ParseError::GroupNameControl {
+                name: name.to_string(),
+            });
         }
         self.groups.entry(name.to_string()).or_default();
         Ok(())
@@ -124,12 +125,18 @@ impl Data {
         key: &str,
         value: Value,
         origin: &Origin,
-    ) -> Result<(), String> {
+    ) -> Result<(), ParseError> {
         let g = self.groups.entry(group.to_string()).or_default();
         if key == "ansible_group_priority" {
-            g.priority = py_int(&value).ok_or_else(|| {
-                format!("ansible_group_priority of group '{group}' is {value}, not a whole number; fix it")
-            })?;
+            g.priority = match py_int(&value) {
+                Some(p) => p,
+                None => {
+                    return Err(ParseError::BadPriority {
+                        group: group.to_string(),
+                        value,
+                    })
+                }
+            };
         } else {
             g.vars.insert(key.to_string(), (value, origin.clone()));
         }
@@ -137,14 +144,17 @@ impl Data {
     }
 
     /// Makes `child` a child group of `parent`; both exist. Loops are errors.
-    pub fn add_child(&mut self, parent: &str, child: &str) -> Result<(), String> {
+    pub fn add_child(&mut self, parent: &str, child: &str) -> Result<(), ParseError> {
         if parent == child {
-            return Err(format!("group '{parent}' cannot be a child of itself"));
+            return Err(ParseError::OwnChild {
+                group: parent.to_string(),
+            });
         }
         if self.ancestors_of(parent).contains(child) {
-            return Err(format!(
-                "making '{child}' a child of '{parent}' creates a loop ('{child}' is already above '{parent}'); remove one of the two"
-            ));
+            return Err(ParseError::ChildLoop {
+                parent: parent.to_string(),
+                child: child.to_string(),
+            });
         }
         self.link(parent, child);
         Ok(())

@@ -7,6 +7,7 @@
 //! `ansible_private_key_file`); a null value counts as not set.
 
 use super::data::{Origin, Vars};
+use super::host_error::HostError;
 use super::{ansible_bool, check, template, Host, InventoryError};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -22,40 +23,53 @@ fn pick<'a>(
     })
 }
 
-fn text(what: &str, v: &Value) -> Result<String, String> {
+fn text(what: &'static str, v: &Value) -> Result<String, HostError> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
-        other => Err(format!("{what} is {other}, where text belongs")),
+        other => Err(HostError::NotText {
+            what,
+            value: other.clone(),
+        }),
     }
 }
 
 /// The text of a connection variable as Ansible templates it, where that
 /// needs only the host's name (see `template.rs`); other templates stay,
 /// for the checks to refuse.
-fn templated(name: &str, what: &str, v: &Value) -> Result<String, String> {
+fn templated(name: &str, what: &'static str, v: &Value) -> Result<String, HostError> {
     let t = text(what, v)?;
     Ok(template::substitute(&t, name).unwrap_or(t))
 }
 
 /// A port as Ansible's int conversion takes it: a whole number, also
 /// written as text; here it must also be one ssh can use.
-fn port(what: &str, v: &Value) -> Result<u16, String> {
+fn port(what: &'static str, v: &Value) -> Result<u16, HostError> {
     let n = match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
         Value::String(s) if s.contains("{{") => {
-            return Err(format!("{what} {s:?} is a Jinja template, which sprayvault does not evaluate; write the port number"))
+            return Err(HostError::PortTemplate {
+                what,
+                value: s.clone(),
+            })
         }
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     };
     n.and_then(|n| u16::try_from(n).ok())
         .filter(|p| *p > 0)
-        .ok_or_else(|| format!("{what} {v} is not a port number (1 to 65535)"))
+        .ok_or_else(|| HostError::BadPort {
+            what,
+            value: v.clone(),
+        })
 }
 
 pub fn build(name: &str, vars: Vars, groups: Vec<String>) -> Result<Host, InventoryError> {
-    let fail = |origin: &Origin, why: String| InventoryError::Host {
+    let fail = |origin: &Origin, why: HostError| InventoryError::Host {
         file: origin.file.clone(),
         line: origin.line,
         host: name.to_string(),
@@ -83,12 +97,13 @@ pub fn build(name: &str, vars: Vars, groups: Vec<String>) -> Result<Host, Invent
     };
     let become_ = match pick(&vars, &["ansible_become"]) {
         Some((what, v, o)) => ansible_bool(v).ok_or_else(|| {
-            let hint = if v.as_str().is_some_and(|s| s.contains("{{")) {
-                "it is a Jinja template, which sprayvault does not evaluate; write true or false"
+            let value = v.clone();
+            let why = if v.as_str().is_some_and(|s| s.contains("{{")) {
+                HostError::BooleanTemplate { what, value }
             } else {
-                "write true or false (or yes/no, on/off, 1/0)"
+                HostError::NotBoolean { what, value }
             };
-            fail(o, format!("{what} {v} is not a boolean; {hint}"))
+            fail(o, why)
         })?,
         None => false,
     };

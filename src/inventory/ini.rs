@@ -6,6 +6,7 @@
 //! of the line), and whole-line `#`/`;` comments.
 
 use super::data::{Data, Origin};
+use super::parse_error::ParseError;
 use super::{address, literal, range, shlex, InventoryError};
 use std::path::Path;
 
@@ -33,7 +34,7 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), InventoryEr
             file: file.to_path_buf(),
             line: Some(i + 1),
         };
-        let err = |why: String| InventoryError::Syntax {
+        let err = |why: ParseError| InventoryError::Syntax {
             file: file.to_path_buf(),
             line: Some(i + 1),
             why,
@@ -48,9 +49,10 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), InventoryEr
                 "children" => State::Children,
                 "vars" => State::Vars,
                 other => {
-                    return Err(err(format!(
-                        "section [{name}:{other}] has the unknown type '{other}'; use [{name}], [{name}:children] or [{name}:vars]"
-                    )))
+                    return Err(err(ParseError::SectionType {
+                        group: name.to_string(),
+                        kind: other.to_string(),
+                    }))
                 }
             };
             if !data.has_group(name) {
@@ -71,15 +73,18 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), InventoryEr
             continue;
         }
         if line.starts_with('[') && (line.ends_with(']') || !bracketed_host(line)) {
-            return Err(err(format!(
-                "{line:?} is not a valid section header; write [group], [group:children] or [group:vars] alone on the line, without spaces (a comment after it starts with #)"
-            )));
+            return Err(err(ParseError::SectionHeader {
+                line: line.to_string(),
+            }));
         }
         match state {
             State::Hosts => host_line(line, &group, &at, data).map_err(err)?,
             State::Children => {
                 let child = child_name(line).ok_or_else(|| {
-                    err(format!("{line:?} in [{group}:children] is not a group name; write one group per line"))
+                    err(ParseError::ChildLine {
+                        line: line.to_string(),
+                        group: group.clone(),
+                    })
                 })?;
                 if data.has_group(child) {
                     data.add_child(&group, child).map_err(&err)?;
@@ -97,7 +102,10 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), InventoryEr
             }
             State::Vars => {
                 let (k, v) = line.split_once('=').ok_or_else(|| {
-                    err(format!("{line:?} in [{group}:vars] is not name=value; write one variable per line as name=value"))
+                    err(ParseError::VarsLine {
+                        line: line.to_string(),
+                        group: group.clone(),
+                    })
                 })?;
                 data.set_group_var(&group, k.trim(), literal::value(v.trim()), &at)
                     .map_err(&err)?;
@@ -107,15 +115,14 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), InventoryEr
     if let Some(p) = pending.first() {
         let why = if p.children {
             let parent = p.parents.last().map(String::as_str).unwrap_or("?");
-            format!(
-                "section [{parent}:children] names the group '{}', which is never defined; add a [{}] section (it may be empty) or remove the line",
-                p.name, p.name
-            )
+            ParseError::UndefinedChild {
+                parent: parent.to_string(),
+                child: p.name.clone(),
+            }
         } else {
-            format!(
-                "section [{}:vars] is for the group '{}', which is never defined; add a [{}] section or remove these variables",
-                p.name, p.name, p.name
-            )
+            ParseError::UndefinedVarsGroup {
+                group: p.name.clone(),
+            }
         };
         return Err(InventoryError::Syntax {
             file: file.to_path_buf(),
@@ -128,7 +135,7 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), InventoryEr
 
 /// A group defined now: its pending `[x:children]` mentions take effect,
 /// a pending `[x:vars]` is satisfied (Ansible's `_add_pending_children`).
-fn resolve(name: &str, pending: &mut Vec<Pending>, data: &mut Data) -> Result<(), String> {
+fn resolve(name: &str, pending: &mut Vec<Pending>, data: &mut Data) -> Result<(), ParseError> {
     let Some(at) = pending.iter().position(|p| p.name == name) else {
         return Ok(());
     };
@@ -185,14 +192,13 @@ fn bracketed_host(line: &str) -> bool {
 }
 
 /// `pattern[:port] [name=value ...]`: adds the hosts to `group`.
-fn host_line(line: &str, group: &str, at: &Origin, data: &mut Data) -> Result<(), String> {
+fn host_line(line: &str, group: &str, at: &Origin, data: &mut Data) -> Result<(), ParseError> {
     let first = line.split_whitespace().next().unwrap_or(line);
-    let tokens = shlex::split(line).map_err(|e| match e {
-        shlex::Error::Quote => {
-            format!("unterminated quote in host variables of '{first}'; close the quote")
-        }
-        shlex::Error::Escape => {
-            format!("the host line of '{first}' ends with a backslash; remove it")
+    let tokens = shlex::split(line).map_err(|e| {
+        let host = first.to_string();
+        match e {
+            shlex::Error::Quote => ParseError::UnclosedQuote { host },
+            shlex::Error::Escape => ParseError::TrailingBackslash { host },
         }
     })?;
     let Some(pattern) = tokens.first() else {
@@ -200,22 +206,21 @@ fn host_line(line: &str, group: &str, at: &Origin, data: &mut Data) -> Result<()
     };
     let (hostpattern, port) = address::split_port(pattern);
     if pattern.trim().ends_with(':') && port.is_none() {
-        return Err(format!(
-            "host pattern '{pattern}' ends with ':'; give the port after it or remove the ':'"
-        ));
+        return Err(ParseError::EmptyPort {
+            pattern: pattern.clone(),
+        });
     }
     let hosts = range::expand(&hostpattern)?;
     let mut vars = Vec::new();
     for t in &tokens[1..] {
-        let (k, v) = t.split_once('=').ok_or_else(|| {
-            format!("host variable {t:?} of '{pattern}' is not name=value; write name=value, quoting values with spaces")
+        let (k, v) = t.split_once('=').ok_or_else(|| ParseError::HostVarLine {
+            var: t.clone(),
+            pattern: pattern.clone(),
         })?;
         vars.push((k, literal::value(v)));
     }
     if hosts.iter().any(|h| h.trim() == "---") {
-        return Err(
-            "'---' starts a YAML document: a YAML inventory file must end in .yaml or .yml".into(),
-        );
+        return Err(ParseError::YamlInIni);
     }
     for h in &hosts {
         data.add_host(h, group, port, at);

@@ -14,6 +14,9 @@
 //! with `yaml11`'s PyYAML scalar rules), `data` (groups and hosts as parsed), `vars` (group_vars/host_vars
 //! and the order variables merge in), `host` and `check` (connection
 //! settings and what is refused), `boolean`, and `pattern` (`--limit`).
+//! Why a file or host is refused is typed: `parse_error` (a file's
+//! groups, lines and ranges), `yaml_error` (a YAML document) and
+//! `host_error` (a host's name or connection variable).
 
 mod address;
 mod boolean;
@@ -21,9 +24,11 @@ mod check;
 mod compose;
 mod data;
 mod host;
+mod host_error;
 mod ini;
 mod literal;
 mod node;
+mod parse_error;
 mod pattern;
 mod pytoken;
 mod range;
@@ -33,8 +38,12 @@ mod template;
 mod vars;
 mod yaml;
 mod yaml11;
+mod yaml_error;
 
 pub use boolean::ansible_bool;
+pub use host_error::{HostError, Rule};
+pub use parse_error::{ParseError, RangeFault};
+pub use yaml_error::{KeyNotText, Pos, ScalarError, YamlError};
 
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,7 +62,7 @@ pub enum InventoryError {
     Syntax {
         file: PathBuf,
         line: Option<usize>,
-        why: String,
+        why: ParseError,
     },
     /// A host's connection setting is unusable or unsafe; `file` and `line`
     /// are where that setting was given.
@@ -62,7 +71,7 @@ pub enum InventoryError {
         file: PathBuf,
         line: Option<usize>,
         host: String,
-        why: String,
+        why: HostError,
     },
     #[error("host pattern {pattern:?} matches no host of the inventory; check --limit against `sprayvault inventory -i ...`")]
     NoMatch { pattern: String },
@@ -193,8 +202,8 @@ pub fn from_text(name: &Path, text: &str) -> Result<Inventory, InventoryError> {
 /// A YAML (or JSON) document as JSON, read as Ansible's loader reads it
 /// (YAML 1.1 scalars, merge keys, `!vault`, `!unsafe`; see `node.rs`). Also
 /// what Ansible's YAML fact cache files are read with.
-pub fn yaml_to_json(text: &str) -> Result<Value, String> {
-    node::parse(text)?.to_value()
+pub fn yaml_to_json(text: &str) -> Result<Value, YamlError> {
+    Ok(node::parse(text)?.to_value()?)
 }
 
 /// Groups, depths and merged variables, into hosts.

@@ -17,6 +17,7 @@
 
 use super::compose::{self, Raw};
 use super::yaml11::{self, Scalar};
+use super::yaml_error::{KeyNotText, Pos, YamlError};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use std::fmt;
@@ -46,7 +47,7 @@ pub enum Node {
 /// Parses one JSON or YAML document (JSON first, as Ansible's loader does)
 /// into resolved nodes: merge keys applied, keys unique. Errors name the
 /// line and column.
-pub fn parse(text: &str) -> Result<Node, String> {
+pub fn parse(text: &str) -> Result<Node, YamlError> {
     if let Ok(n) = serde_json::from_str::<Node>(text) {
         return Ok(n);
     }
@@ -57,10 +58,10 @@ pub fn parse(text: &str) -> Result<Node, String> {
     construct(&doc, &mut budget)
 }
 
-fn spend(budget: &mut usize) -> Result<(), String> {
-    *budget = budget.checked_sub(1).ok_or_else(|| {
-        format!("the YAML expands (through its aliases) to more than {MAX_NODES} values")
-    })?;
+fn spend(budget: &mut usize) -> Result<(), YamlError> {
+    *budget = budget
+        .checked_sub(1)
+        .ok_or(YamlError::TooManyValues { limit: MAX_NODES })?;
     Ok(())
 }
 
@@ -76,26 +77,26 @@ fn scalar(s: Scalar) -> Node {
     }
 }
 
-fn unknown_tag(tag: &str) -> String {
+fn unknown_tag(tag: &str, at: Pos) -> YamlError {
     let shown = match tag.strip_prefix(CORE) {
         Some(name) => format!("!!{name}"),
         None => tag.to_string(),
     };
-    format!("the YAML tag {shown} is not one Ansible knows (only !unsafe, !vault and YAML's own !! tags)")
+    YamlError::UnknownTag { tag: shown, at }
 }
 
 /// Ansible's constructor on one composed node.
-fn construct(raw: &Raw, budget: &mut usize) -> Result<Node, String> {
+fn construct(raw: &Raw, budget: &mut usize) -> Result<Node, YamlError> {
     spend(budget)?;
     let at = raw.at();
-    let fail = |why: String| format!("{why} (at {at})");
+    let scalar_error = |error| YamlError::Scalar { error, at };
     let tag = raw.tag();
     let core = tag.and_then(|t| t.strip_prefix(CORE));
     Ok(match raw {
         Raw::Scalar {
             value, implicit, ..
         } => match (tag, core) {
-            _ if *implicit => scalar(yaml11::plain(value).map_err(fail)?),
+            _ if *implicit => scalar(yaml11::plain(value).map_err(scalar_error)?),
             (None, _) => Node::Str(value.clone()),
             (_, Some(name))
                 if !matches!(
@@ -103,61 +104,60 @@ fn construct(raw: &Raw, budget: &mut usize) -> Result<Node, String> {
                     "seq" | "map" | "omap" | "pairs" | "set" | "python/dict"
                 ) =>
             {
-                scalar(yaml11::construct(name, value).map_err(fail)?)
+                scalar(yaml11::construct(name, value).map_err(scalar_error)?)
             }
             (Some("!unsafe"), _) => Node::Unsafe(Box::new(Node::Str(value.clone()))),
             (Some("!vault" | "!vault-encrypted"), _) => Node::Vault(value.clone()),
             (Some(t), Some(_)) => {
-                return Err(fail(format!(
-                    "a text is tagged {}, which takes a list or mapping",
-                    t.replace(CORE, "!!")
-                )))
+                return Err(YamlError::TextTaggedCollection {
+                    tag: t.replace(CORE, "!!"),
+                    at,
+                })
             }
-            (Some(t), None) => return Err(fail(unknown_tag(t))),
+            (Some(t), None) => return Err(unknown_tag(t, at)),
         },
-        Raw::Seq { items, .. } => {
-            match (tag, core) {
-                (None, _) | (_, Some("seq")) => Node::Seq(
-                    items
-                        .iter()
-                        .map(|i| construct(i, budget))
-                        .collect::<Result<_, _>>()?,
-                ),
-                (_, Some("omap" | "pairs")) => {
-                    let mut out = Vec::new();
-                    for i in items {
-                        match i.as_ref() {
+        Raw::Seq { items, .. } => match (tag, core) {
+            (None, _) | (_, Some("seq")) => Node::Seq(
+                items
+                    .iter()
+                    .map(|i| construct(i, budget))
+                    .collect::<Result<_, _>>()?,
+            ),
+            (_, Some("omap" | "pairs")) => {
+                let mut out = Vec::new();
+                for i in items {
+                    match i.as_ref() {
                         Raw::Map { pairs, .. } if pairs.len() == 1 => {
                             let (k, v) = &pairs[0];
-                            out.push(Node::Seq(vec![construct(k, budget)?, construct(v, budget)?]));
+                            out.push(Node::Seq(vec![
+                                construct(k, budget)?,
+                                construct(v, budget)?,
+                            ]));
                         }
-                        _ => return Err(fail("each item of an !!omap or !!pairs list must be a mapping of one key".into())),
+                        _ => return Err(YamlError::PairsItem { at }),
                     }
-                    }
-                    Node::Seq(out)
                 }
-                (Some("!unsafe"), _) => Node::Unsafe(Box::new(Node::Seq(
-                    items
-                        .iter()
-                        .map(|i| construct(i, budget))
-                        .collect::<Result<_, _>>()?,
-                ))),
-                (Some(t), _) => return Err(fail(tagged_wrongly(t, "a list"))),
+                Node::Seq(out)
             }
-        }
+            (Some("!unsafe"), _) => Node::Unsafe(Box::new(Node::Seq(
+                items
+                    .iter()
+                    .map(|i| construct(i, budget))
+                    .collect::<Result<_, _>>()?,
+            ))),
+            (Some(t), _) => return Err(tagged_wrongly(t, "a list", at)),
+        },
         Raw::Map { pairs, .. } => match (tag, core) {
             (None, _) | (_, Some("map" | "python/dict")) => mapping(pairs, budget)?,
             (Some("!unsafe"), _) => Node::Unsafe(Box::new(mapping(pairs, budget)?)),
-            (_, Some("set")) => return Err(fail(
-                "an !!set cannot be shown by Ansible (ansible-inventory fails on it); write a list"
-                    .into(),
-            )),
-            (Some(t), _) => return Err(fail(tagged_wrongly(t, "a mapping"))),
+            (_, Some("set")) => return Err(YamlError::Set { at }),
+            (Some(t), _) => return Err(tagged_wrongly(t, "a mapping", at)),
         },
     })
 }
 
-fn tagged_wrongly(tag: &str, what: &str) -> String {
+/// A list or mapping (`kind`) with a tag that is not for it.
+fn tagged_wrongly(tag: &str, kind: &'static str, at: Pos) -> YamlError {
     match tag.strip_prefix(CORE) {
         Some(name)
             if !matches!(
@@ -165,16 +165,24 @@ fn tagged_wrongly(tag: &str, what: &str) -> String {
                 "seq" | "map" | "omap" | "pairs" | "set" | "python/dict" | "binary"
             ) =>
         {
-            format!("{what} is tagged !!{name}, which takes a single value")
+            YamlError::CollectionTaggedScalar {
+                kind,
+                name: name.to_string(),
+                at,
+            }
         }
-        Some("binary") => {
-            "!!binary values cannot be shown by Ansible (ansible-inventory fails on them)".into()
-        }
-        _ if matches!(tag, "!vault" | "!vault-encrypted") => {
-            format!("{what} is tagged {tag}, which takes the encrypted text")
-        }
-        Some(name) => format!("{what} is tagged !!{name}"),
-        None => unknown_tag(tag),
+        Some("binary") => YamlError::CollectionTaggedBinary { at },
+        _ if matches!(tag, "!vault" | "!vault-encrypted") => YamlError::CollectionTaggedVault {
+            kind,
+            tag: tag.to_string(),
+            at,
+        },
+        Some(name) => YamlError::CollectionTaggedOther {
+            kind,
+            name: name.to_string(),
+            at,
+        },
+        None => unknown_tag(tag, at),
     }
 }
 
@@ -195,7 +203,7 @@ type Pairs = Vec<(Rc<Raw>, Rc<Raw>)>;
 
 /// PyYAML's `flatten_mapping`: merged pairs first (later mappings of a
 /// merge list before earlier ones, so earlier ones win), then the own.
-fn flatten(pairs: &Pairs, budget: &mut usize) -> Result<Pairs, String> {
+fn flatten(pairs: &Pairs, budget: &mut usize) -> Result<Pairs, YamlError> {
     let mut merged = Vec::new();
     let mut own = Vec::new();
     for (k, v) in pairs {
@@ -212,25 +220,21 @@ fn flatten(pairs: &Pairs, budget: &mut usize) -> Result<Pairs, String> {
                 for i in items {
                     match i.as_ref() {
                         Raw::Map { pairs: m, .. } => sub.push(flatten(m, budget)?),
-                        _ => return Err(format!("a YAML merge key (<<) takes mappings, and an item of its list at {} is not one", i.at())),
+                        _ => return Err(YamlError::MergeItem { at: i.at() }),
                     }
                 }
                 for s in sub.into_iter().rev() {
                     merged.extend(s);
                 }
             }
-            _ => {
-                return Err(format!(
-                    "a YAML merge key (<<) takes a mapping or a list of mappings (at {at})"
-                ))
-            }
+            _ => return Err(YamlError::MergeValue { at }),
         }
     }
     merged.extend(own);
     Ok(merged)
 }
 
-fn mapping(pairs: &Pairs, budget: &mut usize) -> Result<Node, String> {
+fn mapping(pairs: &Pairs, budget: &mut usize) -> Result<Node, YamlError> {
     let mut out = Vec::new();
     for (k, v) in flatten(pairs, budget)? {
         let key = match k.as_ref() {
@@ -241,10 +245,7 @@ fn mapping(pairs: &Pairs, budget: &mut usize) -> Result<Node, String> {
                 ..
             } if value == "=" => Node::Str(value.clone()),
             Raw::Seq { .. } | Raw::Map { .. } => {
-                return Err(format!(
-                    "a mapping key at {} is a list or mapping; keys must be plain names",
-                    k.at()
-                ))
+                return Err(YamlError::CollectionKey { at: k.at() })
             }
             _ => construct(&k, budget)?,
         };
@@ -311,7 +312,7 @@ impl Node {
     }
 
     /// The node as JSON, as ansible-inventory would print it.
-    pub fn to_value(&self) -> Result<Value, String> {
+    pub fn to_value(&self) -> Result<Value, KeyNotText> {
         Ok(match self {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(*b),
@@ -337,17 +338,14 @@ impl Node {
     }
 
     /// A mapping key as text, as Python's json.dumps writes scalar keys.
-    pub fn key_text(&self) -> Result<String, String> {
+    pub fn key_text(&self) -> Result<String, KeyNotText> {
         match self {
             Node::Str(s) => Ok(s.clone()),
             Node::Number(n) => Ok(n.to_string()),
             Node::Bool(b) => Ok(b.to_string()),
             Node::Null => Ok("null".into()),
             Node::Unsafe(inner) => inner.key_text(),
-            other => Err(format!(
-                "a mapping key is {}; keys must be plain names",
-                other.kind()
-            )),
+            other => Err(KeyNotText { kind: other.kind() }),
         }
     }
 }
@@ -497,9 +495,14 @@ mod tests {
             "? [1]\n: x",
             "2001-12-14: x",
         ] {
-            assert!(parse(bad).and_then(|n| n.to_value()).is_err(), "{bad}");
+            assert!(
+                parse(bad)
+                    .and_then(|n| n.to_value().map_err(YamlError::from))
+                    .is_err(),
+                "{bad}"
+            );
         }
-        let e = parse("a:\n  b: !env X").unwrap_err();
+        let e = parse("a:\n  b: !env X").unwrap_err().to_string();
         assert!(e.contains("!env") && e.contains("line 2 column 6"), "{e}");
     }
 
@@ -510,11 +513,11 @@ mod tests {
             let p = i - 1;
             bomb += &format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n");
         }
-        let e = parse(&bomb).unwrap_err();
+        let e = parse(&bomb).unwrap_err().to_string();
         assert!(e.contains("more than"), "{e}");
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         // saphyr-parser's own bound, or this module's, whichever is lower.
-        let e = parse(&format!("x: {deep}")).unwrap_err();
+        let e = parse(&format!("x: {deep}")).unwrap_err().to_string();
         assert!(
             e.contains("recursion limit") || e.contains("nests deeper"),
             "{e}"
@@ -542,12 +545,12 @@ mod tests {
         for seed in seeds {
             let cuts = seed.char_indices().map(|(i, _)| i);
             for i in cuts.step_by(3) {
-                let _ = parse(&seed[..i]).and_then(|n| n.to_value());
+                let _ = parse(&seed[..i]).and_then(|n| n.to_value().map_err(YamlError::from));
                 for c in [
                     "*", "&a ", "<<: ", "!", "? ", "- ", "{", "]", "'", "\t", "\n  ",
                 ] {
                     let text = format!("{}{c}{}", &seed[..i], &seed[i..]);
-                    let _ = parse(&text).and_then(|n| n.to_value());
+                    let _ = parse(&text).and_then(|n| n.to_value().map_err(YamlError::from));
                     runs += 1;
                 }
             }

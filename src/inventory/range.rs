@@ -3,19 +3,21 @@
 //! several ranges in one name multiplying out. Where Ansible would quietly
 //! make no host (`[3:1]`), this is an error.
 
+use super::parse_error::{ParseError, RangeFault};
+
 /// Guards against `[0:99999999]` by mistake.
 const MAX_HOSTS: usize = 100_000;
 const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// The host names `pattern` stands for; a name without `[` is itself.
-/// Errors are phrases for the caller to place (file, line).
-pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
+/// The caller places errors (file, line).
+pub fn expand(pattern: &str) -> Result<Vec<String>, ParseError> {
     let mut out = Vec::new();
     expand_into(pattern, pattern, &mut out)?;
     Ok(out)
 }
 
-fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), String> {
+fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), ParseError> {
     let Some(open) = pattern.find('[') else {
         out.push(pattern.to_string());
         return Ok(());
@@ -23,9 +25,9 @@ fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), 
     let close = match pattern.find(']') {
         Some(c) if c > open => c,
         _ => {
-            return Err(format!(
-                "unbalanced '[' in host pattern {whole:?}: close the range with ']'"
-            ))
+            return Err(ParseError::UnclosedRange {
+                pattern: whole.to_string(),
+            })
         }
     };
     let (head, body, tail) = (
@@ -33,27 +35,31 @@ fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), 
         &pattern[open + 1..close],
         &pattern[close + 1..],
     );
-    let bad = |why: &str| format!("bad host range [{body}] in {whole:?}: {why}");
+    let bad = |fault| ParseError::BadRange {
+        range: body.to_string(),
+        pattern: whole.to_string(),
+        fault,
+    };
     let bounds: Vec<&str> = body.split(':').collect();
     if !(2..=3).contains(&bounds.len()) {
-        return Err(bad("write it as [begin:end] or [begin:end:step]"));
+        return Err(bad(RangeFault::Shape));
     }
     let beg = if bounds[0].is_empty() { "0" } else { bounds[0] };
     let end = bounds[1];
     if end.is_empty() {
-        return Err(bad("it has no end value"));
+        return Err(bad(RangeFault::NoEnd));
     }
     let step = match bounds.get(2) {
-        Some(s) => py_int(s).ok_or_else(|| bad("the step must be a whole number"))?,
+        Some(s) => py_int(s).ok_or_else(|| bad(RangeFault::StepNotWhole))?,
         None => 1,
     };
     if step == 0 {
-        return Err(bad("the step must not be 0"));
+        return Err(bad(RangeFault::ZeroStep));
     }
     // A leading zero asks for zero-padding to the width of `begin`.
     let width = if beg.len() > 1 && beg.starts_with('0') {
         if beg.len() != end.len() {
-            return Err(bad("zero-padded begin and end must have the same width"));
+            return Err(bad(RangeFault::PaddingWidths));
         }
         beg.len()
     } else {
@@ -62,7 +68,7 @@ fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), 
     let items: Vec<String> = match (LETTERS.find(beg), LETTERS.find(end)) {
         (Some(b), Some(e)) => {
             if b > e {
-                return Err(bad("it begins after it ends"));
+                return Err(bad(RangeFault::Backwards));
             }
             if step < 0 {
                 Vec::new()
@@ -77,14 +83,14 @@ fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), 
         _ => {
             let (b, e) = match (py_int(beg), py_int(end)) {
                 (Some(b), Some(e)) => (b, e),
-                _ => return Err(bad("begin and end must both be numbers or both letters")),
+                _ => return Err(bad(RangeFault::MixedBounds)),
             };
             // Python's range(b, e + 1, step).
             let mut v = Vec::new();
             let mut i = b;
             while (step > 0 && i <= e) || (step < 0 && i > e + 1) {
                 if v.len() >= MAX_HOSTS {
-                    return Err(bad(&format!("it makes more than {MAX_HOSTS} hosts")));
+                    return Err(bad(RangeFault::TooMany { limit: MAX_HOSTS }));
                 }
                 v.push(zfill(&i.to_string(), width));
                 i += step;
@@ -93,14 +99,15 @@ fn expand_into(whole: &str, pattern: &str, out: &mut Vec<String>) -> Result<(), 
         }
     };
     if items.is_empty() {
-        return Err(bad("it makes no host; ranges count up, as in [1:3]"));
+        return Err(bad(RangeFault::NoHost));
     }
     for item in items {
         expand_into(whole, &format!("{head}{item}{tail}"), out)?;
         if out.len() > MAX_HOSTS {
-            return Err(format!(
-                "host pattern {whole:?} makes more than {MAX_HOSTS} hosts"
-            ));
+            return Err(ParseError::TooManyHosts {
+                pattern: whole.to_string(),
+                limit: MAX_HOSTS,
+            });
         }
     }
     Ok(())
@@ -180,5 +187,13 @@ mod tests {
         ] {
             assert!(expand(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            expand("n[1:").unwrap_err().to_string(),
+            "unbalanced '[' in host pattern \"n[1:\": close the range with ']'"
+        );
+        assert_eq!(
+            expand("n[1:2:0]").unwrap_err().to_string(),
+            "bad host range [1:2:0] in \"n[1:2:0]\": the step must not be 0"
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! configurations are not run.
 
 use super::data::Data;
+use super::parse_error::ParseError;
 use super::{ini, yaml, InventoryError};
 use std::path::Path;
 
@@ -100,7 +101,7 @@ pub fn read_text(path: &Path, text: &str, data: &mut Data) -> Result<(), Invento
         return Err(InventoryError::Syntax {
             file: path.to_path_buf(),
             line: Some(1),
-            why: "this is an inventory script, which sprayvault does not run; save what it gives with `ansible-inventory -i FILE --list --yaml > hosts.yaml` and use that".into(),
+            why: ParseError::Script,
         });
     }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");

@@ -21,6 +21,7 @@
 
 use super::data::{Data, Origin, Vars};
 use super::node::{self, Node};
+use super::parse_error::ParseError;
 use super::InventoryError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,28 +163,26 @@ fn extension(name: &str) -> &str {
 
 /// The variables of one file; an empty file has none.
 fn load_file(path: &Path) -> Result<Vars, InventoryError> {
-    let bad = |why: String| InventoryError::Syntax {
+    let bad = |why: ParseError| InventoryError::Syntax {
         file: path.to_path_buf(),
         line: None,
         why,
     };
     let bytes = std::fs::read(path).map_err(|e| read_err(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| bad("it is not UTF-8 text".into()))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad(ParseError::NotUtf8))?;
     if text.trim_start().starts_with("$ANSIBLE_VAULT") {
-        return Err(bad(
-            "it is encrypted with ansible-vault, which sprayvault cannot open; keep the connection variables (ansible_host, ansible_user, ...) in an unencrypted file, or encrypt single values with `ansible-vault encrypt_string`".into(),
-        ));
+        return Err(bad(ParseError::VaultFile));
     }
     let origin = Origin {
         file: path.to_path_buf(),
         line: None,
     };
     let mut vars = Vars::new();
-    match node::parse(&text).map_err(|e| bad(format!("{e}; fix the YAML")))? {
+    match node::parse(&text).map_err(|e| bad(ParseError::Yaml(e)))? {
         Node::Map(pairs) => {
             for (k, v) in pairs {
-                let k = k.key_text().map_err(&bad)?;
-                let v = v.to_value().map_err(&bad)?;
+                let k = k.key_text().map_err(|e| bad(ParseError::Key(e)))?;
+                let v = v.to_value().map_err(|e| bad(ParseError::Key(e)))?;
                 vars.insert(k, (v, origin.clone()));
             }
         }
@@ -191,12 +190,7 @@ fn load_file(path: &Path) -> Result<Vars, InventoryError> {
         Node::Null | Node::Bool(false) => {}
         Node::Str(s) if s.is_empty() => {}
         Node::Seq(s) if s.is_empty() => {}
-        other => {
-            return Err(bad(format!(
-                "a variables file must be a mapping of variable names to values, not {}",
-                other.kind()
-            )))
-        }
+        other => return Err(bad(ParseError::VarsFileNotMapping { kind: other.kind() })),
     }
     Ok(vars)
 }

@@ -10,6 +10,7 @@
 
 use super::data::{Data, Origin};
 use super::node::{self, Node};
+use super::parse_error::ParseError;
 use super::{address, range, InventoryError};
 use std::path::Path;
 
@@ -20,30 +21,23 @@ pub struct Failure {
     pub error: InventoryError,
 }
 
-pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), Failure> {
-    let fail = |structural: bool, why: String| Failure {
-        structural,
-        error: InventoryError::Syntax {
-            file: file.to_path_buf(),
-            line: None,
-            why,
-        },
+/// The failure is boxed, being large (an `InventoryError` and more).
+pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), Box<Failure>> {
+    let fail = |structural: bool, why: ParseError| {
+        Box::new(Failure {
+            structural,
+            error: InventoryError::Syntax {
+                file: file.to_path_buf(),
+                line: None,
+                why,
+            },
+        })
     };
     let top = match node::parse(text) {
-        Err(e) => return Err(fail(false, format!("{e}; fix the YAML"))),
+        Err(e) => return Err(fail(false, ParseError::Yaml(e))),
         Ok(Node::Map(pairs)) if !pairs.is_empty() => pairs,
-        Ok(Node::Map(_) | Node::Null) => {
-            return Err(fail(false, "the YAML inventory is empty".into()))
-        }
-        Ok(other) => {
-            return Err(fail(
-                false,
-                format!(
-                    "a YAML inventory is a mapping of group names (all:, kube_node:, ...), not {}",
-                    other.kind()
-                ),
-            ))
-        }
+        Ok(Node::Map(_) | Node::Null) => return Err(fail(false, ParseError::EmptyYaml)),
+        Ok(other) => return Err(fail(false, ParseError::NotGroups { kind: other.kind() })),
     };
     if let Some((_, plugin)) = top
         .iter()
@@ -51,10 +45,9 @@ pub fn parse(file: &Path, text: &str, data: &mut Data) -> Result<(), Failure> {
     {
         return Err(fail(
             true,
-            format!(
-                "this is the configuration of the inventory plugin {}, which sprayvault cannot run; write its hosts to a file with `ansible-inventory -i FILE --list --yaml > hosts.yaml` and use that",
-                plugin.to_value().unwrap_or_default()
-            ),
+            ParseError::PluginConfig {
+                plugin: plugin.to_value().unwrap_or_default(),
+            },
         ));
     }
     let origin = Origin {
@@ -82,32 +75,34 @@ fn truthy(n: &Node) -> bool {
 }
 
 /// Reads one group definition; returns the group's name.
-fn group(name: &Node, def: Node, data: &mut Data, origin: &Origin) -> Result<String, String> {
+fn group(name: &Node, def: Node, data: &mut Data, origin: &Origin) -> Result<String, ParseError> {
     let Some(name) = name.as_str() else {
-        return Err(format!(
-            "a group name is {}; group names must be strings",
-            name.kind()
-        ));
+        return Err(ParseError::GroupNameNotText { kind: name.kind() });
     };
     let pairs = match def {
         Node::Null => Vec::new(),
         Node::Map(pairs) => pairs,
         other => {
-            return Err(format!(
-                "group '{name}' is {}; a group is a mapping with hosts:, children: and vars: (or empty)",
-                other.kind()
-            ))
+            return Err(ParseError::GroupNotMapping {
+                group: name.to_string(),
+                kind: other.kind(),
+            })
         }
     };
     data.add_group(name)?;
     for (key, value) in pairs {
         let section = match key.as_str() {
-            Some(k) if matches!(k, "hosts" | "children" | "vars") => k.to_string(),
+            Some("hosts") => "hosts",
+            Some("children") => "children",
+            Some("vars") => "vars",
             _ => {
-                return Err(format!(
-                    "group '{name}' has the key {}, but only hosts:, children: and vars: are valid there; check the indentation and spelling",
-                    key.to_value().map(|v| v.to_string()).unwrap_or_else(|_| key.kind().into())
-                ))
+                return Err(ParseError::GroupKey {
+                    group: name.to_string(),
+                    key: key
+                        .to_value()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|_| key.kind().into()),
+                })
             }
         };
         let entries = match value {
@@ -115,25 +110,28 @@ fn group(name: &Node, def: Node, data: &mut Data, origin: &Origin) -> Result<Str
             Node::Map(entries) => entries,
             // `hosts: node1` is `hosts: {node1: null}` in Ansible.
             s @ (Node::Str(_) | Node::Unsafe(_)) if s.as_str().is_some() => vec![(s, Node::Null)],
+            Node::Seq(_) if section == "hosts" => {
+                return Err(ParseError::HostsList {
+                    group: name.to_string(),
+                })
+            }
             other => {
-                let hint = if section == "hosts" && matches!(other, Node::Seq(_)) {
-                    " (write each host as a key ending in ':', not as a '- ' list item)"
-                } else {
-                    ""
-                };
-                return Err(format!(
-                    "{section} of group '{name}' must be a mapping, not {}{hint}",
-                    other.kind()
-                ));
+                return Err(ParseError::SectionNotMapping {
+                    section,
+                    group: name.to_string(),
+                    kind: other.kind(),
+                })
             }
         };
-        match section.as_str() {
+        match section {
             "vars" => {
                 for (k, v) in entries {
-                    let v = v
-                        .to_value()
-                        .map_err(|e| format!("vars of group '{name}': {e}"))?;
-                    data.set_group_var(name, &k.key_text()?, v, origin)?;
+                    let v = v.to_value().map_err(|error| ParseError::GroupVar {
+                        group: name.to_string(),
+                        error,
+                    })?;
+                    let k = k.key_text().map_err(ParseError::Key)?;
+                    data.set_group_var(name, &k, v, origin)?;
                 }
             }
             "children" => {
@@ -159,31 +157,35 @@ fn hosts(
     def: Node,
     data: &mut Data,
     origin: &Origin,
-) -> Result<(), String> {
+) -> Result<(), ParseError> {
     let Some(pattern) = pattern.as_str() else {
-        return Err(format!(
-            "host {} in group '{group}' is {}; quote host names that look like numbers",
-            pattern
+        return Err(ParseError::HostNotText {
+            key: pattern
                 .to_value()
                 .map(|v| v.to_string())
                 .unwrap_or_default(),
-            pattern.kind()
-        ));
+            group: group.to_string(),
+            kind: pattern.kind(),
+        });
     };
     let vars = match def {
         Node::Map(pairs) => pairs,
         other if !truthy(&other) => Vec::new(),
         other => {
-            return Err(format!(
-                "host '{pattern}' in group '{group}' has {} where its variables (a mapping) or nothing belong",
-                other.kind()
-            ))
+            return Err(ParseError::HostVarsNotMapping {
+                host: pattern.to_string(),
+                group: group.to_string(),
+                kind: other.kind(),
+            })
         }
     };
     let mut values = Vec::new();
     for (k, v) in vars {
-        let v = v.to_value().map_err(|e| format!("host '{pattern}': {e}"))?;
-        values.push((k.key_text()?, v));
+        let v = v.to_value().map_err(|error| ParseError::HostVar {
+            host: pattern.to_string(),
+            error,
+        })?;
+        values.push((k.key_text().map_err(ParseError::Key)?, v));
     }
     let (hostpattern, port) = address::split_port(pattern);
     let names = range::expand(&hostpattern)?;

@@ -10,6 +10,7 @@
 //! Every rule here is held against real `ansible-inventory` by the corpus
 //! cases `yaml11-*` of tests/fixtures/inventory.
 
+use super::yaml_error::ScalarError;
 use serde_json::Number;
 
 /// A resolved scalar, before it becomes a node.
@@ -53,9 +54,9 @@ pub fn implicit(v: &str) -> Implicit {
     }
 }
 
-/// The value of a plain scalar (`None` for `<<` and `=`, which are only
+/// The value of a plain scalar (an error for `<<` and `=`, which are only
 /// meaningful as keys).
-pub fn plain(v: &str) -> Result<Scalar, String> {
+pub fn plain(v: &str) -> Result<Scalar, ScalarError> {
     match implicit(v) {
         Implicit::Null => Ok(Scalar::Null),
         Implicit::Bool => construct("bool", v),
@@ -63,35 +64,33 @@ pub fn plain(v: &str) -> Result<Scalar, String> {
         Implicit::Float => construct("float", v),
         Implicit::Timestamp => construct("timestamp", v),
         Implicit::Str => Ok(Scalar::Str(v.to_string())),
-        Implicit::Merge => Err("'<<' (a merge key) stands where a value belongs".into()),
-        Implicit::Value => Err("'=' (YAML 1.1's value key) stands where a value belongs".into()),
+        Implicit::Merge => Err(ScalarError::MergeKey),
+        Implicit::Value => Err(ScalarError::ValueKey),
     }
 }
 
 /// The scalar under the core tag `tag:yaml.org,2002:NAME`, as PyYAML's
 /// SafeConstructor makes it; `Err` where Ansible fails too.
-pub fn construct(name: &str, v: &str) -> Result<Scalar, String> {
-    let bad = |what: &str| format!("{v:?} is not {what} (tagged !!{name})");
+pub fn construct(name: &str, v: &str) -> Result<Scalar, ScalarError> {
+    let value = || v.to_string();
     match name {
         "null" => Ok(Scalar::Null),
         "str" | "python/unicode" => Ok(Scalar::Str(v.to_string())),
         "bool" => match v.to_lowercase().as_str() {
             "yes" | "true" | "on" => Ok(Scalar::Bool(true)),
             "no" | "false" | "off" => Ok(Scalar::Bool(false)),
-            _ => Err(bad("a boolean")),
+            _ => Err(ScalarError::NotBool { value: value() }),
         },
-        "int" => int(v).ok_or_else(|| bad("an integer")),
-        "float" => float(v).ok_or_else(|| bad("a number")),
+        "int" => int(v).ok_or_else(|| ScalarError::NotInt { value: value() }),
+        "float" => float(v).ok_or_else(|| ScalarError::NotFloat { value: value() }),
         "timestamp" => timestamp(v, false)
             .and_then(|t| t.iso())
             .map(Scalar::Time)
-            .ok_or_else(|| bad("a valid date or time")),
-        "binary" => Err(
-            "a !!binary value cannot be shown by Ansible (ansible-inventory fails on it); write it as text".into(),
-        ),
-        _ => Err(format!(
-            "the YAML tag !!{name} is not one Ansible can use here"
-        )),
+            .ok_or_else(|| ScalarError::NotTime { value: value() }),
+        "binary" => Err(ScalarError::Binary),
+        _ => Err(ScalarError::UnusableTag {
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -527,9 +526,16 @@ mod tests {
             construct("timestamp", "2001-1-1"),
             Ok(Scalar::Time("2001-01-01".into()))
         );
+        let e = construct("timestamp", "2001-1-32").unwrap_err();
         assert_eq!(
-            construct("timestamp", "2001-1-32"),
-            Err("\"2001-1-32\" is not a valid date or time (tagged !!timestamp)".into())
+            e,
+            ScalarError::NotTime {
+                value: "2001-1-32".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"2001-1-32\" is not a valid date or time (tagged !!timestamp)"
         );
         assert!(construct("int", "1e3").is_err());
         assert!(construct("bool", "y").is_err());

@@ -140,18 +140,15 @@ pub async fn gather(
     nodes: &Connections,
     force: bool,
 ) -> Result<Gathered, ReplaceError> {
-    fn reach<'c>(r: Option<Result<&'c Remote, &SourceError>>) -> Result<&'c Remote, String> {
-        match r {
-            Some(Ok(r)) => Ok(r),
-            Some(Err(e)) => Err(e.reason()),
-            None => Err("not connected".to_string()),
-        }
-    }
-    let node_remote = reach(nodes.get(node));
+    // Where there is no connection, why not: a reason the plan shows.
+    let node_remote = nodes
+        .get(node)
+        .map(|r| r.map_err(SourceError::reason))
+        .unwrap_or_else(|| Err("no connection to it was opened".into()));
     let others: Vec<(&str, Result<&Remote, String>)> = nodes
         .each()
         .filter(|(n, _)| *n != node)
-        .map(|(n, r)| (n, reach(Some(r))))
+        .map(|(n, r)| (n, r.map_err(SourceError::reason)))
         .collect();
     let backup_has_node = backup.nodes.contains_key(node);
     let host = inventory.hosts.get(node);
