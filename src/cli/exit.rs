@@ -210,6 +210,7 @@ mod tests {
                 replace::ReplaceError::Restore(restore::RestoreError::Vault(v)).into()
             }),
             ("trial", |v| etcd::trial::TrialError::Vault(v).into()),
+            ("etcd --at", |v| etcd::select::PickError::Vault(v).into()),
         ];
         for (name, wrap) in &wrappers {
             for (make, want) in vault_errors() {
