@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-pub mod content;
-pub mod merge;
+pub(crate) mod content;
+pub(crate) mod merge;
 
 use content::{Contents, Kept};
 

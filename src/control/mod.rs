@@ -11,9 +11,9 @@
 
 pub mod diff;
 pub mod local;
-pub mod locate;
+pub(crate) mod locate;
 pub mod restore;
-pub mod version;
+pub(crate) mod version;
 
 use crate::vault::control::{ControlState, ControlWrite, KubesprayRecord};
 use crate::vault::mac::MacKey;

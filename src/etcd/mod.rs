@@ -4,9 +4,9 @@
 
 pub mod capture;
 pub mod env;
-pub mod flags;
+pub(crate) mod flags;
 pub mod index;
-pub mod member;
+pub(crate) mod member;
 pub mod pages;
 pub mod prune;
 pub mod reassemble;

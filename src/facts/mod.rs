@@ -9,7 +9,7 @@
 //! clock or free memory moved leave the history alone.
 
 pub mod config;
-pub mod normalize;
+pub(crate) mod normalize;
 pub mod restore;
 
 use crate::vault::crypto::Identity;

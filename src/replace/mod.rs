@@ -29,9 +29,9 @@
 //! carries on: a running learner is promoted, one that never started is
 //! removed and added again.
 
-pub mod apply;
-pub mod gather;
-pub mod plan;
+pub(crate) mod apply;
+pub(crate) mod gather;
+pub(crate) mod plan;
 
 use crate::restore::RestoreError;
 use crate::source::SourceError;

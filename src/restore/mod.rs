@@ -12,7 +12,7 @@
 //! [`apply_within`] bounds each of those steps: a node that stops answering
 //! ends the restore at the deadline, with the step named, instead of hanging it.
 
-pub mod apply;
+pub(crate) mod apply;
 mod hold;
 pub mod plan;
 #[cfg(test)]

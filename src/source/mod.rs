@@ -7,14 +7,14 @@
 //! Host keys are checked strictly: an unknown or changed host key is an error,
 //! never a prompt and never accepted silently.
 
-pub mod accounts;
+pub(crate) mod accounts;
 pub mod connections;
-pub mod content;
+pub(crate) mod content;
 #[cfg(test)]
-pub mod fake;
-pub mod node;
+pub(crate) mod fake;
+pub(crate) mod node;
 pub mod remote;
-pub mod walk;
+pub(crate) mod walk;
 
 pub use node::{NewFile, NodeFs};
 pub use remote::{Meta, Remote};

@@ -10,26 +10,26 @@
 //! methods; nothing outside this module reaches the repository itself.
 
 pub(crate) mod bindings;
-pub mod blobs;
+pub(crate) mod blobs;
 pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod facts_index;
-pub mod format;
-pub mod lock;
+pub(crate) mod format;
+pub(crate) mod lock;
 pub(crate) mod loose;
-pub mod mac;
+pub(crate) mod mac;
 pub mod manifest;
 pub(crate) mod mark;
 pub mod message;
-pub mod packs;
+pub(crate) mod packs;
 pub mod pins;
 mod read;
 pub mod replicate;
 pub mod rev;
-pub mod session;
+pub(crate) mod session;
 pub mod signing;
-pub mod snapshots;
+pub(crate) mod snapshots;
 pub(crate) mod tree;
 pub mod trust;
 mod write;

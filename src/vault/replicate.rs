@@ -10,7 +10,7 @@
 //! functions of `plan` over listings of both sides.
 
 pub mod plan;
-pub mod pruned;
+pub(crate) mod pruned;
 
 use super::lock::VaultLock;
 use super::{Vault, VaultError};

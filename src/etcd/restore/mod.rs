@@ -30,16 +30,16 @@
 //! and the step. The uploaded snapshot and unused restored copies are removed
 //! whatever happens; what a run cut off leaves, the next one sweeps first.
 
-pub mod apply;
+pub(crate) mod apply;
 #[cfg(test)]
 mod apply_tests;
 mod follow;
 mod members;
-pub mod plan;
+pub(crate) mod plan;
 #[cfg(test)]
 mod rules;
-pub mod script;
-pub mod tool;
+pub(crate) mod script;
+pub(crate) mod tool;
 mod upload;
 
 use crate::source::SourceError;
