@@ -4,8 +4,10 @@
 //! connection within [`CLOSE_WITHIN`] whatever the work returned, and shuts
 //! the runtime down within [`SHUTDOWN`], so that a node cut off at a
 //! deadline (its ssh killed) never holds the end of the run. Commands whose
-//! library operation connects by itself, node by node with its own
-//! deadlines (backup, etcd snapshot, preflight), run through [`block_on`].
+//! library operation connects by itself run through [`block_on`]: backup
+//! (node by node within `--jobs`, each under `--node-timeout`), etcd
+//! snapshot (one member after another) and preflight (a [`Connections`] of
+//! its own, opened and closed the same way).
 //!
 //! [`CLOSE_WITHIN`]: sprayvault::source::connections::CLOSE_WITHIN
 

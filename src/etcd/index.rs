@@ -26,7 +26,7 @@ pub struct SnapshotIndex {
     /// The etcd version the member served the snapshot from (`endpoint
     /// status`); version 2 only.
     pub etcd: Option<String>,
-    /// The keyed hash ([`hashkv_mac`]) of the member's `endpoint hashkv` at
+    /// The keyed hash (over [`hashkv_text`]) of the member's `endpoint hashkv` at
     /// `revision`; version 2 only.
     pub hashkv: Option<String>,
 }

@@ -108,7 +108,7 @@ pub struct Applied {
     pub errors: Vec<(String, String)>,
 }
 
-/// Carries out `items` (from [`plan`] over `entries`) into `to`.
+/// Carries out `items` (from [`super::plan`] over `entries`) into `to`.
 pub fn apply(
     to: &Path,
     entries: &[Entry],
