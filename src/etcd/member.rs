@@ -12,6 +12,19 @@ use crate::source::remote::shell_quote;
 use crate::source::Remote;
 use serde::Serialize;
 
+/// Where kubespray writes a member's etcd settings.
+const LIVE_ENV: &str = "/etc/etcd.env";
+
+/// Why a member's etcd cannot be asked: its `etcd.env` is unreadable or
+/// names no client URL.
+#[derive(Debug, thiserror::Error)]
+pub enum NoEtcdctl {
+    #[error("{}", .0.reason())]
+    Read(crate::source::SourceError),
+    #[error("{LIVE_ENV} has no ETCD_ADVERTISE_CLIENT_URLS")]
+    NoClientUrl,
+}
+
 /// How to reach one member with its own admin certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Etcdctl {
@@ -32,6 +45,18 @@ impl Etcdctl {
             cert: admin.cert,
             key: admin.key,
         })
+    }
+
+    /// A member's live `/etc/etcd.env` and an etcdctl with its admin
+    /// certificate, read over `remote`.
+    pub async fn from_live_env(remote: &Remote) -> Result<(EtcdEnv, Etcdctl), NoEtcdctl> {
+        let text = remote
+            .read(LIVE_ENV, crate::source::remote::SMALL_FILE_LIMIT)
+            .await
+            .map_err(NoEtcdctl::Read)?;
+        let env = EtcdEnv::parse(&String::from_utf8_lossy(&text));
+        let ctl = Etcdctl::from_env(&remote.target.node, &env).ok_or(NoEtcdctl::NoClientUrl)?;
+        Ok((env, ctl))
     }
 
     /// The command line, run on the member itself, with `args` (already quoted).

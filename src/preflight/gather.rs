@@ -4,7 +4,6 @@
 //! checkout. Reads only; every check is decided in [`super`].
 
 use super::*;
-use crate::etcd::env::EtcdEnv;
 use crate::etcd::member::{self, Etcdctl};
 use crate::inventory::Inventory;
 use crate::source::connections::Connections;
@@ -194,28 +193,6 @@ async fn certs_seen(
     }
 }
 
-/// The live `etcd.env` of a member and an `etcdctl` with its certificate.
-async fn member_ctl(remote: &Remote) -> Result<Etcdctl, NoCtl> {
-    let text = remote
-        .read("/etc/etcd.env", SMALL_FILE_LIMIT)
-        .await
-        .map_err(NoCtl::Read)?;
-    Etcdctl::from_env(
-        &remote.target.node,
-        &EtcdEnv::parse(&String::from_utf8_lossy(&text)),
-    )
-    .ok_or(NoCtl::NoClientUrl)
-}
-
-/// Why a member's etcd cannot be asked.
-#[derive(Debug, thiserror::Error)]
-enum NoCtl {
-    #[error("{}", .0.reason())]
-    Read(crate::source::SourceError),
-    #[error("/etc/etcd.env has no ETCD_ADVERTISE_CLIENT_URLS")]
-    NoClientUrl,
-}
-
 fn facts_fix(opts: &Options, host: &str) -> String {
     let dir = opts
         .ansible_dir
@@ -385,8 +362,8 @@ pub async fn gather(opts: &Options<'_>) -> Gathered {
             .map(|(n, _)| n)
             .unwrap_or_default();
         let health = match remotes.get(node) {
-            Some(Ok(r)) => match member_ctl(r).await {
-                Ok(ctl) => {
+            Some(Ok(r)) => match Etcdctl::from_live_env(r).await {
+                Ok((_, ctl)) => {
                     let h = member::health(r, &ctl).await.map_err(|e| e.to_string());
                     if h.is_ok() && listed.is_none() {
                         listed = member::list(r, &ctl).await.ok();

@@ -10,7 +10,6 @@ use crate::etcd::member::{self, Etcdctl};
 use crate::inventory::Inventory;
 use crate::restore;
 use crate::source::connections::Connections;
-use crate::source::remote::SMALL_FILE_LIMIT;
 use crate::source::{Remote, SourceError};
 use crate::vault::crypto::Identity;
 use crate::vault::trust::Authentic;
@@ -46,10 +45,6 @@ enum EnvProblem {
     },
     #[error("ETCD_DATA_DIR {0:?} in its {ENV_PATH} is not an absolute path")]
     DataDir(String),
-    #[error("{}", .0.reason())]
-    Read(SourceError),
-    #[error("{ENV_PATH} has no ETCD_ADVERTISE_CLIENT_URLS")]
-    NoClientUrl,
 }
 
 fn recorded_member(env: &EtcdEnv, backup: &Backup) -> Result<RecordedMember, EnvProblem> {
@@ -81,18 +76,6 @@ fn recorded_member(env: &EtcdEnv, backup: &Backup) -> Result<RecordedMember, Env
     })
 }
 
-/// The live `etcd.env` of a member and an `etcdctl` with its certificate.
-async fn live_ctl(remote: &Remote) -> Result<(EtcdEnv, Etcdctl), EnvProblem> {
-    let node = &remote.target.node;
-    let text = remote
-        .read(ENV_PATH, SMALL_FILE_LIMIT)
-        .await
-        .map_err(EnvProblem::Read)?;
-    let env = EtcdEnv::parse(&String::from_utf8_lossy(&text));
-    let ctl = Etcdctl::from_env(node, &env).ok_or(EnvProblem::NoClientUrl)?;
-    Ok((env, ctl))
-}
-
 async fn other_member(
     remote: Result<&Remote, String>,
     node: &str,
@@ -110,7 +93,7 @@ async fn other_member(
             return (m, None);
         }
     };
-    let (env, ctl) = match live_ctl(r).await {
+    let (env, ctl) = match Etcdctl::from_live_env(r).await {
         Ok(x) => x,
         Err(e) => {
             m.health = Err(e.to_string());
@@ -201,7 +184,7 @@ pub async fn gather(
             list.push(m);
         }
         let own_healthy = match &node_remote {
-            Ok(r) => match live_ctl(r).await {
+            Ok(r) => match Etcdctl::from_live_env(r).await {
                 Ok((_, ctl)) => member::health(r, &ctl).await.is_ok(),
                 Err(_) => false,
             },
